@@ -1,0 +1,20 @@
+"""fdl: *Deep Learning from Scratch* (Weidman, 2019) as pure JAX functions with hand-written backward passes.
+
+Every operation of the book is an :class:`~fdl.ops.Op`: a plain forward plus the book's backward as a
+``jax.custom_vjp``. Every model runs either way, chosen by ``grad="manual" | "autodiff"``, and
+:mod:`fdl.testing` checks that the two agree.
+"""
+
+from . import init, layers, losses, metrics, ops, optim, testing
+from .layers import Layer, dense, dropout, flatten, serial
+from .losses import mean_squared_error, softmax_cross_entropy
+from .train import History, evaluate, fit, make_train_step, predict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "init", "layers", "losses", "metrics", "ops", "optim", "testing",
+    "Layer", "dense", "dropout", "flatten", "serial",
+    "mean_squared_error", "softmax_cross_entropy",
+    "History", "evaluate", "fit", "make_train_step", "predict",
+]

@@ -1,0 +1,6 @@
+"""Layers built from the ops: init/apply pairs and their serial composition."""
+
+from .core import Layer, apply_dropout, dropout, flatten, serial
+from .dense import dense
+
+__all__ = ["Layer", "apply_dropout", "dropout", "flatten", "serial", "dense"]

@@ -1,0 +1,119 @@
+"""Layers as pure functions, and their serial composition (book ch. 3: Layer, NeuralNetwork).
+
+A :class:`Layer` is three pure functions over a parameter pytree; hyperparameters live in the closure,
+never in the params:
+
+* ``init(key, input_shape, dtype=float32) -> params``: ``input_shape`` is the shape of *one example*
+  (no batch axis), e.g. ``(13,)`` or ``(1, 28, 28)``;
+* ``apply(params, x, *, key=None, train=False, grad="manual") -> y``: ``x`` has a leading batch axis;
+  ``grad`` picks the hand-written backward passes (``"manual"``) or ``jax.grad`` through plain ``jnp``
+  (``"autodiff"``); ``key`` feeds dropout when ``train`` is true;
+* ``output_shape(input_shape) -> shape``: the shape of one example's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .._checks import expect_probability
+from ..ops import dropout as dropout_op
+from ..ops import dropout_mask, flatten as flatten_op
+from ..ops._op import check_grad_mode
+
+
+class Layer(NamedTuple):
+    """``init``, ``apply`` and ``output_shape`` of one layer (or of a whole model built by :func:`serial`)."""
+
+    init: Callable
+    apply: Callable
+    output_shape: Callable
+    name: str = "layer"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _no_params(key, input_shape, dtype=jnp.float32):
+    return {}
+
+
+def _same_shape(input_shape):
+    return tuple(input_shape)
+
+
+def flatten() -> Layer:
+    """Flatten each example to a vector (book ch. 5: Flatten)."""
+
+    def apply(params, x, *, key=None, train=False, grad="manual"):
+        return flatten_op(x, grad=grad)
+
+    def output_shape(input_shape):
+        n = 1
+        for d in input_shape:
+            n *= d
+        return (n,)
+
+    return Layer(_no_params, apply, output_shape, "flatten()")
+
+
+def apply_dropout(x, keep_prob, *, key, train, grad, mode="book"):
+    """Dropout with the book's semantics, shared by every layer that has a ``dropout`` argument."""
+    if keep_prob == 1.0:
+        return x
+    return dropout_op(x, dropout_mask(key, x.shape, keep_prob, mode=mode, train=train, dtype=x.dtype), grad=grad)
+
+
+def dropout(keep_prob: float, *, mode: str = "book") -> Layer:
+    """A stand-alone dropout layer keeping each unit with probability ``keep_prob`` (book ch. 4)."""
+    expect_probability(keep_prob, "dropout keep_prob")
+
+    def apply(params, x, *, key=None, train=False, grad="manual"):
+        return apply_dropout(x, keep_prob, key=key, train=train, grad=grad, mode=mode)
+
+    return Layer(_no_params, apply, _same_shape, f"dropout({keep_prob})")
+
+
+def serial(*layers: Layer) -> Layer:
+    """Compose layers in order (book: NeuralNetwork). Params are a list, one entry per layer.
+
+    The key passed to ``init`` or ``apply`` is split once per layer, so each layer's randomness is
+    independent and reproducible.
+    """
+    if not layers:
+        raise ValueError("serial needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"serial: argument {i} is {layer!r}, not a Layer (did you forget to call it?)")
+
+    def init(key, input_shape, dtype=jnp.float32):
+        params, shape = [], tuple(input_shape)
+        for layer, k in zip(layers, jax.random.split(key, len(layers)), strict=True):
+            params.append(layer.init(k, shape, dtype))
+            shape = layer.output_shape(shape)
+        return params
+
+    def apply(params, x, *, key=None, train=False, grad="manual"):
+        check_grad_mode(grad)
+        if len(params) != len(layers):
+            raise ValueError(f"serial: got params for {len(params)} layers, the model has {len(layers)}")
+        keys = jax.random.split(key, len(layers)) if key is not None else [None] * len(layers)
+        for i, (layer, p, k) in enumerate(zip(layers, params, keys, strict=True)):
+            try:
+                x = layer.apply(p, x, key=k, train=train, grad=grad)
+            except (ValueError, TypeError) as e:
+                if str(e).startswith("layer "):
+                    raise
+                raise type(e)(f"layer {i} ({layer.name}): {e}") from None
+        return x
+
+    def output_shape(input_shape):
+        shape = tuple(input_shape)
+        for layer in layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    return Layer(init, apply, output_shape, "serial(" + ", ".join(layer.name for layer in layers) + ")")

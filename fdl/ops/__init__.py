@@ -1,0 +1,12 @@
+"""The book's Operations, each a forward with a hand-written backward (see :class:`Op`)."""
+
+from ._op import GRAD_MODES, Op, op
+from .activations import ACTIVATIONS, get_activation, leaky_relu, linear, relu, sigmoid, tanh
+from .dense import bias_add, weight_multiply
+from .dropout import dropout, dropout_mask
+from .reshape import flatten
+
+__all__ = [
+    "GRAD_MODES", "Op", "op", "ACTIVATIONS", "get_activation", "linear", "sigmoid", "tanh", "relu", "leaky_relu",
+    "weight_multiply", "bias_add", "dropout", "dropout_mask", "flatten",
+]

@@ -1,0 +1,101 @@
+"""`Op`: one of the book's Operations, written once as a forward and a hand-written backward.
+
+The book's ``Operation`` caches its input on ``self`` in ``forward`` and turns an ``output_grad`` into an
+``input_grad`` (and a ``param_grad``) in ``backward``. Here the same pair is two pure functions:
+
+* ``forward(*arrays, **static) -> out``: plain ``jax.numpy``, so ``jax.grad`` can differentiate it;
+* ``backward(g, out, *arrays, **static) -> tuple``: the book's formula, one gradient per array argument
+  (``None`` for an argument that takes no gradient, such as a dropout mask). What the book caches on
+  ``self`` (the inputs and the output) arrive as arguments.
+
+An ``Op`` is callable both ways, chosen explicitly by the caller::
+
+    y = sigmoid(x)                    # hand-written backward (jax.custom_vjp)
+    y = sigmoid(x, grad="autodiff")   # jax.grad differentiates the plain forward
+
+``static`` keyword arguments (slopes, shapes, flags) are Python values, not arrays; each distinct set gets
+its own ``custom_vjp`` function, built once and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+
+import jax
+
+GRAD_MODES = ("manual", "autodiff")
+
+
+def check_grad_mode(grad: str) -> str:
+    """Return ``grad`` if it names a gradient mode, else raise a ValueError that lists the modes."""
+    if grad not in GRAD_MODES:
+        raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
+    return grad
+
+
+class Op:
+    """A forward (plain ``jnp``) and the book's backward for it, callable with ``grad="manual" | "autodiff"``.
+
+    Attributes:
+      name: the op's name, used in error messages.
+      forward: the plain forward; ``jax.grad`` of it is the "autodiff" path.
+      backward: ``(g, out, *arrays, **static) -> tuple of input gradients``, the hand-written VJP.
+    """
+
+    def __init__(self, forward: Callable, backward: Callable, name: str | None = None):
+        self.forward = forward
+        self.backward = backward
+        self.name = name or forward.__name__
+        functools.update_wrapper(self, forward)
+        # Keyword-only defaults of the forward (e.g. leaky_relu's slope) are passed to the backward too.
+        self._defaults = {p.name: p.default for p in inspect.signature(forward).parameters.values()
+                          if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - one custom_vjp per (op, static config), built once
+    def _manual(self, static: tuple) -> Callable:
+        kwargs = dict(static)
+        forward = functools.partial(self.forward, **kwargs)
+
+        def fwd(*arrays):
+            out = forward(*arrays)
+            return out, (arrays, out)
+
+        def bwd(residuals, g):
+            arrays, out = residuals
+            grads = self.backward(g, out, *arrays, **kwargs)
+            if not isinstance(grads, tuple) or len(grads) != len(arrays):
+                raise TypeError(f"{self.name}: backward must return one gradient per array argument")
+            return grads
+
+        f = jax.custom_vjp(forward)
+        f.defvjp(fwd, bwd)
+        return f
+
+    def manual(self, *arrays, **static):
+        """The op with its hand-written backward (``jax.custom_vjp``)."""
+        return self._manual(tuple(sorted({**self._defaults, **static}.items())))(*arrays)
+
+    def __call__(self, *arrays, grad: str = "manual", **static):
+        if check_grad_mode(grad) == "manual":
+            return self.manual(*arrays, **static)
+        return self.forward(*arrays, **static)
+
+    def __repr__(self) -> str:
+        return f"Op({self.name})"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+
+def op(backward: Callable) -> Callable[[Callable], Op]:
+    """Decorator: ``@op(backward)`` on a plain forward makes it an :class:`Op`."""
+
+    def wrap(forward: Callable) -> Op:
+        return Op(forward, backward)
+
+    return wrap

@@ -1,0 +1,78 @@
+"""Activation operations (book ch. 1, 3, 4): linear, sigmoid, tanh, relu, leaky_relu.
+
+Each backward uses what the forward cached (its input ``x`` or its output ``out``), as the book does.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ._op import op
+
+
+def _linear_backward(g, out, x):
+    return (g,)
+
+
+@op(_linear_backward)
+def linear(x):
+    """The identity, ``out = x`` (book: Linear)."""
+    return x
+
+
+def _sigmoid_backward(g, out, x):
+    return (g * out * (1.0 - out),)
+
+
+@op(_sigmoid_backward)
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``; backward ``g * s * (1 - s)`` (book: Sigmoid)."""
+    return jax.nn.sigmoid(x)
+
+
+def _tanh_backward(g, out, x):
+    return (g * (1.0 - out * out),)
+
+
+@op(_tanh_backward)
+def tanh(x):
+    """``tanh(x)``; backward ``g * (1 - out^2)`` (book: Tanh)."""
+    return jnp.tanh(x)
+
+
+def _relu_backward(g, out, x):
+    # Erratum 3: the book masks with ``output >= 0``, which is always true after a ReLU, so its gradient
+    # leaks through negative inputs. The derivative is 1 where x > 0 and 0 elsewhere.
+    return (jnp.where(x > 0, g, jnp.zeros_like(g)),)
+
+
+@op(_relu_backward)
+def relu(x):
+    """``max(x, 0)``; backward passes ``g`` only where ``x > 0`` (book: ReLU, erratum 3 fixed)."""
+    return jnp.maximum(x, jnp.zeros_like(x))
+
+
+def _leaky_relu_backward(g, out, x, *, slope):
+    return (jnp.where(x > 0, g, slope * g),)
+
+
+@op(_leaky_relu_backward)
+def leaky_relu(x, *, slope=0.2):
+    """``x`` where ``x > 0``, else ``slope * x`` (book ch. 1, slope 0.2)."""
+    return jnp.where(x > 0, x, slope * x)
+
+
+ACTIVATIONS = {"linear": linear, "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "leaky_relu": leaky_relu}
+
+
+def get_activation(name):
+    """Look an activation op up by name; an unknown name raises a ValueError listing the known ones."""
+    if name is None:
+        return linear
+    if not isinstance(name, str):
+        return name
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None

@@ -1,0 +1,44 @@
+"""Dropout (book ch. 4: Dropout).
+
+The op multiplies by a mask that the caller draws from an explicit key (:func:`dropout_mask`); the mask
+takes no gradient. The book's form keeps each unit with probability ``keep_prob`` during training and
+multiplies by ``keep_prob`` at inference; "inverted" dropout divides by ``keep_prob`` during training and
+does nothing at inference. Both give the same expected activation.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .._checks import expect_probability
+from ._op import op
+
+MODES = ("book", "inverted")
+
+
+def _dropout_backward(g, out, x, mask):
+    return g * mask, None
+
+
+@op(_dropout_backward)
+def dropout(x, mask):
+    """``x * mask``; backward ``g * mask`` (book: Dropout._input_grad). ``mask`` broadcasts against ``x``."""
+    return x * mask
+
+
+def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.float32):
+    """The mask :func:`dropout` multiplies by.
+
+    Training: Bernoulli(keep_prob) draws (divided by keep_prob when ``mode == "inverted"``).
+    Inference: the scalar ``keep_prob`` for the book's form, 1 for inverted dropout.
+    """
+    expect_probability(keep_prob, "dropout keep_prob")
+    if mode not in MODES:
+        raise ValueError(f"dropout mode must be one of {MODES}, got {mode!r}")
+    if not train:
+        return jnp.asarray(keep_prob if mode == "book" else 1.0, dtype)
+    if key is None:
+        raise ValueError("dropout in training needs a PRNG key: pass key=jax.random.key(seed)")
+    keep = jax.random.bernoulli(key, keep_prob, shape).astype(dtype)
+    return keep / keep_prob if mode == "inverted" else keep

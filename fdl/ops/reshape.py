@@ -1,0 +1,19 @@
+"""``flatten`` (book ch. 5: Flatten)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ._op import op
+
+
+def _flatten_backward(g, out, x):
+    return (jnp.reshape(g, x.shape),)
+
+
+@op(_flatten_backward)
+def flatten(x):
+    """Reshape ``(batch, ...)`` to ``(batch, prod(...))``; backward reshapes the gradient back."""
+    if x.ndim < 1:
+        raise ValueError(f"flatten: expected an array with a batch axis, got shape {x.shape}")
+    return jnp.reshape(x, (x.shape[0], -1))

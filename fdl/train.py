@@ -1,0 +1,236 @@
+"""Training (book ch. 3: Trainer): one jitted train step, a whole epoch compiled as a ``lax.scan``, and ``fit``.
+
+The Python loop in :func:`fit` only shuffles (by explicit keys), logs and decides; the epoch itself runs as
+one compiled program with the data on the device, so nothing is pulled to the host per step. The epoch is
+compiled once per model and data shape: a ragged last batch is one more step inside the same program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._checks import expect_positive
+from .ops._op import check_grad_mode
+from .optim import OptimizerLike, build
+
+
+def make_loss_fn(model, loss, *, grad: str = "manual") -> Callable:
+    """``(params, x, y, key) -> scalar``: the training loss of ``model`` (dropout on when ``key`` is given)."""
+    check_grad_mode(grad)
+
+    def loss_fn(params, x, y, key):
+        return loss(model.apply(params, x, key=key, train=True, grad=grad), y, grad=grad)
+
+    return loss_fn
+
+
+def make_train_step(model, loss, optimizer: optax.GradientTransformation, *, grad: str = "manual") -> Callable:
+    """The train step ``(params, opt_state, (x, y), key) -> (params, opt_state, loss)``, not yet jitted.
+
+    Gradients come from the hand-written VJPs (``grad="manual"``) or from ``jax.grad`` of the plain
+    forward (``grad="autodiff"``); everything else is identical. Wrap it in ``jax.jit`` to use it alone.
+    """
+    loss_fn = make_loss_fn(model, loss, grad=grad)
+
+    def step(params, opt_state, batch, key):
+        x, y = batch
+        value, grads = jax.value_and_grad(loss_fn)(params, x, y, key)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    return step
+
+
+def make_train_epoch(step: Callable, n: int, batch_size: int, on_trace: Callable | None = None) -> Callable:
+    """One shuffled pass over ``n`` examples as a jitted ``(params, opt_state, X, Y, key) -> (params, opt_state, losses)``.
+
+    Full batches run in a ``lax.scan``; the last ``n % batch_size`` examples, if any, are one more step
+    (the book keeps the ragged last batch). ``losses`` has one entry per step.
+    """
+    full, rest = divmod(n, batch_size)
+
+    def epoch(params, opt_state, X, Y, key):
+        if on_trace is not None:
+            on_trace()
+        k_perm, k_steps = jax.random.split(key)
+        perm = jax.random.permutation(k_perm, n)
+        X, Y = jnp.take(X, perm, axis=0), jnp.take(Y, perm, axis=0)
+        keys = jax.random.split(k_steps, full + (rest > 0))
+
+        def body(carry, batch):
+            xb, yb, k = batch
+            p, s, value = step(*carry, (xb, yb), k)
+            return (p, s), value
+
+        split = full * batch_size
+        batches = (X[:split].reshape(full, batch_size, *X.shape[1:]),
+                   Y[:split].reshape(full, batch_size, *Y.shape[1:]), keys[:full])
+        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), batches)
+        if rest:
+            params, opt_state, last = step(params, opt_state, (X[split:], Y[split:]), keys[full])
+            losses = jnp.concatenate([losses, last[None]])
+        return params, opt_state, losses
+
+    return jax.jit(epoch)
+
+
+def predict(model, params, X, *, batch_size: int | None = None):
+    """``model.apply(params, X)`` at inference (no dropout), in chunks of ``batch_size`` rows if given."""
+    apply = _jitted_apply(model)
+    if batch_size is None or len(X) <= batch_size:
+        return apply(params, X)
+    return jnp.concatenate([apply(params, X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+
+
+_APPLY_CACHE: dict = {}
+
+
+def _jitted_apply(model):
+    if model not in _APPLY_CACHE:
+        _APPLY_CACHE[model] = jax.jit(lambda p, x: model.apply(p, x, train=False))
+    return _APPLY_CACHE[model]
+
+
+@dataclasses.dataclass
+class History:
+    """What :func:`fit` saw.
+
+    Attributes:
+      train_loss: mean training loss of each epoch run.
+      evals: one dict per evaluation: ``{"epoch", "loss", <metric names>...}``.
+      best_epoch: the epoch whose params ``fit`` returned (the last evaluation that improved).
+      stopped: why training ended early (``None`` if it ran all epochs).
+      opt_state: the optimizer state that goes with the returned params (for ``restart=False``).
+      compilations: how many times the epoch program was traced (1 unless shapes changed).
+    """
+
+    train_loss: list = dataclasses.field(default_factory=list)
+    evals: list = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str | None = None
+    opt_state: object = None
+    compilations: int = 0
+
+
+def _check_data(X, y, what: str):
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"{what}: X and y need a leading example axis, got shapes {X.shape} and {y.shape}")
+    if len(X) != len(y):
+        raise ValueError(f"{what}: X has {len(X)} examples but y has {len(y)}")
+    if len(X) == 0:
+        raise ValueError(f"{what}: no examples")
+    for name, a in (("X", X), ("y", y)):
+        if not np.issubdtype(a.dtype, np.number):
+            raise TypeError(f"{what}: {name} must be numeric, got dtype {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{what}: {name} contains NaN or Inf; clean the data before training")
+    return X, y
+
+
+def evaluate(model, loss, params, X, y, metrics: Mapping[str, Callable] | None = None,
+             batch_size: int | None = 10_000) -> dict:
+    """The loss (and each metric) of ``params`` on ``(X, y)`` at inference, as Python floats."""
+    pred = predict(model, params, X, batch_size=batch_size)
+    y = jnp.asarray(y, pred.dtype)
+    out = {"loss": float(loss(pred, y))}
+    for name, fn in (metrics or {}).items():
+        out[name] = float(fn(pred, y))
+    return out
+
+
+def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_test=None, *,
+        epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int = 1,
+        restart: bool = True, early_stopping: bool = True, params=None, opt_state=None,
+        grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
+        dtype=jnp.float32, eval_batch_size: int | None = 10_000, log: Callable | None = print):
+    """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
+
+    Args:
+      model: a :class:`~fdl.layers.Layer` (e.g. from :func:`~fdl.layers.serial`).
+      loss: a loss op, e.g. :func:`fdl.losses.mean_squared_error`.
+      optimizer: an optax GradientTransformation, or a factory ``(epochs, steps_per_epoch) -> transformation``.
+      X_train, y_train, X_test, y_test: arrays with a leading example axis; the test set is optional.
+      epochs: passes over the training data; each pass is shuffled with a key derived from ``seed``.
+      eval_every: evaluate on the test set every this many epochs.
+      batch_size: examples per step; the ragged last batch of an epoch is kept.
+      seed: the only source of randomness (initialisation, shuffling, dropout).
+      restart: initialise params and optimizer state afresh (the book's default). With ``restart=False``,
+        training continues from ``params`` (and ``opt_state``, if given).
+      early_stopping: stop when the test loss rises, returning the params of the last evaluation (the book
+        prints "Loss increased after epoch N ...").
+      grad: ``"manual"`` (hand-written VJPs) or ``"autodiff"`` (``jax.grad``).
+      metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss.
+      log: where the book-style lines go (``None`` for silence).
+
+    A non-finite training loss stops training with a message naming the epoch and step, returning the
+    params from before that epoch.
+    """
+    check_grad_mode(grad)
+    expect_positive(epochs, "epochs", integer=True)
+    expect_positive(eval_every, "eval_every", integer=True)
+    expect_positive(batch_size, "batch_size", integer=True)
+    X_train, y_train = _check_data(X_train, y_train, "fit (training data)")
+    has_test = X_test is not None and y_test is not None
+    if has_test:
+        X_test, y_test = _check_data(X_test, y_test, "fit (test data)")
+        if X_test.shape[1:] != X_train.shape[1:] or y_test.shape[1:] != y_train.shape[1:]:
+            raise ValueError(f"fit: test examples {X_test.shape[1:]}/{y_test.shape[1:]} differ in shape from "
+                             f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}")
+    if not restart and params is None:
+        raise ValueError("fit: restart=False continues training and needs params=...")
+    say = log or (lambda *a, **k: None)
+
+    n = len(X_train)
+    steps_per_epoch = math.ceil(n / batch_size)
+    tx = build(optimizer, epochs, steps_per_epoch)
+    key_init, key_train = jax.random.split(jax.random.key(seed))
+    if restart:
+        params = model.init(key_init, X_train.shape[1:], dtype)
+    if restart or opt_state is None:
+        opt_state = tx.init(params)
+
+    history = History()
+
+    def traced():
+        history.compilations += 1
+
+    epoch_fn = make_train_epoch(make_train_step(model, loss, tx, grad=grad), n, batch_size, traced)
+    X, Y = jnp.asarray(X_train, dtype), jnp.asarray(y_train, dtype)
+    best_loss, best_params, best_state, best_epoch = math.inf, params, opt_state, 0
+    history.best_epoch = epochs
+    for e in range(epochs):
+        new_params, new_state, losses = epoch_fn(params, opt_state, X, Y, jax.random.fold_in(key_train, e))
+        losses = np.asarray(losses)
+        if not np.all(np.isfinite(losses)):
+            bad = int(np.argmin(np.isfinite(losses)))
+            history.stopped = (f"training loss became {losses[bad]} at epoch {e + 1}, step {bad + 1}; "
+                               f"returning the params from the end of epoch {e}")
+            history.best_epoch = e
+            say(history.stopped)
+            break
+        params, opt_state = new_params, new_state
+        history.train_loss.append(float(losses.mean()))
+        if not (has_test and (e + 1) % eval_every == 0):
+            continue
+        result = {"epoch": e + 1, **evaluate(model, loss, params, X_test, y_test, metrics, eval_batch_size)}
+        history.evals.append(result)
+        if early_stopping and result["loss"] >= best_loss:
+            history.stopped = (f"Loss increased after epoch {e + 1}, final loss was {best_loss:.3f}, "
+                               f"using the model from epoch {best_epoch}")
+            history.best_epoch = best_epoch
+            say(history.stopped)
+            params, opt_state = best_params, best_state
+            break
+        extra = "".join(f", {k} {v:.4f}" for k, v in result.items() if k not in ("epoch", "loss"))
+        say(f"Validation loss after {e + 1} epochs is {result['loss']:.3f}{extra}")
+        best_loss, best_params, best_state, best_epoch = result["loss"], params, opt_state, e + 1
+    history.opt_state = opt_state
+    return params, history
