@@ -1,26 +1,142 @@
-"""Optimizers (book ch. 3: SGD) on optax.
+"""Optimizers and learning-rate decay (book ch. 3: SGD; ch. 4: SGDMomentum and decay; ch. 6: AdaGrad), on optax.
 
 ``fit`` accepts either an ``optax.GradientTransformation`` or an *optimizer factory*: a callable
 ``(epochs, steps_per_epoch) -> optax.GradientTransformation``. Factories exist because the book's
 learning-rate decay is defined per epoch and needs to know how many epochs a run has, which only ``fit``
-knows (book: ``Trainer.fit`` sets ``optim.max_epochs``).
+knows (book: ``Trainer.fit`` sets ``optim.max_epochs``). :func:`sgd` and :func:`momentum` return a plain
+transformation without decay and a factory with it.
+
+Where the book's rule is optax's, optax is used as it is; two rules differ and are written here as small
+transformations: the book's momentum with a changing learning rate, and the book's AdaGrad.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from ._checks import expect_positive
 
 OptimizerLike = optax.GradientTransformation | Callable[[int, int], optax.GradientTransformation]
+DECAY_TYPES = ("linear", "exponential")
 
 
-def sgd(lr: float = 0.01) -> optax.GradientTransformation:
-    """Plain SGD, ``p -= lr * g`` (book: SGD)."""
-    expect_positive(lr, "sgd learning rate")
-    return optax.sgd(lr)
+def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | None, epochs: int) -> list[float]:
+    """The learning rate of each epoch, from ``lr`` (first epoch) to ``final_lr`` (last epoch).
+
+    Linear: ``lr -= (lr - final_lr) / (epochs - 1)`` after every epoch; exponential:
+    ``lr *= (final_lr / lr) ** (1 / (epochs - 1))`` (book: ``Optimizer._setup_decay``, ``_decay_lr``).
+    With one epoch there is nothing to decay: the rate is ``lr`` (the book divides by zero, erratum 6).
+    """
+    expect_positive(lr, "learning rate")
+    expect_positive(epochs, "epochs", integer=True)
+    if decay_type is None or final_lr is None:
+        if (decay_type is None) != (final_lr is None):
+            raise ValueError("learning-rate decay needs both final_lr and decay_type "
+                             f"(got final_lr={final_lr!r}, decay_type={decay_type!r})")
+        return [lr] * epochs
+    expect_positive(final_lr, "final_lr")
+    if decay_type not in DECAY_TYPES:
+        raise ValueError(f"decay_type must be one of {DECAY_TYPES}, got {decay_type!r}")
+    if epochs == 1:
+        return [lr]
+    if decay_type == "linear":
+        step = (lr - final_lr) / (epochs - 1)
+        return [lr - e * step for e in range(epochs)]
+    ratio = (final_lr / lr) ** (1.0 / (epochs - 1))
+    return [lr * ratio**e for e in range(epochs)]
+
+
+def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None, *, epochs: int,
+                       steps_per_epoch: int) -> optax.Schedule:
+    """An optax schedule (step -> rate) that holds each epoch's rate for ``steps_per_epoch`` steps."""
+    expect_positive(steps_per_epoch, "steps_per_epoch", integer=True)
+    rates = jnp.asarray(epoch_learning_rates(lr, final_lr, decay_type, epochs))
+
+    def schedule(step):
+        return rates[jnp.minimum(step // steps_per_epoch, epochs - 1)]
+
+    return schedule
+
+
+class Decaying:
+    """An optimizer factory ``(epochs, steps_per_epoch) -> GradientTransformation`` with per-epoch decay."""
+
+    def __init__(self, make: Callable[[optax.Schedule], optax.GradientTransformation], name: str,
+                 lr: float, final_lr: float, decay_type: str):
+        epoch_learning_rates(lr, final_lr, decay_type, 2)  # validate now, not at fit time
+        self.make, self.name, self.lr, self.final_lr, self.decay_type = make, name, lr, final_lr, decay_type
+
+    def __call__(self, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
+        return self.make(per_epoch_schedule(self.lr, self.final_lr, self.decay_type, epochs=epochs,
+                                            steps_per_epoch=steps_per_epoch))
+
+    def __repr__(self) -> str:
+        return f"{self.name}(lr={self.lr}, final_lr={self.final_lr}, decay_type={self.decay_type!r})"
+
+
+def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | None = None) -> OptimizerLike:
+    """Plain SGD, ``p -= lr * g`` (book: SGD), optionally with per-epoch decay to ``final_lr``."""
+    epoch_learning_rates(lr, final_lr, decay_type, 2)
+    if decay_type is None:
+        return optax.sgd(lr)
+    return Decaying(optax.sgd, "sgd", lr, final_lr, decay_type)
+
+
+def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> optax.GradientTransformation:
+    """The book's momentum: ``v = mu * v + lr_t * g; p -= v`` (book: SGDMomentum).
+
+    The learning rate is applied *before* the velocity is accumulated, so a velocity built up at an old rate
+    keeps its size when the rate decays. ``optax.sgd(lr, momentum=mu)`` applies the rate after
+    (``v = mu * v + g; p -= lr_t * v``), which is the same only while the rate is constant.
+    """
+    if not 0.0 <= mu < 1.0:
+        raise ValueError(f"momentum mu must be in [0, 1), got {mu!r}")
+    scale = (optax.scale_by_schedule(lambda step: -learning_rate(step)) if callable(learning_rate)
+             else optax.scale(-learning_rate))
+    return optax.chain(scale, optax.trace(decay=mu, nesterov=False))
+
+
+def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None,
+             decay_type: str | None = None) -> OptimizerLike:
+    """The book's SGD with momentum (:func:`book_momentum`), optionally with per-epoch decay to ``final_lr``."""
+    epoch_learning_rates(lr, final_lr, decay_type, 2)
+    if decay_type is None:
+        return book_momentum(lr, mu)
+    return Decaying(lambda schedule: book_momentum(schedule, mu), f"momentum(mu={mu})", lr, final_lr, decay_type)
+
+
+class AdaGradState(NamedTuple):
+    sum_squares: optax.Updates
+
+
+def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation:
+    """The book's AdaGrad: ``s += eps + g^2; p -= lr * g / sqrt(s)`` with ``s`` starting at 0 (book: AdaGrad).
+
+    ``optax.adagrad`` differs: its accumulator starts at 0.1 and ``eps`` is added outside the square root.
+    """
+    expect_positive(lr, "adagrad learning rate")
+    expect_positive(eps, "adagrad eps")
+
+    def init(params):
+        return AdaGradState(jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params=None):
+        sums = jax.tree.map(lambda s, g: s + eps + g * g, state.sum_squares, updates)
+        updates = jax.tree.map(lambda g, s: -lr * g / jnp.sqrt(s), updates, sums)
+        return updates, AdaGradState(sums)
+
+    return optax.GradientTransformation(init, update)
+
+
+def clip(max_delta: float = 2.0) -> optax.GradientTransformation:
+    """Element-wise gradient clipping to ``[-max_delta, max_delta]`` (book ch. 6), i.e. ``optax.clip``."""
+    expect_positive(max_delta, "clip max_delta")
+    return optax.clip(max_delta)
 
 
 def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -33,3 +149,7 @@ def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.
             return built
     raise TypeError(f"optimizer must be an optax.GradientTransformation or a factory "
                     f"(epochs, steps_per_epoch) -> GradientTransformation, got {optimizer!r}")
+
+
+__all__ = ["sgd", "momentum", "book_momentum", "adagrad", "clip", "epoch_learning_rates", "per_epoch_schedule",
+           "Decaying", "build"]

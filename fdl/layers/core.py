@@ -21,7 +21,8 @@ import jax.numpy as jnp
 
 from .._checks import expect_probability
 from ..ops import dropout as dropout_op
-from ..ops import dropout_mask, flatten as flatten_op
+from ..ops import dropout_mask
+from ..ops import flatten as flatten_op
 from ..ops._op import check_grad_mode
 
 

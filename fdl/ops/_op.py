@@ -53,7 +53,7 @@ class Op:
         self._defaults = {p.name: p.default for p in inspect.signature(forward).parameters.values()
                           if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - one custom_vjp per (op, static config), built once
+    @functools.cache  # noqa: B019 - one custom_vjp per (op, static config), built once
     def _manual(self, static: tuple) -> Callable:
         kwargs = dict(static)
         forward = functools.partial(self.forward, **kwargs)

@@ -1,0 +1,50 @@
+"""The harness itself: it passes correct backward passes and catches the book's kind of mistakes."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from fdl import ops
+from fdl.testing import check_op, check_vjp
+
+X = jax.random.normal(jax.random.key(0), (5, 3), jnp.float64)
+W = jax.random.normal(jax.random.key(1), (3, 4), jnp.float64)
+
+
+def wrong(backward, name):
+    """An op with the real forward of weight_multiply and a given (wrong) backward."""
+    return ops.Op(ops.weight_multiply.forward, backward, name)
+
+
+@pytest.mark.parametrize("op", [
+    wrong(lambda g, out, x, W: (-(g @ W.T), x.T @ g), "sign_flipped"),
+    wrong(lambda g, out, x, W: (g @ W.T, (x.T @ g) / x.shape[0]), "averaged_param_grad"),
+    wrong(lambda g, out, x, W: (g @ W.T, x.T @ g * 1.001), "off_by_0.1_percent"),
+    ops.Op(ops.relu.forward, lambda g, out, x: (jnp.where(out >= 0, g, 0.0),), "book_relu_erratum_3"),
+    ops.Op(ops.sigmoid.forward, lambda g, out, x: (g * out,), "missing_term"),
+])
+def test_harness_catches_wrong_backward(op):
+    args = (X, W) if op.forward is ops.weight_multiply.forward else (X,)
+    with pytest.raises(AssertionError):
+        check_op(op, *args)
+
+
+def test_catches_a_missing_transpose_when_shapes_happen_to_fit():
+    square = jax.random.normal(jax.random.key(2), (3, 3), jnp.float64)
+    op = wrong(lambda g, out, x, W: (g @ W, x.T @ g), "missing_transpose")
+    with pytest.raises(AssertionError):
+        check_op(op, X, square)
+
+
+def test_accepts_correct_backward():
+    check_op(ops.weight_multiply, X, W)
+
+
+def test_float32_is_refused_with_advice():
+    with pytest.raises(ValueError, match="float64"):
+        check_vjp(jnp.sin, jnp.sin, [jnp.ones(3, jnp.float32)])
+
+
+def test_forward_mismatch_is_reported():
+    with pytest.raises(AssertionError, match="forward"):
+        check_vjp(jnp.sin, jnp.cos, [X], numerical=False)
