@@ -49,7 +49,7 @@ def make_train_step(model, loss, optimizer: optax.GradientTransformation, *, gra
 
 
 def make_train_epoch(step: Callable, n: int, batch_size: int, on_trace: Callable | None = None) -> Callable:
-    """One shuffled pass over ``n`` examples as a jitted ``(params, opt_state, X, Y, key) -> (params, opt_state, losses)``.
+    """One shuffled pass over ``n`` examples, jitted: ``(params, opt_state, X, Y, key) -> (params, opt_state, losses)``.
 
     Full batches run in a ``lax.scan``; the last ``n % batch_size`` examples, if any, are one more step
     (the book keeps the ragged last batch). ``losses`` has one entry per step.
