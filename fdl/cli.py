@@ -1,0 +1,108 @@
+"""The ``fdl`` command: ``fdl reproduce`` runs every chapter's experiment and prints one table; ``fdl run chNN``.
+
+The experiment scripts live in ``experiments/`` beside the package (a source checkout or an editable
+install). fdl never imports them: each runs as its own process, writes ``results.json``, and this command
+collects those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .experiment import _fmt, format_table, write_json_atomic
+
+
+def experiments_dir(explicit: str | None = None) -> Path:
+    """Where the chapter scripts are: ``--experiments``, ``$FDL_EXPERIMENTS``, or ``experiments/`` beside fdl."""
+    candidates = [explicit, os.environ.get("FDL_EXPERIMENTS"), Path(__file__).resolve().parent.parent / "experiments"]
+    for c in candidates:
+        if c and Path(c).is_dir() and list(Path(c).glob("ch[0-9][0-9]_*.py")):
+            return Path(c)
+    raise SystemExit("fdl: cannot find the experiment scripts (experiments/chNN_*.py). Run from a source checkout "
+                     "installed with `pip install -e .`, or pass --experiments DIR (or set FDL_EXPERIMENTS).")
+
+
+def find_scripts(directory: Path, chapters: list[str] | None = None) -> list[Path]:
+    scripts = sorted(directory.glob("ch[0-9][0-9]_*.py"))
+    if not chapters:
+        return scripts
+    wanted = {f"ch{int(c.lower().removeprefix('ch')):02d}" for c in chapters}
+    found = [s for s in scripts if s.name[:4] in wanted]
+    missing = wanted - {s.name[:4] for s in found}
+    if missing:
+        raise SystemExit(f"fdl: no experiment for {', '.join(sorted(missing))}; "
+                         f"available: {', '.join(s.name[:4] for s in scripts)}")
+    return found
+
+
+def run_script(script: Path, out: Path, *, quick: bool, seed: int | None, extra: list[str] = ()) -> tuple[int, float]:
+    cmd = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if quick else [])
+    cmd += ([] if seed is None else ["--seed", str(seed)]) + list(extra)
+    print(f"\n=== {script.name}: {' '.join(cmd[1:])}", flush=True)
+    start = time.perf_counter()
+    code = subprocess.call(cmd)
+    return code, time.perf_counter() - start
+
+
+def reproduce(args) -> int:
+    scripts = find_scripts(experiments_dir(args.experiments), args.chapters)
+    out = Path(args.out)
+    rows, failed = [], []
+    for script in scripts:
+        chapter = script.name[:4]
+        code, seconds = run_script(script, out / script.stem, quick=args.quick, seed=args.seed)
+        results = out / script.stem / "results.json"
+        if code != 0 or not results.exists():
+            failed.append(f"{script.name} (exit {code})")
+            continue
+        print(f"=== {script.name} finished in {seconds:.1f} s")
+        for r in json.loads(results.read_text()):
+            rows.append({"chapter": chapter, **r})
+    print("\n" + format_table(["chapter", "configuration", "metric", "book", "fdl"],
+                              [[r["chapter"], r["name"], r["metric"], _fmt(r["book"]), _fmt(r["value"])]
+                               for r in rows]))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "results.json", rows)
+    print(f"\nresults: {out / 'results.json'}")
+    if failed:
+        print("failed: " + ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(args) -> int:
+    (script,) = find_scripts(experiments_dir(args.experiments), [args.chapter])
+    out = Path(args.out) if args.out else Path("runs") / script.stem
+    code, seconds = run_script(script, out, quick=args.quick, seed=args.seed, extra=args.rest)
+    print(f"=== {script.name} finished in {seconds:.1f} s (exit {code}); results in {out}")
+    return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="fdl", description="Deep Learning from Scratch, in JAX")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("reproduce", help="run every chapter's experiment and print one table beside the book")
+    rep.add_argument("--quick", action="store_true", help="smoke runs on subsets (a few minutes in all)")
+    rep.add_argument("--chapters", nargs="+", help="only these chapters, e.g. 3 4 or ch05")
+    rep.add_argument("--seed", type=int, default=None, help="base seed passed to every script")
+    rep.add_argument("--out", default="runs/reproduce", help="directory for results (default: runs/reproduce)")
+    rep.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
+    one = sub.add_parser("run", help="run one chapter's experiment, e.g. `fdl run ch04 --quick`")
+    one.add_argument("chapter")
+    one.add_argument("--quick", action="store_true")
+    one.add_argument("--seed", type=int, default=None)
+    one.add_argument("--out", default=None, help="directory for results.json and pictures (default: runs/chNN_*)")
+    one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
+    one.add_argument("rest", nargs=argparse.REMAINDER, help="further arguments for the script")
+    args = parser.parse_args(argv)
+    return reproduce(args) if args.command == "reproduce" else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
