@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import checkpoint, parallel
 from ._checks import expect_positive
 from .ops._op import check_grad_mode
 from .optim import OptimizerLike, build
@@ -48,11 +50,13 @@ def make_train_step(model, loss, optimizer: optax.GradientTransformation, *, gra
     return step
 
 
-def make_train_epoch(step: Callable, n: int, batch_size: int, on_trace: Callable | None = None) -> Callable:
+def make_train_epoch(step: Callable, n: int, batch_size: int, on_trace: Callable | None = None,
+                     shard_batches: Callable | None = None) -> Callable:
     """One shuffled pass over ``n`` examples, jitted: ``(params, opt_state, X, Y, key) -> (params, opt_state, losses)``.
 
     Full batches run in a ``lax.scan``; the last ``n % batch_size`` examples, if any, are one more step
-    (the book keeps the ragged last batch). ``losses`` has one entry per step.
+    (the book keeps the ragged last batch). ``losses`` has one entry per step. ``shard_batches`` (see
+    :mod:`fdl.parallel`) constrains the stacked batches ``(steps, batch, ...)`` to be split over devices.
     """
     full, rest = divmod(n, batch_size)
 
@@ -70,9 +74,11 @@ def make_train_epoch(step: Callable, n: int, batch_size: int, on_trace: Callable
             return (p, s), value
 
         split = full * batch_size
-        batches = (X[:split].reshape(full, batch_size, *X.shape[1:]),
-                   Y[:split].reshape(full, batch_size, *Y.shape[1:]), keys[:full])
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), batches)
+        xs = X[:split].reshape(full, batch_size, *X.shape[1:])
+        ys = Y[:split].reshape(full, batch_size, *Y.shape[1:])
+        if shard_batches is not None:
+            xs, ys = shard_batches(xs), shard_batches(ys)
+        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (xs, ys, keys[:full]))
         if rest:
             params, opt_state, last = step(params, opt_state, (X[split:], Y[split:]), keys[full])
             losses = jnp.concatenate([losses, last[None]])
@@ -150,7 +156,8 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int = 1,
         restart: bool = True, early_stopping: bool = True, params=None, opt_state=None,
         grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
-        dtype=jnp.float32, eval_batch_size: int | None = 10_000, log: Callable | None = print):
+        dtype=jnp.float32, eval_batch_size: int | None = 10_000, log: Callable | None = print,
+        checkpoint=None, checkpoint_every: int = 1, resume: bool = False, devices=None):
     """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
 
     Args:
@@ -169,14 +176,18 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       grad: ``"manual"`` (hand-written VJPs) or ``"autodiff"`` (``jax.grad``).
       metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss.
       log: where the book-style lines go (``None`` for silence).
+      checkpoint: a ``.npz`` path; the run's state is saved there every ``checkpoint_every`` epochs.
+      resume: continue from ``checkpoint`` if it exists; the result equals an uninterrupted run's.
+      devices: ``None`` (one device), ``"all"``, a count or a list of devices: data-parallel training
+        over a mesh (see :mod:`fdl.parallel`); ``batch_size`` must divide evenly among them.
 
     A non-finite training loss stops training with a message naming the epoch and step, returning the
-    params from before that epoch.
+    params from before that epoch (the last checkpoint, if any, is left as it was).
     """
     check_grad_mode(grad)
-    expect_positive(epochs, "epochs", integer=True)
-    expect_positive(eval_every, "eval_every", integer=True)
-    expect_positive(batch_size, "batch_size", integer=True)
+    for value, name in ((epochs, "epochs"), (eval_every, "eval_every"), (batch_size, "batch_size"),
+                        (checkpoint_every, "checkpoint_every")):
+        expect_positive(value, name, integer=True)
     X_train, y_train = _check_data(X_train, y_train, "fit (training data)")
     has_test = X_test is not None and y_test is not None
     if has_test:
@@ -186,11 +197,12 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
                              f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}")
     if not restart and params is None:
         raise ValueError("fit: restart=False continues training and needs params=...")
+    if resume and checkpoint is None:
+        raise ValueError("fit: resume=True needs checkpoint=PATH")
     say = log or (lambda *a, **k: None)
 
     n = len(X_train)
-    steps_per_epoch = math.ceil(n / batch_size)
-    tx = build(optimizer, epochs, steps_per_epoch)
+    tx = build(optimizer, epochs, math.ceil(n / batch_size))
     key_init, key_train = jax.random.split(jax.random.key(seed))
     if restart:
         params = model.init(key_init, X_train.shape[1:], dtype)
@@ -198,16 +210,28 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         opt_state = tx.init(params)
 
     history = History()
+    run = _Run(params, opt_state)
+    if resume and Path(checkpoint).exists():
+        run.restore(checkpoint, history, tx)
+        key_train = run.key
+        say(f"Resuming from {checkpoint} after epoch {run.epoch}")
 
     def traced():
         history.compilations += 1
 
-    epoch_fn = make_train_epoch(make_train_step(model, loss, tx, grad=grad), n, batch_size, traced)
+    mesh = shard = None
+    if devices is not None:
+        mesh = parallel.make_mesh(devices)
+        parallel.check_divisible(batch_size, mesh)
+        shard = parallel.batch_constraint(mesh, batch_axis=1)
+    epoch_fn = make_train_epoch(make_train_step(model, loss, tx, grad=grad), n, batch_size, traced, shard)
     X, Y = jnp.asarray(X_train, dtype), jnp.asarray(y_train, dtype)
-    best_loss, best_params, best_state, best_epoch = math.inf, params, opt_state, 0
+    if mesh is not None:
+        X, Y, run.params, run.opt_state = jax.device_put((X, Y, run.params, run.opt_state), parallel.replicated(mesh))
+
     history.best_epoch = epochs
-    for e in range(epochs):
-        new_params, new_state, losses = epoch_fn(params, opt_state, X, Y, jax.random.fold_in(key_train, e))
+    for e in range(run.epoch, epochs):
+        params, opt_state, losses = epoch_fn(run.params, run.opt_state, X, Y, jax.random.fold_in(key_train, e))
         losses = np.asarray(losses)
         if not np.all(np.isfinite(losses)):
             bad = int(np.argmin(np.isfinite(losses)))
@@ -216,21 +240,49 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
             history.best_epoch = e
             say(history.stopped)
             break
-        params, opt_state = new_params, new_state
+        run.params, run.opt_state, run.epoch = params, opt_state, e + 1
         history.train_loss.append(float(losses.mean()))
-        if not (has_test and (e + 1) % eval_every == 0):
-            continue
-        result = {"epoch": e + 1, **evaluate(model, loss, params, X_test, y_test, metrics, eval_batch_size)}
-        history.evals.append(result)
-        if early_stopping and result["loss"] >= best_loss:
-            history.stopped = (f"Loss increased after epoch {e + 1}, final loss was {best_loss:.3f}, "
-                               f"using the model from epoch {best_epoch}")
-            history.best_epoch = best_epoch
-            say(history.stopped)
-            params, opt_state = best_params, best_state
-            break
-        extra = "".join(f", {k} {v:.4f}" for k, v in result.items() if k not in ("epoch", "loss"))
-        say(f"Validation loss after {e + 1} epochs is {result['loss']:.3f}{extra}")
-        best_loss, best_params, best_state, best_epoch = result["loss"], params, opt_state, e + 1
-    history.opt_state = opt_state
-    return params, history
+        if has_test and (e + 1) % eval_every == 0:
+            result = {"epoch": e + 1, **evaluate(model, loss, params, X_test, y_test, metrics, eval_batch_size)}
+            history.evals.append(result)
+            if early_stopping and result["loss"] >= run.best_loss:
+                history.stopped = (f"Loss increased after epoch {e + 1}, final loss was {run.best_loss:.3f}, "
+                                   f"using the model from epoch {run.best_epoch}")
+                history.best_epoch = run.best_epoch
+                say(history.stopped)
+                run.params, run.opt_state = run.best_params, run.best_state
+                break
+            extra = "".join(f", {k} {v:.4f}" for k, v in result.items() if k not in ("epoch", "loss"))
+            say(f"Validation loss after {e + 1} epochs is {result['loss']:.3f}{extra}")
+            run.best_loss, run.best_params, run.best_state, run.best_epoch = result["loss"], params, opt_state, e + 1
+        if checkpoint is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs):
+            run.save(checkpoint, history, key_train)
+    history.opt_state = run.opt_state
+    return run.params, history
+
+
+class _Run:
+    """The state ``fit`` carries from epoch to epoch, and what a checkpoint stores of it."""
+
+    def __init__(self, params, opt_state):
+        self.params, self.opt_state, self.epoch = params, opt_state, 0
+        self.best_loss, self.best_params, self.best_state, self.best_epoch = math.inf, params, opt_state, 0
+        self.key = None
+
+    def save(self, path, history: History, key) -> None:
+        checkpoint.save(path, params=self.params, opt_state=self.opt_state, key=key, epoch=self.epoch, extra={
+            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None, "best_epoch": self.best_epoch,
+            "train_loss": history.train_loss, "evals": history.evals,
+            "trees": {"best_params": self.best_params, "best_state": self.best_state}})
+
+    def restore(self, path, history: History, tx) -> None:
+        state = checkpoint.load(path, params_like=self.params, opt_state_like=self.opt_state,
+                                trees_like={"best_params": self.params, "best_state": self.opt_state})
+        extra = state["extra"]
+        self.params, self.opt_state, self.epoch, self.key = (state["params"], state["opt_state"], state["epoch"],
+                                                             state["key"])
+        self.best_loss = math.inf if extra["best_loss"] is None else extra["best_loss"]
+        self.best_epoch = extra["best_epoch"]
+        self.best_params = state["trees"].get("best_params", self.params)
+        self.best_state = state["trees"].get("best_state", self.opt_state)
+        history.train_loss, history.evals = list(extra["train_loss"]), list(extra["evals"])
