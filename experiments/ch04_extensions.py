@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 import fdl
 from fdl import dense, serial
 from fdl.book import CH04

@@ -102,7 +102,7 @@ def load(path, *, params_like, opt_state_like, trees_like: dict | None = None) -
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             stored = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable fdl checkpoint (truncated, or another kind of file): "

@@ -83,7 +83,7 @@ def _fmt(v) -> str:
         return "-"
     if isinstance(v, float) and (math.isnan(v) or abs(v) >= 100 or v == int(v)):
         return f"{v:.2f}"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return f"{v:.5g}" if isinstance(v, float) else str(v)
 
 
 def format_table(header: list[str], rows: list[list]) -> str:

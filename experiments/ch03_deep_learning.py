@@ -1,0 +1,87 @@
+"""Chapter 3, Deep learning from scratch: three Boston models trained with fdl.fit, over 5 seeds.
+
+    python experiments/ch03_deep_learning.py [--quick] [--seed N] [--out DIR]
+
+The book's settings: Dense(1); Dense(13, sigmoid) -> Dense(1); Dense(13, sigmoid) -> Dense(13, sigmoid) ->
+Dense(1); weights N(0, 1); mean squared error; SGD lr 0.01; 50 epochs, evaluating every 10, batch 32,
+early stopping. The book trains once (seed 20190501, NumPy's generator); fdl draws with JAX keys, so its
+runs cannot be the book's, and it reports the mean and sample standard deviation of the test MAE and RMSE
+over seeds N, N + 1, ..., N + 4 (N = 20190501 by default). ``--quick``: one seed, 10 epochs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import fdl
+from fdl import book
+from fdl.data import boston_split
+from fdl.experiment import Results, format_table, mean_sd, parse_args
+
+BOOK_SEED = 20190501
+
+
+def models() -> dict:
+    """The book's three models, by their names in ``fdl.book.CH03``."""
+    return {
+        "linear": fdl.serial(fdl.dense(1)),
+        "one hidden layer": fdl.serial(fdl.dense(13, "sigmoid"), fdl.dense(1)),
+        "two hidden layers": fdl.serial(fdl.dense(13, "sigmoid"), fdl.dense(13, "sigmoid"), fdl.dense(1)),
+    }
+
+
+def run(model, data, *, seed: int, epochs: int, eval_every: int, grad: str = "manual", log=print):
+    """Train one model as the book does; returns ``(params, history, test MAE, test RMSE)``."""
+    X_train, X_test, y_train, y_test = data
+    params, history = fdl.fit(model, fdl.mean_squared_error, fdl.optim.sgd(0.01), X_train, y_train, X_test,
+                              y_test, epochs=epochs, eval_every=eval_every, batch_size=32, seed=seed,
+                              early_stopping=True, grad=grad, log=log)
+    preds = np.asarray(fdl.predict(model, params, X_test))
+    mae = float(np.mean(np.abs(preds - y_test)))
+    rmse = float(np.sqrt(np.mean((preds - y_test) ** 2)))
+    return params, history, mae, rmse
+
+
+def main(argv=None) -> Results:
+    args = parse_args(__doc__.splitlines()[0], argv, default_seed=BOOK_SEED)
+    n_seeds, epochs, eval_every = (1, 10, 5) if args.quick else (5, 50, 10)
+    seeds = [args.seed + i for i in range(n_seeds)]
+    data = boston_split()
+    results = Results("ch03")
+    rows = []
+    for name, model in models().items():
+        want = book.CH03[name]
+        print(f"\n{name}: {model!r}")
+        print("book: validation MSE " + " / ".join(f"{v:.2f}" for v in want["val_mse"]) +
+              f"; MAE {want['mae']}, RMSE {want['rmse']}")
+        maes, rmses, val = [], [], []
+        start = time.perf_counter()
+        for seed in seeds:
+            print(f"seed {seed}")
+            _, history, mae, rmse = run(model, data, seed=seed, epochs=epochs, eval_every=eval_every)
+            print(f"test MAE {mae:.2f}, RMSE {rmse:.2f}")
+            maes.append(mae)
+            rmses.append(rmse)
+            val.append([e["loss"] for e in history.evals])
+        seconds = time.perf_counter() - start
+        (mae_m, mae_sd), (rmse_m, rmse_sd) = mean_sd(maes), mean_sd(rmses)
+        results.add(name, "mae", mae_m, want["mae"])
+        results.add(name, "rmse", rmse_m, want["rmse"])
+        results.add(name, "seconds", seconds)
+        curve = " / ".join(f"{np.mean([v[i] for v in val if len(v) > i]):.2f}" for i in range(max(map(len, val))))
+        rows.append([name, f"{mae_m:.2f} ± {mae_sd:.2f}", f"{want['mae']:.2f}", f"{rmse_m:.2f} ± {rmse_sd:.2f}",
+                     f"{want['rmse']:.2f}", curve, f"{seconds:.1f}"])
+
+    print(f"\nmean ± sd over seeds {seeds[0]}..{seeds[-1]}; validation MSE: mean over the seeds still training at "
+          f"each evaluation (every {eval_every} epochs, early stopping)")
+    print(format_table(["model", "MAE", "book", "RMSE", "book", "validation MSE", "seconds"], rows))
+    print()
+    print(results.table())
+    results.write(args.out)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Data-parallel training on 8 simulated CPU devices matches single-device training.
+
+The device count is fixed when jax starts, so the check runs in a subprocess with
+XLA_FLAGS=--xla_force_host_platform_device_count=8.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+WORKER = textwrap.dedent('''
+    import json, sys
+    import jax, numpy as np
+    from fdl import dense, fit, serial
+    from fdl.losses import mean_squared_error, softmax_cross_entropy
+    from fdl.optim import momentum
+    assert len(jax.devices()) == 8, jax.devices()
+    rng = np.random.RandomState(0)
+    cases = {
+        "dense": (serial(dense(16, "tanh", dropout=0.8), dense(3)), mean_squared_error,
+                  rng.randn(100, 6), rng.randn(100, 3)),
+    }
+    try:
+        from fdl.layers import conv2d, flatten
+        cases["conv"] = (serial(conv2d(4, 3, "tanh", flatten=True), dense(10)), softmax_cross_entropy,
+                         rng.randn(100, 2, 6, 6), np.eye(10)[rng.randint(0, 10, 100)])
+    except ImportError:
+        pass
+    out = {}
+    for name, (model, loss, X, Y) in cases.items():
+        for grad in ("manual", "autodiff"):
+            runs = [fit(model, loss, momentum(0.05, 0.9), X, Y, epochs=3, batch_size=16, seed=1, log=None,
+                        grad=grad, devices=d)[0] for d in (None, "all")]
+            diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                     for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1]))]
+            sharded = jax.tree.leaves(runs[1])[0].sharding
+            out[f"{name}/{grad}"] = {"max_diff": max(diffs), "devices": len(sharded.device_set)}
+    json.dump(out, sys.stdout)
+''')
+
+
+def test_eight_cpu_devices_match_one():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "dense/manual" in results and "dense/autodiff" in results
+    for name, r in results.items():
+        assert r["devices"] == 8, name
+        assert r["max_diff"] < 1e-5, (name, r)
+
+
+def test_batch_must_divide_among_devices():
+    import jax
+
+    from fdl.parallel import check_divisible, make_mesh
+    mesh = make_mesh(1)
+    check_divisible(7, mesh)
+    with pytest.raises(ValueError, match="asked for 99 devices"):
+        make_mesh(99)
+    assert len(jax.devices()) >= 1
