@@ -92,15 +92,19 @@ def main(argv=None) -> int:
     rep.add_argument("--chapters", nargs="+", help="only these chapters, e.g. 3 4 or ch05")
     rep.add_argument("--seed", type=int, default=None, help="base seed passed to every script")
     rep.add_argument("--out", default="runs/reproduce", help="directory for results (default: runs/reproduce)")
+    rep.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
     rep.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
     one = sub.add_parser("run", help="run one chapter's experiment, e.g. `fdl run ch04 --quick`")
     one.add_argument("chapter")
     one.add_argument("--quick", action="store_true")
     one.add_argument("--seed", type=int, default=None)
     one.add_argument("--out", default=None, help="directory for results.json and pictures (default: runs/chNN_*)")
+    one.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
     one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
     one.add_argument("rest", nargs=argparse.REMAINDER, help="further arguments for the script")
     args = parser.parse_args(argv)
+    if args.progress:
+        os.environ["FDL_PROGRESS"] = "1"  # read by fit() in the experiment subprocesses
     return reproduce(args) if args.command == "reproduce" else run(args)
 
 

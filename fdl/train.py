@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         restart: bool = True, early_stopping: bool = True, params=None, opt_state=None,
         grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
         dtype=jnp.float32, eval_batch_size: int | None = 10_000, log: Callable | None = print,
-        checkpoint=None, checkpoint_every: int = 1, resume: bool = False, devices=None):
+        checkpoint=None, checkpoint_every: int = 1, resume: bool = False, devices=None, progress: bool | None = None):
     """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
 
     Args:
@@ -180,6 +181,9 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       resume: continue from ``checkpoint`` if it exists; the result equals an uninterrupted run's.
       devices: ``None`` (one device), ``"all"``, a count or a list of devices: data-parallel training
         over a mesh (see :mod:`fdl.parallel`); ``batch_size`` must divide evenly among them.
+      progress: show a progress bar over epochs with the running training loss (tqdm, the ``progress``
+        extra; a plain line per epoch without it). Default: on when the environment sets ``FDL_PROGRESS=1``
+        (as ``fdl run --progress`` does).
 
     A non-finite training loss stops training with a message naming the epoch and step, returning the
     params from before that epoch (the last checkpoint, if any, is left as it was).
@@ -230,6 +234,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         X, Y, run.params, run.opt_state = jax.device_put((X, Y, run.params, run.opt_state), parallel.replicated(mesh))
 
     history.best_epoch = epochs
+    bar, close_bar = _progress_bar(progress, run.epoch, epochs, say)
     for e in range(run.epoch, epochs):
         params, opt_state, losses = epoch_fn(run.params, run.opt_state, X, Y, jax.random.fold_in(key_train, e))
         losses = np.asarray(losses)
@@ -242,6 +247,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
             break
         run.params, run.opt_state, run.epoch = params, opt_state, e + 1
         history.train_loss.append(float(losses.mean()))
+        bar(e + 1, history.train_loss[-1])
         if has_test and (e + 1) % eval_every == 0:
             result = {"epoch": e + 1, **evaluate(model, loss, params, X_test, y_test, metrics, eval_batch_size)}
             history.evals.append(result)
@@ -257,8 +263,28 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
             run.best_loss, run.best_params, run.best_state, run.best_epoch = result["loss"], params, opt_state, e + 1
         if checkpoint is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs):
             run.save(checkpoint, history, key_train)
+    close_bar()
     history.opt_state = run.opt_state
     return run.params, history
+
+
+def _progress_bar(progress: bool | None, start: int, epochs: int, say: Callable):
+    """``(update(epoch, train_loss), close())``: a tqdm bar, plain lines, or nothing."""
+    if progress is None:
+        progress = os.environ.get("FDL_PROGRESS") == "1"
+    if not progress:
+        return (lambda epoch, value: None), (lambda: None)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return (lambda epoch, value: say(f"epoch {epoch}/{epochs}: train loss {value:.4f}")), (lambda: None)
+    bar = tqdm(total=epochs, initial=start, unit="epoch", leave=False)
+
+    def update(epoch, value):
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}")
+
+    return update, bar.close
 
 
 class _Run:

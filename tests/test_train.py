@@ -127,3 +127,18 @@ def test_bad_data():
         fit(serial(dense(2), dense(1)), mean_squared_error, sgd(), X, y, log=None, params=[
             {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}],
             restart=False)
+
+
+def test_progress_lines_without_tqdm(monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    logs = []
+    run(epochs=2, early_stopping=False, progress=True, log=logs.append)
+    assert [line.split(":")[0] for line in logs if line.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]
