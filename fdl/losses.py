@@ -19,22 +19,33 @@ def _n_examples(p) -> int:
     return math.prod(p.shape[:-1]) if p.ndim > 1 else p.shape[0]
 
 
-def _mse_backward(g, out, p, y):
-    dp = g * 2.0 * (p - y) / p.shape[0]
+MSE_OVER = ("batch", "elements")
+
+
+def _mse_count(p, over: str) -> int:
+    if over not in MSE_OVER:
+        raise ValueError(f"mean_squared_error: over must be one of {MSE_OVER}, got {over!r}")
+    return p.shape[0] if over == "batch" else p.size
+
+
+def _mse_backward(g, out, p, y, *, over):
+    dp = g * 2.0 * (p - y) / _mse_count(p, over)
     return dp, -dp
 
 
 @op(_mse_backward)
-def mean_squared_error(p, y):
+def mean_squared_error(p, y, *, over="batch"):
     """``L = sum((p - y)^2) / batch``; ``dL/dp = 2 (p - y) / batch`` (book: MeanSquaredError).
 
     p, y: (batch, ...) of the same shape. With one output per example this is the usual MSE; with several
     it is the squared error summed over outputs, averaged over the batch, as the book defines it.
+    ``over="elements"`` divides by the number of elements instead (PyTorch's ``MSELoss``, used in ch. 7's
+    autoencoder): the mean squared error per pixel.
     """
     expect_same_shape(p, y, "mean_squared_error")
     if p.ndim < 1 or p.shape[0] == 0:
         raise ValueError(f"mean_squared_error: expected a non-empty batch, got shape {p.shape}")
-    return jnp.sum((p - y) ** 2) / p.shape[0]
+    return jnp.sum((p - y) ** 2) / _mse_count(p, over)
 
 
 def _softmax_ce_backward(g, out, z, y):

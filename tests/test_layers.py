@@ -97,3 +97,13 @@ def test_bad_inputs_name_the_layer():
         dense(3, dropout=0.0)
     with pytest.raises(TypeError, match="not a Layer"):
         serial(dense)
+
+
+def test_reshape_layer_round_trip_and_gradients():
+    from fdl.layers import reshape
+    model = serial(dense(12, "tanh"), reshape((3, 2, 2)), flatten(), dense(2))
+    assert model.output_shape((5,)) == (2,)
+    params = model.init(KEY, (5,), jnp.float64)
+    check_model(model, params, normal(1, (4, 5)), normal(2, (4, 2)), mean_squared_error)
+    with pytest.raises(ValueError, match=r"cannot become \(5, 5\)"):
+        reshape((5, 5)).apply({}, jnp.ones((2, 12)))

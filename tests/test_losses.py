@@ -67,3 +67,11 @@ def test_loss_shape_errors():
         softmax_cross_entropy(jnp.ones(3), jnp.ones(3))
     with pytest.raises(ValueError, match="unknown loss"):
         get_loss("hinge")
+
+
+def test_mse_over_elements_is_the_per_pixel_mean():
+    p, y = normal(9, (4, 3, 5)), normal(10, (4, 3, 5))
+    check_op(mean_squared_error, p, y, over="elements")
+    assert float(mean_squared_error(p, y, over="elements")) == pytest.approx(float(jnp.mean((p - y) ** 2)))
+    with pytest.raises(ValueError, match="over must be one of"):
+        mean_squared_error(p, y, over="pixels")

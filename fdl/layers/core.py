@@ -24,6 +24,7 @@ from ..ops import dropout as dropout_op
 from ..ops import dropout_mask
 from ..ops import flatten as flatten_op
 from ..ops._op import check_grad_mode
+from ..ops.reshape import unflatten as unflatten_op
 
 
 class Layer(NamedTuple):
@@ -59,6 +60,28 @@ def flatten() -> Layer:
         return (n,)
 
     return Layer(_no_params, apply, output_shape, "flatten()")
+
+
+def reshape(shape: tuple) -> Layer:
+    """Reshape each example to ``shape`` (e.g. ``(7, 28, 28)`` after a dense layer, as ch. 7's decoder).
+
+    Its backward is the reshape back, which ``flatten``'s op already provides: both are views of one array.
+    """
+    shape = tuple(int(d) for d in shape)
+
+    def apply(params, x, *, key=None, train=False, grad="manual"):
+        n = 1
+        for d in shape:
+            n *= d
+        if x.ndim < 1 or (x.size // max(x.shape[0], 1)) != n:
+            raise ValueError(f"reshape{shape}: each example has {x.shape[1:]} = {x.size // max(x.shape[0], 1)} "
+                             f"values, cannot become {shape} = {n}")
+        return unflatten_op(flatten_op(x, grad=grad), grad=grad, shape=shape)
+
+    def output_shape(input_shape):
+        return shape
+
+    return Layer(_no_params, apply, output_shape, f"reshape{shape}")
 
 
 def apply_dropout(x, keep_prob, *, key, train, grad, mode="book"):

@@ -1,4 +1,4 @@
-"""``flatten`` (book ch. 5: Flatten)."""
+"""``flatten`` (book ch. 5: Flatten) and its inverse ``unflatten``."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ def flatten(x):
     if x.ndim < 1:
         raise ValueError(f"flatten: expected an array with a batch axis, got shape {x.shape}")
     return jnp.reshape(x, (x.shape[0], -1))
+
+
+def _unflatten_backward(g, out, x, *, shape):
+    return (jnp.reshape(g, x.shape),)
+
+
+@op(_unflatten_backward)
+def unflatten(x, *, shape):
+    """Reshape ``(batch, n)`` to ``(batch, *shape)``; backward flattens the gradient back."""
+    return jnp.reshape(x, (x.shape[0], *shape))
