@@ -21,7 +21,7 @@ def expect_rank(x, rank: int, what: str, layout: str = "") -> None:
 
 def expect_floating(x, what: str) -> None:
     """Raise TypeError unless ``x`` holds floating-point numbers (gradients need them)."""
-    dtype = np.result_type(x)
+    dtype = x.dtype if hasattr(x, "dtype") else np.result_type(x)
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"{what}: expected floating-point values, got dtype {dtype}; convert with x.astype('float32')")
 

@@ -1,0 +1,179 @@
+"""2-D convolution (book ch. 5: Conv2D_Op; appendix: the same op as matrix multiplication).
+
+Conventions, as the book's: images are NCHW ``(batch, in_channels, height, width)``; the kernel is
+``(in_channels, out_channels, k, k)``; stride 1; "same" zero padding ``k // 2`` so the output keeps the
+image's size; no bias. Like the book (and every deep learning library) the op is a cross-correlation::
+
+    out[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i + p, j + q] * W[c, o, p, q]
+
+Two implementations, each an :class:`~fdl.ops.Op` with a hand-written backward:
+
+* :func:`conv2d` builds the forward and both backward products from XLA's convolution primitive
+  (``lax.conv_general_dilated``), the fast one;
+* :func:`conv2d_im2col` is the appendix's formulation: image patches ``(batch, H*W, C*k*k)`` times the
+  kernel reshaped to ``(C*k*k, out_channels)``, and both gradients as matrix products.
+
+Erratum 4: the book's input gradient correlates the output gradient with the *unflipped* kernel, and its
+batched kernel gradient pairs examples in the wrong order. fdl's input gradient uses the flipped kernel and
+its kernel gradient pairs each example's input with that example's output gradient.
+
+Supported beyond the book: non-square images (``height != width``). Rejected with a ValueError: inputs that
+are not 4-D, kernels that are not ``(in, out, k, k)`` with odd ``k`` ("same" padding of an even kernel
+cannot keep the image size), and a channel count that differs between input and kernel.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from .._checks import expect_rank, shape_of
+from ._op import op
+
+
+def expect_float_array(x, what: str) -> None:
+    """TypeError unless ``x`` holds floating-point numbers (reads ``x.dtype``, so it also works on tracers)."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{what}: expected floating-point values, got dtype {x.dtype}; "
+                        "convert with x.astype('float32')")
+
+
+def check_conv_args(x, W, name: str) -> int:
+    """Validate an NCHW input and an ``(in, out, k, k)`` kernel; return ``k``."""
+    expect_rank(x, 4, f"{name} input", "(batch, in_channels, height, width)")
+    expect_rank(W, 4, f"{name} kernel W", "(in_channels, out_channels, k, k)")
+    expect_float_array(x, f"{name} input")
+    k = W.shape[2]
+    if W.shape[3] != k:
+        raise ValueError(f"{name}: the kernel must be square, (in_channels, out_channels, k, k), "
+                         f"got W of shape {shape_of(W)}")
+    if k % 2 == 0:
+        raise ValueError(f"{name}: kernel size must be odd for 'same' padding k // 2, got k = {k} "
+                         f"(W of shape {shape_of(W)})")
+    if x.shape[1] != W.shape[0]:
+        raise ValueError(f"{name}: input has {x.shape[1]} channels but the kernel expects {W.shape[0]} "
+                         f"(input {shape_of(x)}, W {shape_of(W)})")
+    return k
+
+
+def promote(x, W):
+    """Both arrays in their common dtype (as ``x @ W`` would promote them); XLA's conv needs one dtype."""
+    dtype = jnp.result_type(x, W)
+    return x.astype(dtype), W.astype(dtype)
+
+
+def _same(k: int) -> list[tuple[int, int]]:
+    return [(k // 2, k // 2)] * 2
+
+
+# XLA:CPU runs a convolution fast only in the channels-last form it hands to Eigen, "NHWC" images and "HWIO"
+# kernels. Outside a loop its layout passes turn an NCHW convolution into that form by themselves; inside a
+# while loop (lax.scan: a jitted epoch) they do not, and an NCHW convolution there runs about 10x slower
+# (jax-ml/jax#12868). So each product below transposes its operands to channels-last explicitly; outside
+# loops XLA folds these transposes into the layouts it would have chosen anyway.
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv_nhwc(lhs, rhs, k: int):
+    """``lax.conv_general_dilated`` on a channels-last lhs (b, h, w, f) and an (h, w, in, out) rhs."""
+    return lax.conv_general_dilated(lhs, rhs, (1, 1), _same(k), dimension_numbers=_NHWC)
+
+
+def _conv2d_backward(g, out, x, W):
+    k, x_dtype, W_dtype = W.shape[2], x.dtype, W.dtype
+    x, W = promote(x, W)
+    # Input gradient: dx[n, c] = sum_o g[n, o] correlated with the flipped W[c, o]: the same correlation with
+    # the flipped kernel's out_channels as the contracted axis, kernel (k, k, out, in). The padding
+    # k - 1 - k // 2 equals k // 2 for odd k. (book: Conv2D_Op._input_grad; erratum 4: the book does not flip.)
+    dx = _conv_nhwc(jnp.transpose(g, (0, 2, 3, 1)), jnp.transpose(jnp.flip(W, (2, 3)), (2, 3, 1, 0)), k)
+    # Kernel gradient: dW[c, o, p, q] = sum_{n, i, j} x_pad[n, c, i + p, j + q] g[n, o, i, j], a correlation
+    # of the input with the output gradient in which the *batch* is the contracted axis: x is read as C
+    # images with N features each, (C, H, W, N), and g as an (H, W, N, out) kernel; the k x k result
+    # (C, k, k, out) is dW. (book: Conv2D_Op._param_grad.)
+    dW = _conv_nhwc(jnp.transpose(x, (1, 2, 3, 0)), jnp.transpose(g, (2, 3, 0, 1)), k)
+    return jnp.transpose(dx, (0, 3, 1, 2)).astype(x_dtype), jnp.transpose(dW, (0, 3, 1, 2)).astype(W_dtype)
+
+
+@op(_conv2d_backward)
+def conv2d(x, W):
+    """Same-padded, stride-1 2-D convolution on XLA's convolution primitive (book: Conv2D_Op).
+
+    Args:
+      x: (batch, in_channels, height, width).
+      W: (in_channels, out_channels, k, k), k odd.
+
+    Returns:
+      (batch, out_channels, height, width): ``out[n, o, i, j] = sum_{c,p,q} x_pad[n, c, i+p, j+q] W[c, o, p, q]``.
+
+    Backward (hand-written, each product one ``lax.conv_general_dilated``): ``dx`` = the output gradient
+    correlated with the flipped kernel (channels swapped); ``dW`` = the input correlated with the output
+    gradient, the batch summed over as the contracted axis. These are the products ``jax.vjp`` derives, written
+    channels-last so that they stay fast inside ``lax.scan``, where ``jax.vjp``'s do not.
+
+    Example: a 3x3 image of ones and a 3x3 kernel of ones give the number of in-image neighbours of each
+    pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/test_ops_conv.py checks it).
+    """
+    k = check_conv_args(x, W, "conv2d")
+    x, W = promote(x, W)
+    out = _conv_nhwc(jnp.transpose(x, (0, 2, 3, 1)), jnp.transpose(W, (2, 3, 0, 1)), k)
+    return jnp.transpose(out, (0, 3, 1, 2))
+
+
+def im2col(x, k: int):
+    """The appendix's image patches: (batch, C, H, W) -> (batch, H*W, C*k*k).
+
+    Row ``i * W + j`` of example ``n`` holds the k x k window of the zero-padded image centred on pixel
+    ``(i, j)``, channel-major: column ``c * k*k + p * k + q`` is ``x_pad[n, c, i + p, j + q]``, the order of
+    ``W.reshape`` over ``(in, k, k)``. (book: get_image_patches, which loops over the H*W positions; here the
+    loop runs over the k*k kernel offsets, each one a shifted view of the whole padded batch.)
+    """
+    n, c, h, w = x.shape
+    m = k // 2
+    x_pad = jnp.pad(x, ((0, 0), (0, 0), (m, m), (m, m)))
+    windows = jnp.stack([x_pad[:, :, p:p + h, q:q + w] for p in range(k) for q in range(k)], axis=2)
+    return jnp.transpose(windows, (0, 3, 4, 1, 2)).reshape(n, h * w, c * k * k)
+
+
+def _rows(a):
+    """(batch, channels, H, W) -> (batch*H*W, channels): one row per pixel, the layout of the matmuls."""
+    return jnp.transpose(a, (0, 2, 3, 1)).reshape(-1, a.shape[1])
+
+
+def _unrows(a, n: int, h: int, w: int):
+    """Inverse of :func:`_rows`: (batch*H*W, channels) -> (batch, channels, H, W)."""
+    return jnp.transpose(a.reshape(n, h, w, -1), (0, 3, 1, 2))
+
+
+def _kernel_matrix(W):
+    """(in, out, k, k) -> (in*k*k, out), rows in :func:`im2col`'s column order (book: param_reshaped)."""
+    c, o, k, _ = W.shape
+    return jnp.transpose(W, (0, 2, 3, 1)).reshape(c * k * k, o)
+
+
+def _conv2d_im2col_backward(g, out, x, W):
+    n, c, h, w = x.shape
+    o, k = W.shape[1], W.shape[2]
+    g_rows = _rows(g)                                                  # (batch*H*W, out)
+    # Kernel gradient = patches^T @ output gradient, (C*k*k, batch*H*W) @ (batch*H*W, out), then back to
+    # (in, out, k, k). (book: param_grad_matmul.)
+    patches = im2col(x, k).reshape(n * h * w, c * k * k)
+    dW = jnp.transpose((patches.T @ g_rows).reshape(c, k, k, o), (0, 3, 1, 2))
+    # Input gradient = patches of the output gradient @ the flipped kernel with in/out swapped,
+    # (batch*H*W, out*k*k) @ (out*k*k, in). (book: input_grad_matmul; erratum 4: the book does not flip.)
+    flipped = jnp.transpose(jnp.flip(W, (2, 3)), (1, 0, 2, 3))         # (out, in, k, k)
+    dx = im2col(g, k).reshape(n * h * w, o * k * k) @ _kernel_matrix(flipped)
+    return _unrows(dx, n, h, w).astype(x.dtype), dW.astype(W.dtype)
+
+
+@op(_conv2d_im2col_backward)
+def conv2d_im2col(x, W):
+    """:func:`conv2d` as one matrix product (book appendix: output_matmul).
+
+    ``out = im2col(x) @ W_matrix``: (batch, H*W, C*k*k) @ (C*k*k, out_channels) -> (batch, H*W, out), then
+    reshaped to (batch, out_channels, H, W). Backward: ``dW = patches^T @ g`` and
+    ``dx = im2col(g) @ flipped-kernel matrix`` (see :func:`conv2d` for shapes and checks).
+    """
+    k = check_conv_args(x, W, "conv2d_im2col")
+    n, _, h, w = x.shape
+    out = im2col(x, k) @ _kernel_matrix(W)                             # (batch, H*W, out)
+    return jnp.transpose(out.reshape(n, h, w, W.shape[1]), (0, 3, 1, 2))

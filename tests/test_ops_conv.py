@@ -1,0 +1,119 @@
+"""conv2d (XLA primitives) and conv2d_im2col: hand-written VJPs against jax.grad of a lax reference."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from fdl.ops.conv import conv2d, conv2d_im2col, im2col
+from fdl.testing import check_vjp
+
+IMPLS = [conv2d, conv2d_im2col]
+
+# (batch, in_channels, out_channels, height, width, k): batch 1 and more, several channel counts, odd k 1/3/5,
+# square and non-square images.
+CASES = [
+    (1, 1, 1, 4, 4, 3),
+    (1, 1, 3, 5, 5, 5),
+    (2, 3, 2, 5, 4, 3),
+    (3, 2, 4, 4, 6, 1),
+    (4, 3, 5, 7, 7, 5),
+]
+
+
+def reference(x, W):
+    """The same convolution from lax directly: kernel transposed to (out, in, k, k), default NCHW/OIHW."""
+    k = W.shape[2]
+    return lax.conv_general_dilated(x, jnp.transpose(W, (1, 0, 2, 3)), (1, 1), [(k // 2, k // 2)] * 2)
+
+
+def random_case(n, c, o, h, w, k, seed=0):
+    kx, kw = jax.random.split(jax.random.key(seed))
+    return jax.random.normal(kx, (n, c, h, w), jnp.float64), jax.random.normal(kw, (c, o, k, k), jnp.float64)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_manual_vjp_matches_autodiff_of_lax_reference(impl, case):
+    x, W = random_case(*case)
+    check_vjp(lambda x, W: impl(x, W, grad="manual"), reference, (x, W))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+def test_autodiff_path_matches_reference(impl):
+    x, W = random_case(2, 3, 2, 5, 4, 3, seed=1)
+    check_vjp(lambda x, W: impl(x, W, grad="autodiff"), reference, (x, W), numerical=False)
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+def test_hand_computed_forward(impl):
+    out = impl(jnp.ones((1, 1, 3, 3)), jnp.ones((1, 1, 3, 3)))
+    np.testing.assert_array_equal(out[0, 0], [[4, 6, 4], [6, 9, 6], [4, 6, 4]])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+def test_input_gradient_uses_the_flipped_kernel(impl):
+    # One row [x0, x1, x2] and a kernel whose middle row is [1, 2, 3]: out[0] = 2 x0 + 3 x1, so the gradient
+    # of out[0] is [2, 3, 0]. The book's unflipped kernel (erratum 4) would give [2, 1, 0].
+    W = jnp.zeros((1, 1, 3, 3)).at[0, 0, 1].set(jnp.array([1.0, 2.0, 3.0]))
+    dx = jax.grad(lambda x: impl(x, W)[0, 0, 0, 0])(jnp.ones((1, 1, 1, 3)))
+    np.testing.assert_array_equal(dx[0, 0, 0], [2.0, 3.0, 0.0])
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+def test_kernel_gradient_pairs_each_example_with_its_own_output_gradient(impl):
+    # k = 1 makes dW a plain sum over examples and pixels of x * g; the book's batched version pairs rows
+    # in the wrong order (erratum 4). Examples differ so a mispairing changes the value.
+    x = jnp.array([1.0, 2.0]).reshape(2, 1, 1, 1)
+    g = jnp.array([10.0, 100.0]).reshape(2, 1, 1, 1)
+    _, vjp = jax.vjp(lambda W: impl(x, W), jnp.ones((1, 1, 1, 1)))
+    assert float(vjp(g)[0].squeeze()) == 1.0 * 10.0 + 2.0 * 100.0
+
+
+def test_the_two_implementations_agree_in_float32_under_jit():
+    x, W = random_case(3, 2, 4, 6, 5, 5, seed=2)
+    x, W = x.astype(jnp.float32), W.astype(jnp.float32)
+
+    def loss_and_grads(impl):
+        return jax.jit(jax.value_and_grad(lambda x, W: jnp.sum(jnp.tanh(impl(x, W))), (0, 1)))(x, W)
+
+    for a, b in zip(jax.tree.leaves(loss_and_grads(conv2d)), jax.tree.leaves(loss_and_grads(conv2d_im2col)),
+                    strict=True):
+        assert a.dtype == jnp.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_im2col_layout():
+    # Example 0's row for pixel (i, j) = (1, 2) holds channel 0's 3x3 window, then channel 1's.
+    x = jnp.arange(2 * 2 * 3 * 4, dtype=jnp.float64).reshape(2, 2, 3, 4)
+    patches = im2col(x, 3)
+    assert patches.shape == (2, 3 * 4, 2 * 9)
+    x_pad = np.pad(np.asarray(x), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    np.testing.assert_array_equal(patches[1, 1 * 4 + 2], x_pad[1, :, 1:4, 2:5].reshape(-1))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+@pytest.mark.parametrize("x_shape, W_shape, match", [
+    ((1, 5, 5), (1, 1, 3, 3), "expected a 4-D array"),
+    ((1, 1, 5, 5), (1, 3, 3), "expected a 4-D array"),
+    ((1, 2, 5, 5), (3, 1, 3, 3), "input has 2 channels but the kernel expects 3"),
+    ((1, 1, 5, 5), (1, 1, 4, 4), "kernel size must be odd"),
+    ((1, 1, 5, 5), (1, 1, 3, 5), "kernel must be square"),
+])
+def test_bad_shapes_raise_clear_errors(impl, x_shape, W_shape, match):
+    with pytest.raises(ValueError, match=match):
+        impl(jnp.ones(x_shape), jnp.ones(W_shape))
+
+
+def test_integer_input_is_rejected():
+    with pytest.raises(TypeError, match="floating-point"):
+        conv2d(jnp.ones((1, 1, 3, 3), jnp.int32), jnp.ones((1, 1, 3, 3)))
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+def test_mixed_dtypes_promote_and_gradients_keep_each_dtype(impl):
+    x, W = jnp.ones((1, 1, 4, 4), jnp.float32), jnp.ones((1, 2, 3, 3), jnp.float64)
+    assert impl(x, W).dtype == jnp.float64
+    dx, dW = jax.grad(lambda x, W: jnp.sum(impl(x, W)), (0, 1))(x, W)
+    assert dx.dtype == jnp.float32 and dW.dtype == jnp.float64

@@ -1,0 +1,90 @@
+"""The chapter's loop-based convolutions: the book's published checks, the harness, and the fast versions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from fdl.ops.conv import conv2d, conv2d_im2col
+from fdl.ops.conv_loops import conv_1d, conv_2d
+from fdl.testing import check_vjp
+
+
+def sum_loss_grads(x, w):
+    return jax.grad(lambda x, w: jnp.sum(conv_1d(x, w)), (0, 1))(x, w)
+
+
+def test_book_1d_check():
+    out = conv_1d(jnp.array([1.0, 2, 3, 4, 5]), jnp.ones(3))
+    np.testing.assert_array_equal(out, [3, 6, 9, 12, 9])
+    dx, dw = sum_loss_grads(jnp.array([1.0, 2, 3, 4, 5]), jnp.ones(3))
+    np.testing.assert_array_equal(dx, [2, 3, 3, 3, 2])
+    np.testing.assert_array_equal(dw, [10, 15, 14])
+
+
+def test_book_1d_batch_check():
+    x = jnp.stack([jnp.arange(0.0, 7.0), jnp.arange(1.0, 8.0)])
+    _, dw = sum_loss_grads(x, jnp.ones(3))
+    np.testing.assert_array_equal(dw, [36, 49, 48])
+
+
+def reference_1d(x, w):
+    """1-D lax convolution with one input and one output channel; batch (or a single row) kept."""
+    rows = x.reshape(-1, 1, x.shape[-1])
+    k = w.shape[0]
+    out = lax.conv_general_dilated(rows, w.reshape(1, 1, k), (1,), [(k // 2, k // 2)])
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("x_shape, k", [((5,), 3), ((1, 6), 1), ((3, 7), 5), ((2, 4), 3)])
+def test_conv_1d_against_lax_reference(x_shape, k):
+    kx, kw = jax.random.split(jax.random.key(3))
+    x, w = jax.random.normal(kx, x_shape, jnp.float64), jax.random.normal(kw, (k,), jnp.float64)
+    check_vjp(lambda x, w: conv_1d(x, w), reference_1d, (x, w))
+
+
+def reference_2d(x, W):
+    k = W.shape[2]
+    return lax.conv_general_dilated(x, jnp.transpose(W, (1, 0, 2, 3)), (1, 1), [(k // 2, k // 2)] * 2)
+
+
+# Small on purpose: every kernel entry and channel pair is a separate Python-level term.
+@pytest.mark.parametrize("case", [(1, 1, 2, 4, 4, 3), (2, 2, 3, 3, 4, 3), (2, 1, 1, 5, 5, 5), (1, 2, 2, 3, 3, 1)],
+                         ids=str)
+def test_conv_2d_against_lax_reference(case):
+    n, c, o, h, w, k = case
+    kx, kw = jax.random.split(jax.random.key(4))
+    x = jax.random.normal(kx, (n, c, h, w), jnp.float64)
+    W = jax.random.normal(kw, (c, o, k, k), jnp.float64)
+    check_vjp(jax.jit(conv_2d), reference_2d, (x, W))
+
+
+def test_conv_2d_matches_the_fast_implementations():
+    kx, kw, kg = jax.random.split(jax.random.key(5), 3)
+    x = jax.random.normal(kx, (2, 2, 4, 5), jnp.float64)
+    W = jax.random.normal(kw, (2, 3, 3, 3), jnp.float64)
+    g = jax.random.normal(kg, (2, 3, 4, 5), jnp.float64)
+    out_loops, vjp_loops = jax.vjp(conv_2d, x, W)
+    for impl in (conv2d, conv2d_im2col):
+        out, vjp = jax.vjp(impl, x, W)
+        np.testing.assert_allclose(out_loops, out, rtol=1e-12)
+        for a, b in zip(vjp_loops(g), vjp(g), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, match", [
+    ((2, 3, 4), (3,), "shape \\(length,\\) or \\(batch, length\\)"),
+    ((5,), (2,), "odd length"),
+    ((5,), (3, 1), "odd length"),
+])
+def test_conv_1d_bad_shapes(x_shape, w_shape, match):
+    with pytest.raises(ValueError, match=match):
+        conv_1d(jnp.ones(x_shape), jnp.ones(w_shape))
+
+
+def test_conv_2d_bad_shapes():
+    with pytest.raises(ValueError, match="kernel size must be odd"):
+        conv_2d(jnp.ones((1, 1, 4, 4)), jnp.ones((1, 1, 2, 2)))
+    with pytest.raises(ValueError, match="input has 1 channels but the kernel expects 2"):
+        conv_2d(jnp.ones((1, 1, 4, 4)), jnp.ones((2, 1, 3, 3)))
