@@ -1,0 +1,180 @@
+"""Chapter 6: character-level RNN, LSTM and GRU language models on Hamlet, trained through the hand-written BPTT.
+
+The book's five configurations (hidden 256, sequence length 25, batch 32, element-wise clipping to +/-2, the
+book's summed loss; optimizers and initial scales as in the book's notebook):
+
+    RNN                    SGD 0.001       scale 2 / (vocab + vocab)
+    LSTM                   AdaGrad 0.01    scale 0.01
+    RNN(->128) -> LSTM     AdaGrad 0.01    scales 0.1, 0.01
+    LSTM(->128) -> LSTM    SGD 0.01        scales 0.1, 0.01
+    GRU(->128) -> LSTM     AdaGrad 0.01    scales 0.1, 0.01
+
+and one of fdl's own: the LSTM with Adam (lr 2e-3, mean loss, no clipping, Glorot initialisation).
+
+Batches: ``--batches random`` (default) draws 32 windows at random positions of the training text for every
+step; ``--batches book`` takes the book's, 32 windows starting at consecutive characters, the next batch 32
+characters on (2000 such steps see only 64 000 characters, and the 32 windows of a batch nearly coincide).
+Either way the layers' start states are carried from batch to batch as the book does.
+
+Every 100 steps the validation cross-entropy (nats per character; the last 10 % of the text in
+non-overlapping windows, run from the carried state) is printed; at the end a 200-character sample, the
+table and results.json (metric "ce"). The unigram cross-entropy of the validation text is the baseline a
+model without context reaches.
+
+    python experiments/ch06_rnn.py [--quick] [--steps N] [--batches random|book] [--configs LSTM,GRU] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import optax
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fdl import optim  # noqa: E402
+from fdl.data import load_text  # noqa: E402
+from fdl.experiment import Results, parse_args  # noqa: E402
+from fdl.recurrent import rnn_layer  # noqa: E402
+from fdl.recurrent.model import gradient_norms, make_char_eval, make_char_train_step, stack  # noqa: E402
+from fdl.text import Vocabulary, book_batch, random_batch, sample, split, unigram_cross_entropy, windows  # noqa: E402
+
+# name -> (layers as (cell, output "hidden"|"vocab", weight_scale, None for the book's default, or an
+# initialiser's name), optimizer, reduction)
+CONFIGS = {
+    "RNN | SGD 0.001 (book)": ([("rnn", "vocab", None)], ("sgd", 0.001), "sum"),
+    "LSTM | AdaGrad 0.01 (book)": ([("lstm", "vocab", 0.01)], ("adagrad", 0.01), "sum"),
+    "RNN->LSTM | AdaGrad 0.01 (book)": ([("rnn", "hidden", 0.1), ("lstm", "vocab", 0.01)], ("adagrad", 0.01), "sum"),
+    "LSTM->LSTM | SGD 0.01 (book)": ([("lstm", "hidden", 0.1), ("lstm", "vocab", 0.01)], ("sgd", 0.01), "sum"),
+    "GRU->LSTM | AdaGrad 0.01 (book)": ([("gru", "hidden", 0.1), ("lstm", "vocab", 0.01)], ("adagrad", 0.01), "sum"),
+    "LSTM | Adam 2e-3, Glorot init (fdl)": ([("lstm", "vocab", "glorot")], ("adam", 2e-3), "mean"),
+}
+
+
+def make_optimizer(kind: str, lr: float) -> optax.GradientTransformation:
+    if kind == "adam":
+        return optax.adam(lr)
+    rule = optim.adagrad(lr) if kind == "adagrad" else optax.sgd(lr)
+    return optax.chain(optim.clip(2.0), rule)  # the book clips every gradient element to [-2, 2] first
+
+
+def build_model(spec, hidden: int, vocab: int, stacked_out: int):
+    layers = [rnn_layer(hidden, vocab if out == "vocab" else stacked_out, cell,
+                        **({"weight_init": scale} if isinstance(scale, str) else {"weight_scale": scale}))
+              for cell, out, scale in spec]
+    return stack(*layers)
+
+
+def train(name, model, tx, reduction, data, *, steps, batch, seq_len, eval_every, seed, batches, log):
+    train_ids, vx, vy, vocab = data
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    params = model.init(init_key, (vocab.size,))
+    opt_state, states = tx.init(params), model.zero_state()
+    step = make_char_train_step(model, tx, vocab.size, reduction=reduction)
+    evaluate = make_char_eval(model, vocab.size)
+    history, start = [], time.perf_counter()
+    for k in range(steps):
+        x, y = (book_batch(train_ids, k, batch, seq_len) if batches == "book"
+                else random_batch(train_ids, jax.random.fold_in(data_key, k), batch, seq_len))
+        params, opt_state, states, ce = step(params, opt_state, states, x, y)
+        if (k + 1) % eval_every == 0 or k + 1 == steps:
+            val = float(evaluate(params, states, vx, vy))
+            history.append((k + 1, val))
+            log(f"  {name}: step {k + 1:5d}  train ce {float(ce):.3f}  validation ce {val:.3f}")
+            if not math.isfinite(val):
+                log(f"  {name}: validation cross-entropy is {val}; stopping this configuration")
+                break
+    return params, states, history, (time.perf_counter() - start) / max(k + 1, 1)
+
+
+def step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats):
+    """Seconds per jitted train step (book AdaGrad + clip) with the manual BPTT or jax.grad."""
+    tx = make_optimizer("adagrad", 0.01)
+    params = model.init(jax.random.key(0), (vocab.size,))
+    opt_state, states = tx.init(params), model.zero_state()
+    step = make_char_train_step(model, tx, vocab.size, grad=grad, reduction="sum")
+    x, y = book_batch(train_ids, 0, batch, seq_len)
+    jax.block_until_ready(step(params, opt_state, states, x, y))
+    start = time.perf_counter()
+    for _ in range(repeats):
+        params, opt_state, states, ce = step(params, opt_state, states, x, y)
+    jax.block_until_ready(ce)
+    return (time.perf_counter() - start) / repeats
+
+
+def main(argv=None):
+    def extra(parser):
+        parser.add_argument("--steps", type=int, default=None, help="training steps per configuration")
+        parser.add_argument("--batches", choices=("book", "random"), default="random",
+                            help="the book's consecutive windows, or windows at random positions")
+        parser.add_argument("--configs", type=str, default=None, help="comma-separated configuration prefixes")
+
+    args = parse_args("Chapter 6: character RNN/LSTM/GRU models", argv, extra=extra)
+    quick = args.quick
+    hidden, stacked_out = (16, 8) if quick else (256, 128)
+    seq_len, batch = (10, 8) if quick else (25, 32)
+    steps = args.steps or (30 if quick else 2000)
+    eval_every = 10 if quick else 100
+
+    text = load_text("hamlet")
+    if quick:
+        text = text[:20_000]
+    vocab = Vocabulary.from_text(text)
+    train_text, valid_text = split(text, 0.1)
+    train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
+    vx, vy = windows(valid_ids, seq_len)
+    baseline = unigram_cross_entropy(train_ids, valid_ids, vocab.size)
+    print(f"hamlet: {len(text)} characters, vocabulary {vocab.size}, {len(train_ids)} training / "
+          f"{len(valid_ids)} validation; unigram validation ce {baseline:.3f} nats/char")
+    print(f"hidden {hidden}, sequence length {seq_len}, batch {batch}, {steps} steps per configuration")
+
+    names = list(CONFIGS)
+    if quick and not args.configs:  # a smoke run: one of each cell kind and both optimizer families
+        names = ["LSTM | AdaGrad 0.01 (book)", "GRU->LSTM | AdaGrad 0.01 (book)", "LSTM | Adam 2e-3, Glorot init (fdl)"]
+    if args.configs:
+        wanted = [w.strip() for w in args.configs.split(",")]
+        names = [n for n in names if any(n.startswith(w) for w in wanted)]
+    results = Results("ch06")
+    results.add("unigram baseline (character frequencies)", "ce", baseline)
+    data = (train_ids, vx, vy, vocab)
+    for i, name in enumerate(names):
+        spec, (kind, lr), reduction = CONFIGS[name]
+        model = build_model(spec, hidden, vocab.size, stacked_out)
+        print(f"\n{name}: {model}")
+        params, states, history, per_step = train(name, model, make_optimizer(kind, lr), reduction, data,
+                                                  steps=steps, batch=batch, seq_len=seq_len,
+                                                  eval_every=eval_every, seed=args.seed + i,
+                                                  batches=args.batches, log=print)
+        print(f"  {per_step * 1000:.1f} ms per step")
+        if name.startswith("GRU"):
+            x, y = book_batch(train_ids, 0, batch, seq_len)
+            norms = gradient_norms(model, params, x, y, model.zero_state(), vocab.size)[0]
+            zero = [k for k, v in norms.items() if v == 0.0]
+            print("  GRU layer: largest |gradient| per weight: " + ", ".join(f"{k} {v:.2g}" for k, v in norms.items()))
+            print(f"  GRU weights with an all-zero gradient: {zero or 'none'}")
+        text_out = sample(model, params, states, vocab, key=jax.random.key(args.seed), length=200, prompt="\n")
+        print("  sample:\n    " + text_out.replace("\n", "\n    "))
+        results.add(name, "ce", history[-1][1])
+
+    if not quick or args.steps:
+        model = build_model(CONFIGS["LSTM | AdaGrad 0.01 (book)"][0], hidden, vocab.size, stacked_out)
+        repeats = 5 if quick else 30
+        for grad in ("manual", "autodiff"):
+            seconds = step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats)
+            results.add(f"LSTM train step, {'hand-written BPTT' if grad == 'manual' else 'jax.grad'}",
+                        "seconds", seconds)
+
+    print("\nValidation cross-entropy after the last step (nats per character):")
+    print(results.table())
+    path = results.write(args.out)
+    if path:
+        print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""experiments/ch06_rnn.py --quick runs end to end and writes results.json."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ch06_quick(tmp_path):
+    proc = subprocess.run([sys.executable, "experiments/ch06_rnn.py", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    baseline = rows.pop("unigram baseline (character frequencies)")["value"]
+    assert 2.5 < baseline < 4.5
+    assert set(rows) == {"LSTM | AdaGrad 0.01 (book)", "GRU->LSTM | AdaGrad 0.01 (book)",
+                         "LSTM | Adam 2e-3, Glorot init (fdl)"}
+    for row in rows.values():
+        assert row["metric"] == "ce" and math.isfinite(row["value"]), row
+        assert row["value"] < math.log(62) + 0.2, row  # no worse than guessing among the quick text's characters
+    assert rows["LSTM | AdaGrad 0.01 (book)"]["value"] < math.log(62) - 0.3  # it learns within 30 steps
+    assert "GRU weights with an all-zero gradient: none" in proc.stdout
+    assert "sample:" in proc.stdout
