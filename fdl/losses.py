@@ -74,6 +74,8 @@ def softmax_cross_entropy(z, y):
     expect_same_shape(z, y, "softmax_cross_entropy", ("logits", "targets"))
     if z.ndim < 2:
         expect_rank(z, 2, "softmax_cross_entropy logits", "(batch, classes)")
+    if z.size == 0:
+        raise ValueError(f"softmax_cross_entropy: expected a non-empty batch, got shape {tuple(z.shape)}")
     return -jnp.sum(y * jax.nn.log_softmax(z, axis=-1)) / _n_examples(z)
 
 

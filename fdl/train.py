@@ -189,6 +189,8 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     params from before that epoch (the last checkpoint, if any, is left as it was).
     """
     check_grad_mode(grad)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")
     for value, name in ((epochs, "epochs"), (eval_every, "eval_every"), (batch_size, "batch_size"),
                         (checkpoint_every, "checkpoint_every")):
         expect_positive(value, name, integer=True)

@@ -30,6 +30,8 @@ def mnist_preprocess(X_train, X_test, flatten: bool = True) -> tuple[np.ndarray,
             raise ValueError(f"mnist_preprocess: {name} must be {layout}, got shape {X.shape}")
         if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
             raise TypeError(f"mnist_preprocess: {name} must hold real numbers, got dtype {X.dtype}")
+        if np.issubdtype(X.dtype, np.floating) and not np.all(np.isfinite(X)):
+            raise ValueError(f"mnist_preprocess: {name} contains NaN or Inf; clean or drop those images first")
     if X_train.shape[1:] != X_test.shape[1:]:
         raise ValueError(f"mnist_preprocess: X_train and X_test images differ in shape: {X_train.shape[1:]} "
                          f"and {X_test.shape[1:]}")

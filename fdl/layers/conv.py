@@ -20,6 +20,7 @@ from ..ops import get_activation
 from ..ops.conv import conv2d as conv2d_xla
 from ..ops.conv import conv2d_im2col
 from ..ops.conv_loops import conv_2d as conv2d_loops
+from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
 
 IMPLEMENTATIONS = {"xla": conv2d_xla, "im2col": conv2d_im2col, "loops": conv2d_loops}
@@ -56,6 +57,7 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
     if param_size % 2 == 0:
         raise ValueError(f"conv2d: param_size must be odd for 'same' padding param_size // 2, got {param_size}")
     expect_probability(dropout, "conv2d dropout (keep probability)")
+    check_mode(dropout_mode)
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"conv2d: impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
     conv, act = IMPLEMENTATIONS[impl], get_activation(activation)

@@ -24,6 +24,7 @@ from ..ops import dropout as dropout_op
 from ..ops import dropout_mask
 from ..ops import flatten as flatten_op
 from ..ops._op import check_grad_mode
+from ..ops.dropout import check_mode
 from ..ops.reshape import unflatten as unflatten_op
 
 
@@ -94,6 +95,7 @@ def apply_dropout(x, keep_prob, *, key, train, grad, mode="book"):
 def dropout(keep_prob: float, *, mode: str = "book") -> Layer:
     """A stand-alone dropout layer keeping each unit with probability ``keep_prob`` (book ch. 4)."""
     expect_probability(keep_prob, "dropout keep_prob")
+    check_mode(mode)
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         return apply_dropout(x, keep_prob, key=key, train=train, grad=grad, mode=mode)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from .._checks import expect_positive, expect_probability, expect_rank
 from ..init import init_scale, normal
 from ..ops import bias_add, get_activation, weight_multiply
+from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
 
 
@@ -26,6 +27,7 @@ def dense(neurons: int, activation="linear", *, weight_init: str = "standard", d
     """
     expect_positive(neurons, "dense neurons", integer=True)
     expect_probability(dropout, "dense dropout (keep probability)")
+    check_mode(dropout_mode)
     act = get_activation(activation)
     init_scale(weight_init, 1, 1)  # rejects unknown names now rather than at init
     name = f"dense({neurons}, {getattr(act, 'name', act)})"

@@ -27,6 +27,12 @@ def dropout(x, mask):
     return x * mask
 
 
+def check_mode(mode):
+    """Raise a clear error unless ``mode`` is ``"book"`` or ``"inverted"``."""
+    if mode not in MODES:
+        raise ValueError(f"dropout mode must be one of {MODES}, got {mode!r}")
+
+
 def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.float32):
     """The mask :func:`dropout` multiplies by.
 
@@ -34,8 +40,7 @@ def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.fl
     Inference: the scalar ``keep_prob`` for the book's form, 1 for inverted dropout.
     """
     expect_probability(keep_prob, "dropout keep_prob")
-    if mode not in MODES:
-        raise ValueError(f"dropout mode must be one of {MODES}, got {mode!r}")
+    check_mode(mode)
     if not train:
         return jnp.asarray(keep_prob if mode == "book" else 1.0, dtype)
     if key is None:
