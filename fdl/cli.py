@@ -1,4 +1,5 @@
-"""The ``fdl`` command: ``fdl reproduce`` runs every chapter's experiment and prints one table; ``fdl run chNN``.
+"""The ``fdl`` command: ``fdl reproduce`` runs every chapter's experiment and prints one table; ``fdl run chNN``;
+``fdl benchmark`` times training steps against ``jax.grad`` and PyTorch (``experiments/benchmark.py``).
 
 The experiment scripts live in ``experiments/`` beside the package (a source checkout or an editable
 install). fdl never imports them: each runs as its own process, writes ``results.json``, and this command
@@ -84,6 +85,18 @@ def run(args) -> int:
     return code
 
 
+def benchmark(args) -> int:
+    script = experiments_dir(args.experiments) / "benchmark.py"
+    if not script.exists():
+        raise SystemExit(f"fdl: {script} is missing; run from a source checkout")
+    out = Path(args.out) if args.out else Path("runs") / "benchmark"
+    cmd = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if args.quick else []) + list(args.rest)
+    print(f"=== {' '.join(cmd[1:])}", flush=True)
+    code = subprocess.call(cmd)
+    print(f"=== benchmark finished (exit {code}); results in {out}")
+    return code
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fdl", description="Deep Learning from Scratch, in JAX")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,15 +107,25 @@ def main(argv=None) -> int:
     rep.add_argument("--out", default="runs/reproduce", help="directory for results (default: runs/reproduce)")
     rep.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
     rep.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
-    one = sub.add_parser("run", help="run one chapter's experiment, e.g. `fdl run ch04 --quick`")
+    one = sub.add_parser("run", help="run one chapter's experiment, e.g. `fdl run ch04 --quick`; further "
+                         "arguments go to the script")
     one.add_argument("chapter")
     one.add_argument("--quick", action="store_true")
     one.add_argument("--seed", type=int, default=None)
     one.add_argument("--out", default=None, help="directory for results.json and pictures (default: runs/chNN_*)")
     one.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
     one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
-    one.add_argument("rest", nargs=argparse.REMAINDER, help="further arguments for the script")
-    args = parser.parse_args(argv)
+    bench = sub.add_parser("benchmark", help="time training steps: fdl, fdl via jax.grad, PyTorch (bench extra); "
+                           "further arguments go to experiments/benchmark.py, e.g. --workloads W1 W4")
+    bench.add_argument("--quick", action="store_true", help="a few steps per workload: a smoke run")
+    bench.add_argument("--out", default=None, help="directory for results.json and table.md (default: runs/benchmark)")
+    bench.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command == "reproduce":
+        parser.error(f"unrecognized arguments for reproduce: {' '.join(rest)}")
+    args.rest = rest  # run, benchmark: passed on to the script (e.g. --workloads W1 W4 --repeats 5)
+    if args.command == "benchmark":
+        return benchmark(args)
     if args.progress:
         os.environ["FDL_PROGRESS"] = "1"  # read by fit() in the experiment subprocesses
     return reproduce(args) if args.command == "reproduce" else run(args)

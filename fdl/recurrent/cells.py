@@ -52,7 +52,8 @@ class Cell(NamedTuple):
     node: callable            # the book's step, unfused
     fuse: callable            # (params, n_in) -> (W_x, B, recurrent weights)
     step: callable            # (recurrent weights, state, xp_t) -> (state, saved_t)
-    step_backward: callable   # (recurrent weights, dstate, (dH_t, saved_t, prev_t, state_t)) -> (dprev, dpre_t)
+    step_backward: callable   # (transposed recurrent weights, dstate, (dH_t, saved_t, prev_t, state_t))
+    #                           -> (dprev, dpre_t)
     param_grads: callable     # (X, prev states, states, saved, dpre, n_in, hidden) -> {book name: grad}
 
 
@@ -90,11 +91,11 @@ def _rnn_step(W_h, state, xp):
     return RNNState(H), ()
 
 
-def _rnn_step_backward(W_h, dstate, inputs):
+def _rnn_step_backward(W_hT, dstate, inputs):
     """``dA = dH' (1 - H'^2)``; ``dH = dA W_h^T`` (book: RNNNode.backward, the ``dtanh`` and ``dz`` lines)."""
     dH_out, _, _, state = inputs
     dA = (dstate.H + dH_out) * (1.0 - state.H ** 2)
-    return RNNState(dA @ W_h.T), dA
+    return RNNState(dA @ W_hT), dA
 
 
 def _rnn_param_grads(X, prev, states, saved, dA, n_in, h):
@@ -146,7 +147,7 @@ def _lstm_step(W_h, state, xp):
     return LSTMState(o * jnp.tanh(C), C), gates
 
 
-def _lstm_step_backward(W_h, dstate, inputs):
+def _lstm_step_backward(W_hT, dstate, inputs):
     """The book's LSTMNode.backward for one step, carrying ``(dH, dC)`` to the step before.
 
     ``dC' = dC + dH' o (1 - tanh(C')^2)``; gate pre-activations: ``df = dC' C f(1-f)``,
@@ -160,7 +161,7 @@ def _lstm_step_backward(W_h, dstate, inputs):
     dC = dstate.C + dH * o * (1.0 - tanh_C ** 2)
     dpre = jnp.concatenate([dC * prev.C * f * (1.0 - f), dC * c_bar * i * (1.0 - i),
                             dC * i * (1.0 - c_bar ** 2), dH * tanh_C * o * (1.0 - o)], axis=-1)
-    return LSTMState(dpre @ W_h.T, dC * f), dpre
+    return LSTMState(dpre @ W_hT, dC * f), dpre
 
 
 def _lstm_param_grads(X, prev, states, saved, dpre, n_in, h):
@@ -214,23 +215,23 @@ def _gru_step(weights, state, xp):
     return RNNState(u * H + (1.0 - u) * h_bar), jnp.concatenate([r, u, h_bar], axis=-1)
 
 
-def _gru_step_backward(weights, dstate, inputs):
+def _gru_step_backward(weights_T, dstate, inputs):
     """The GRU node's backward for one step, carrying ``dH``.
 
     ``dh~ = dH' (1 - u)(1 - h~^2)``; ``du = dH' (H - h~) u(1-u)``; ``d(rH) = dh~ W_hh^T``;
     ``dr = d(rH) H r(1-r)``; ``dH = dH' u + d(rH) r + [dr, du] [W_hr, W_hu]^T``.
     """
-    W_h, W_hh = weights
+    W_hT, W_hhT = weights_T
     dH_out, gates, prev, _ = inputs
     r, u, h_bar = _split(gates, 3)
     H = prev.H
     dH_new = dstate.H + dH_out
     d_h = dH_new * (1.0 - u) * (1.0 - h_bar ** 2)
     d_u = dH_new * (H - h_bar) * u * (1.0 - u)
-    d_rH = d_h @ W_hh.T
+    d_rH = d_h @ W_hhT
     d_r = d_rH * H * r * (1.0 - r)
     d_ru = jnp.concatenate([d_r, d_u], axis=-1)
-    dH = dH_new * u + d_rH * r + d_ru @ W_h.T
+    dH = dH_new * u + d_rH * r + d_ru @ W_hT
     return RNNState(dH), jnp.concatenate([d_ru, d_h], axis=-1)
 
 

@@ -107,8 +107,13 @@ def _bptt(cell: Cell) -> Callable:
         dH_out = dy @ params["W_v"].T
         prev = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s[:-1]]), state0, states)
 
+        # The step backward multiplies by the transposed recurrent weights every step: transpose them once,
+        # into memory, before the loop (XLA would otherwise fold the transpose into each step's product, and
+        # XLA:CPU multiplies by a transposed operand more slowly).
+        W_hT = jax.lax.optimization_barrier(jax.tree.map(lambda w: w.T, W_h))
+
         def body(dstate, inputs):
-            return cell.step_backward(W_h, dstate, inputs)
+            return cell.step_backward(W_hT, dstate, inputs)
 
         dstate0, dpre = jax.lax.scan(body, dlast, (dH_out, saved, prev, states), reverse=True)
         dx = jnp.swapaxes(dpre @ W_x.T, 0, 1).astype(xs.dtype)

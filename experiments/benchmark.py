@@ -1,0 +1,561 @@
+"""Benchmark: training-step time of the book's workloads, fdl (hand-written VJPs), fdl through jax.grad, PyTorch.
+
+Workloads (float32; tracker issue 7):
+
+    W1  MNIST MLP 784 -> dense(89, tanh) -> dense(10), softmax CE, SGD momentum 0.9 lr 0.1, batch 60
+    W2  ch. 5 CNN: conv 1->32 5x5 tanh, flatten, dense(25088 -> 10), softmax CE, momentum 0.9 lr 0.01, batch 60
+    W3  ch. 7 ConvNet: conv 1->16 5x5 tanh, conv 16->8 5x5 tanh, flatten, dense(6272 -> 32, tanh), dense(10),
+        softmax CE, momentum 0.9 lr 0.01, batch 60
+    W4  character LSTM (ch. 6): one-hot input (vocabulary 65), hidden 256, sequence 25, batch 32, projection to
+        the vocabulary, softmax CE summed over every step (the book's), AdaGrad lr 0.01 after clipping to +/-2
+    W5  Boston 13 -> dense(13, sigmoid) -> dense(13, sigmoid) -> dense(1), MSE, SGD lr 0.01, batch 32, 50 epochs
+
+Implementations, all from the same initial weights (fdl's init, copied into PyTorch's layouts) and the same
+batches in the same order:
+
+    fdl          hand-written VJPs; a whole epoch is one compiled ``lax.scan`` (``fdl.train.make_train_epoch``;
+                 W4: ``fdl.recurrent.make_char_train_step`` scanned over the unit's batches), data on the device
+    fdl-autodiff the same model and scan, gradients by ``jax.grad`` of the plain forward
+    fdl-step     reference: the hand-written step jitted alone, called once per batch from Python
+    torch        PyTorch eager on the CPU, ``torch.set_num_threads(os.cpu_count())``
+
+Method. Each (workload, implementation) runs in its own worker process. Inputs, labels (synthetic for
+W1-W3: standard-normal images labelled by a fixed random linear teacher; Boston for W5; Hamlet windows for W4),
+initial weights and batch orders are written once by this process and read by every worker. A *unit* is one
+epoch (W1-W3: ``--steps`` batches; W5: the 50 epochs of the whole training) or, for W4, ``--steps`` batches.
+Unit 0 is the warm-up (it follows the compilation) and its losses are the cross-implementation check: every
+implementation starts it from the same weights, so its final losses must agree. Then ``--repeats`` timed units
+run, interleaved: repetition r runs every implementation once, in an order rotated by r, so machine noise is
+shared. Reported: the median (and min/max) of the per-step time of the timed units (unit seconds / steps);
+compile seconds (``jit(...).lower(...).compile()``, separate from the timing); and memory as the worker's peak
+resident set (``getrusage`` maxrss: everything the process ever held, data included) and its growth above the
+runtime baseline (maxrss after importing the framework and running one tiny op, before any data is loaded).
+
+    python experiments/benchmark.py [--quick] [--workloads W1 W3] [--impls fdl torch] [--repeats N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMPLS = ("fdl", "fdl-autodiff", "fdl-step", "torch")
+LABELS = {"fdl": "fdl (hand-written VJPs, scanned epoch)", "fdl-autodiff": "fdl via jax.grad (scanned epoch)",
+          "fdl-step": "fdl (hand-written, one jitted step per call)", "torch": "PyTorch eager"}
+# name -> layers (kind, units, activation), loss, optimizer (kind, lr), batch, steps per unit (full, quick), input
+WORKLOADS = {
+    "W1": dict(layers=[("dense", 89, "tanh"), ("dense", 10, None)], loss="ce", opt=("momentum", 0.1), batch=60,
+               steps=(1000, 10), input=(784,), title="MNIST MLP 784-89-10"),
+    "W2": dict(layers=[("conv", 32, "tanh"), ("flatten",), ("dense", 10, None)], loss="ce", opt=("momentum", 0.01),
+               batch=60, steps=(300, 3), input=(1, 28, 28), title="ch. 5 CNN conv 1->32, dense 25088->10"),
+    "W3": dict(layers=[("conv", 16, "tanh"), ("conv", 8, "tanh"), ("flatten",), ("dense", 32, "tanh"),
+                       ("dense", 10, None)], loss="ce", opt=("momentum", 0.01), batch=60, steps=(300, 3),
+               input=(1, 28, 28), title="ch. 7 ConvNet 1->16->8, 6272->32->10"),
+    "W4": dict(loss="ce_sum", opt=("adagrad", 0.01), batch=32, steps=(300, 3), hidden=256, seq=25, vocab=65,
+               title="char LSTM hidden 256, seq 25, vocab 65"),
+    "W5": dict(layers=[("dense", 13, "sigmoid"), ("dense", 13, "sigmoid"), ("dense", 1, None)], loss="mse",
+               opt=("sgd", 0.01), batch=32, epochs=(50, 2), input=(13,), title="Boston 13-13-13-1, 50 epochs"),
+}
+TARGETS = {"manual/autodiff": {"W1": 1.0, "W2": 1.0, "W3": 1.0, "W4": 0.8},
+           "fdl/torch": {"W1": 1.0, "W2": 1.0, "W3": 1.0, "W4": 1.0}}
+SEED = 0
+
+
+def reset_peak_rss() -> None:
+    """Start the peak-RSS count afresh (Linux >= 4.0). A forked child inherits its parent's high-water mark
+    (and ``execve`` keeps it), so without this every worker would report at least the parent's size."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident set (VmHWM, else ``getrusage`` maxrss), in MiB."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------------------------------------ shared inputs
+
+def fdl_model(spec):
+    """The fdl model, loss and optimizer of a workload."""
+    import optax
+
+    from fdl import losses, optim
+    from fdl.layers import dense, serial
+    from fdl.layers.conv import conv2d
+    if "layers" not in spec:
+        from fdl.recurrent import rnn_layer, stack
+        model = stack(rnn_layer(spec["hidden"], spec["vocab"], "lstm", weight_scale=0.01))  # the book's LSTM
+        return model, None, optax.chain(optim.clip(2.0), optim.adagrad(spec["opt"][1]))
+    layers, specs = [], spec["layers"]
+    for i, (kind, *rest) in enumerate(specs):
+        if kind == "conv":
+            flat = i + 1 < len(specs) and specs[i + 1][0] == "flatten"
+            layers.append(conv2d(rest[0], 5, rest[1], weight_init="glorot", flatten=flat))
+        elif kind == "dense":
+            layers.append(dense(rest[0], rest[1] or "linear", weight_init="glorot"))
+    kind, lr = spec["opt"]
+    tx = optim.momentum(lr, 0.9) if kind == "momentum" else optim.sgd(lr)
+    loss = losses.softmax_cross_entropy if spec["loss"] == "ce" else losses.mean_squared_error
+    return serial(*layers), loss, tx
+
+
+def unit_shape(spec, quick: bool):
+    """(epochs per unit, steps per epoch, examples per epoch)."""
+    q = int(quick)
+    if "epochs" in spec:
+        return spec["epochs"][q], None, None  # W5: the Boston training set fixes the epoch
+    return 1, spec["steps"][q], spec["steps"][q] * spec["batch"]
+
+
+def write_inputs(name, spec, quick, units, path):
+    """Initial weights, data and every unit's batch order, as one .npz all workers read."""
+    import jax
+
+    from fdl.data import boston_split, load_text
+    from fdl.text import Vocabulary, random_batch
+    model, _, _ = fdl_model(spec)
+    key = jax.random.key(SEED)
+    out = {}
+    epochs, steps, n = unit_shape(spec, quick)
+    if name == "W4":
+        ids = Vocabulary.from_text(load_text("hamlet")).encode(load_text("hamlet"))
+        params = model.init(key, (spec["vocab"],))
+        pairs = [random_batch(ids, jax.random.fold_in(key, k), spec["batch"], spec["seq"])
+                 for k in range(units * steps)]
+        shape = (units, steps, spec["batch"], spec["seq"])
+        out["xid"] = np.stack([p[0] for p in pairs]).reshape(shape).astype(np.int32)
+        out["yid"] = np.stack([p[1] for p in pairs]).reshape(shape).astype(np.int32)
+    else:
+        if name == "W5":
+            X, _, Y, _ = boston_split()
+            X, Y = np.asarray(X, np.float32), np.asarray(Y, np.float32)
+            n = len(X)
+        else:
+            rng = np.random.default_rng(SEED)
+            X = rng.standard_normal((n, *spec["input"]), dtype=np.float32)
+            teacher = rng.standard_normal((X[0].size, 10), dtype=np.float32)
+            Y = np.eye(10, dtype=np.float32)[np.argmax(X.reshape(n, -1) @ teacher, axis=1)]
+        params = model.init(key, X.shape[1:])
+        out["X"], out["Y"] = X, Y
+        perms = [jax.random.permutation(jax.random.split(epoch_key(u, e))[0], n)  # make_train_epoch's shuffle
+                 for u in range(units) for e in range(epochs)]
+        out["perm"] = np.stack([np.asarray(p) for p in perms]).reshape(units, epochs, n).astype(np.int64)
+    for i, layer in enumerate(params):
+        for k, v in layer.items():
+            out[f"param{i}.{k}"] = np.asarray(v)
+    np.savez(path, **out)
+
+
+def epoch_key(unit: int, epoch: int):
+    import jax
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(SEED + 1), unit), epoch)
+
+
+def load_params(data):
+    layers: dict[int, dict] = {}
+    for key in data.files:
+        if key.startswith("param"):
+            i, name = key[5:].split(".", 1)
+            layers.setdefault(int(i), {})[name] = data[key]
+    return [layers[i] for i in sorted(layers)]
+
+
+# ------------------------------------------------------------------------------------------------ workers
+
+class FdlRunner:
+    """fdl's way of training: a compiled unit (``scan``) or one jitted step per call (``impl="fdl-step"``)."""
+
+    def __init__(self, name, spec, data, impl, quick):
+        import jax
+        import jax.numpy as jnp
+
+        from fdl.train import make_train_epoch, make_train_step
+        self.jax, self.impl = jax, impl
+        grad = "autodiff" if impl == "fdl-autodiff" else "manual"
+        model, loss, tx = fdl_model(spec)
+        params = jax.tree.map(jnp.asarray, load_params(data))
+        opt_state = tx.init(params)
+        start = time.perf_counter()
+        if name == "W4":
+            from fdl.recurrent import make_char_train_step
+            step = make_char_train_step(model, tx, spec["vocab"], grad=grad, reduction="sum")
+            # every unit's (and step's) batch already on the device, so indexing dispatches nothing
+            self.xid, self.yid = list(map(jnp.asarray, data["xid"])), list(map(jnp.asarray, data["yid"]))
+            self.carry = (params, opt_state, model.zero_state())
+            if impl == "fdl-step":
+                self.run = self._lstm_steps
+                self.xid, self.yid = [list(u) for u in self.xid], [list(u) for u in self.yid]
+                self.step = step.lower(*self.carry, self.xid[0][0], self.yid[0][0]).compile()
+            else:
+                def unit(params, opt_state, states, xs, ys):
+                    def body(carry, batch):
+                        params, opt_state, states, ce = step(*carry, *batch)
+                        return (params, opt_state, states), ce
+                    carry, ces = jax.lax.scan(body, (params, opt_state, states), (xs, ys))
+                    return carry, ces
+                self.run = self._lstm_unit
+                self.compiled = jax.jit(unit).lower(*self.carry, self.xid[0], self.yid[0]).compile()
+        else:
+            self.X, self.Y = jnp.asarray(data["X"]), jnp.asarray(data["Y"])
+            n, batch = len(self.X), spec["batch"]
+            self.perm = data["perm"]
+            self.keys = [[epoch_key(u, e) for e in range(self.perm.shape[1])] for u in range(self.perm.shape[0])]
+            self.carry, self.sync_each_epoch = (params, opt_state), name == "W5"  # fit reads each epoch's losses
+            if impl == "fdl-step":
+                jstep, self.batch, self.run = jax.jit(make_train_step(model, loss, tx, grad=grad)), batch, self._steps
+                self.steps = {}
+                for b in {batch, n % batch} - {0}:
+                    self.steps[b] = jstep.lower(params, opt_state, (self.X[:b], self.Y[:b]), self.keys[0][0]).compile()
+                self.perm_dev = [[jnp.asarray(p) for p in unit] for unit in self.perm]
+            else:
+                epoch = make_train_epoch(make_train_step(model, loss, tx, grad=grad), n, batch)
+                self.compiled = epoch.lower(params, opt_state, self.X, self.Y, self.keys[0][0]).compile()
+                self.run = self._epochs
+        self.compile_s = time.perf_counter() - start
+
+    def _epochs(self, u):
+        params, opt_state = self.carry
+        out = []
+        for key in self.keys[u]:
+            params, opt_state, losses = self.compiled(params, opt_state, self.X, self.Y, key)
+            out.append(np.asarray(losses) if self.sync_each_epoch else losses)
+        self.jax.block_until_ready((params, out))
+        self.carry = params, opt_state
+        return out
+
+    def _steps(self, u):
+        import jax.numpy as jnp
+        params, opt_state = self.carry
+        out = []
+        for e, perm in enumerate(self.perm_dev[u]):
+            X, Y, key = jnp.take(self.X, perm, axis=0), jnp.take(self.Y, perm, axis=0), self.keys[u][e]
+            for i in range(0, len(X), self.batch):
+                xb, yb = X[i:i + self.batch], Y[i:i + self.batch]
+                params, opt_state, value = self.steps[len(xb)](params, opt_state, (xb, yb), key)
+                out.append(value)
+        self.jax.block_until_ready((params, out))
+        self.carry = params, opt_state
+        return out
+
+    def _lstm_unit(self, u):
+        self.carry, ces = self.compiled(*self.carry, self.xid[u], self.yid[u])
+        return [self.jax.block_until_ready(ces)]
+
+    def _lstm_steps(self, u):
+        params, opt_state, states = self.carry
+        out = []
+        for x_ids, y_ids in zip(self.xid[u], self.yid[u], strict=True):
+            params, opt_state, states, ce = self.step(params, opt_state, states, x_ids, y_ids)
+            out.append(ce)
+        self.jax.block_until_ready((params, out))
+        self.carry = params, opt_state, states
+        return out
+
+
+class TorchRunner:
+    """The same model in PyTorch eager, weights copied from fdl's (dense W (in, out) -> (out, in); conv kernel
+    (in, out, k, k) -> (out, in, k, k); LSTM gates f, i, c, o of W (in + hidden, hidden) -> torch's i, f, g, o)."""
+
+    def __init__(self, name, spec, data, impl, quick):
+        import torch
+        import torch.nn.functional as F
+        self.torch, self.F, self.spec, self.compile_s = torch, F, spec, None
+        t = lambda a: torch.tensor(np.ascontiguousarray(a))  # noqa: E731
+        params = load_params(data)
+        if name == "W4":
+            h, v = spec["hidden"], spec["vocab"]
+            p = params[0]
+            gates = ("i", "f", "c", "o")
+            self.lstm = torch.nn.LSTM(v, h, batch_first=True)
+            with torch.no_grad():
+                self.lstm.weight_ih_l0.copy_(t(np.concatenate([p[f"W_{g}"][:v] for g in gates], 1).T))
+                self.lstm.weight_hh_l0.copy_(t(np.concatenate([p[f"W_{g}"][v:] for g in gates], 1).T))
+                self.lstm.bias_ih_l0.copy_(t(np.concatenate([p[f"B_{g}"] for g in gates], 1)[0]))
+                self.lstm.bias_hh_l0.zero_()
+            self.lstm.bias_hh_l0.requires_grad_(False)  # fdl has one bias per gate
+            self.Wv, self.Bv = t(p["W_v"].T).requires_grad_(), t(p["B_v"][0]).requires_grad_()
+            self.params = [*(q for q in self.lstm.parameters() if q.requires_grad), self.Wv, self.Bv]
+            self.sums = [torch.zeros_like(q) for q in self.params]
+            self.state = (torch.zeros(1, h), torch.zeros(1, h))
+            self.xid, self.yid = torch.from_numpy(data["xid"]).long(), torch.from_numpy(data["yid"]).long()
+            self.run = self._lstm_unit
+            return
+        self.layers, self.params, i = [], [], 0
+        for kind, *rest in spec["layers"]:
+            if kind == "flatten":
+                self.layers.append(("flatten", None, None, None))
+                continue
+            p = params[i]
+            i += 1
+            W = t(np.transpose(p["W"], (1, 0, 2, 3)) if kind == "conv" else p["W"].T).requires_grad_()
+            B = t(p["B"][0]).requires_grad_() if "B" in p else None
+            self.params += [W] + ([B] if B is not None else [])
+            self.layers.append((kind, W, B, rest[1]))
+        kind, lr = spec["opt"]
+        self.opt = torch.optim.SGD(self.params, lr=lr, momentum=0.9 if kind == "momentum" else 0.0)
+        self.X, self.Y = torch.from_numpy(data["X"]), torch.from_numpy(data["Y"])
+        self.labels = self.Y.argmax(1)
+        self.perm = torch.from_numpy(data["perm"])
+        self.run = self._epochs
+
+    def forward(self, x):
+        F, torch = self.F, self.torch
+        for kind, W, B, act in self.layers:
+            if kind == "flatten":
+                x = x.flatten(1)
+                continue
+            x = F.conv2d(x, W, padding=W.shape[-1] // 2) if kind == "conv" else F.linear(x, W, B)
+            x = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, None: lambda a: a}[act](x)
+        return x
+
+    def _epochs(self, u):
+        out, b = [], self.spec["batch"]
+        for perm in self.perm[u]:
+            X = self.X[perm]
+            target = self.labels[perm] if self.spec["loss"] == "ce" else self.Y[perm]
+            for i in range(0, len(X), b):
+                self.opt.zero_grad(set_to_none=True)
+                z = self.forward(X[i:i + b])
+                if self.spec["loss"] == "ce":
+                    loss = self.F.cross_entropy(z, target[i:i + b])
+                else:
+                    loss = ((z - target[i:i + b]) ** 2).sum() / len(z)
+                loss.backward()
+                self.opt.step()
+                out.append(loss.detach())
+        return [self.torch.stack(out).numpy()]
+
+    def _lstm_unit(self, u):
+        torch, F, v = self.torch, self.F, self.spec["vocab"]
+        lr, eps, out = self.spec["opt"][1], 1e-7, []
+        for x_ids, y_ids in zip(self.xid[u], self.yid[u], strict=True):
+            batch = len(x_ids)
+            for q in self.params:
+                q.grad = None
+            h0, c0 = (s.expand(batch, -1)[None].contiguous() for s in self.state)
+            hs, (h, c) = self.lstm(F.one_hot(x_ids, v).float(), (h0, c0))
+            loss = F.cross_entropy(F.linear(hs, self.Wv, self.Bv).reshape(-1, v), y_ids.reshape(-1), reduction="sum")
+            loss.backward()
+            grads = [q.grad for q in self.params]
+            with torch.no_grad():  # the book's clipping, then the book's AdaGrad: s += eps + g^2; p -= lr g / sqrt(s)
+                torch._foreach_clamp_min_(grads, -2.0)
+                torch._foreach_clamp_max_(grads, 2.0)
+                torch._foreach_addcmul_(self.sums, grads, grads)
+                torch._foreach_add_(self.sums, eps)
+                torch._foreach_addcdiv_(self.params, grads, torch._foreach_sqrt(self.sums), value=-lr)
+            self.state = (h[0].mean(0, keepdim=True).detach(), c[0].mean(0, keepdim=True).detach())
+            out.append(loss.detach() / y_ids.numel())
+        return [torch.stack(out).numpy()]
+
+
+def worker(impl: str) -> None:
+    """Serve one implementation: for each workload the parent names, build and compile, run the units it asks
+    for, and report the peak memory since that workload's setup."""
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printed goes to stderr, the protocol owns the real stdout
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(os.cpu_count())
+        float((torch.ones(2) @ torch.ones(2)).item())
+    else:
+        import jax.numpy as jnp
+
+        import fdl  # noqa: F401
+        float(jnp.ones(2) @ jnp.ones(2))
+    runner = None
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if "setup" in cmd:
+            runner = None
+            reset_peak_rss()
+            base = peak_rss_mib()
+            runner = (TorchRunner if impl == "torch" else FdlRunner)(cmd["setup"], WORKLOADS[cmd["setup"]],
+                                                                     np.load(cmd["path"]), impl, cmd["quick"])
+            reply = {"compile_s": runner.compile_s, "runtime_rss_mib": base}
+        elif "unit" in cmd:
+            start = time.perf_counter()
+            losses = runner.run(cmd["unit"])
+            seconds = time.perf_counter() - start
+            losses = np.concatenate([np.ravel(np.asarray(a)) for a in losses]).astype(float)
+            reply = {"seconds": seconds, "steps": len(losses), "final_loss": losses[-1], "mean_loss": losses.mean()}
+        else:
+            reply = {"peak_rss_mib": peak_rss_mib()}
+        proto.write(json.dumps(reply) + "\n")
+        proto.flush()
+
+
+# ------------------------------------------------------------------------------------------------- parent
+
+class Worker:
+    """A worker process for one implementation, spoken to in JSON lines."""
+
+    def __init__(self, impl):
+        self.impl = impl
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", impl],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise RuntimeError(f"benchmark worker {self.impl} failed (exit {self.proc.returncode}); see stderr")
+        return json.loads(line)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def run_workload(name, workers, repeats, quick, tmp, log):
+    """Warm-up and timed units of one workload on every worker; interleaved, each in a rotated order."""
+    spec, impls, started = WORKLOADS[name], list(workers), time.perf_counter()
+    path = Path(tmp) / f"{name}.npz"
+    write_inputs(name, spec, quick, 1 + repeats, path)
+    setup = {impl: workers[impl].ask(setup=name, path=str(path), quick=quick) for impl in impls}  # one at a time
+    check = {impl: workers[impl].ask(unit=0) for impl in impls}  # the warm-up, from the same start for all
+    times = {impl: [] for impl in impls}
+    for r in range(repeats):
+        for impl in impls[r % len(impls):] + impls[:r % len(impls)]:
+            reply = workers[impl].ask(unit=1 + r)
+            times[impl].append(1000.0 * reply["seconds"] / reply["steps"])
+    peak = {impl: workers[impl].ask(finish=True)["peak_rss_mib"] for impl in impls}
+    rows = {}
+    for impl in impls:
+        t = times[impl]
+        rows[impl] = {"ms_per_step": statistics.median(t), "min_ms": min(t), "max_ms": max(t), "all_ms": t,
+                      "steps_per_unit": check[impl]["steps"], "compile_s": setup[impl]["compile_s"],
+                      "runtime_rss_mib": setup[impl]["runtime_rss_mib"], "peak_rss_mib": peak[impl],
+                      "final_loss": check[impl]["final_loss"], "mean_loss": check[impl]["mean_loss"]}
+    def spread(key):  # the largest difference between implementations, relative to the smallest value
+        values = [r[key] for r in rows.values()]
+        return (max(values) - min(values)) / max(abs(min(values)), 1e-12)
+
+    log(f"{name} ({spec['title']}): " + ", ".join(f"{i} {r['ms_per_step']:.3f} ms" for i, r in rows.items())
+        + "; final losses " + ", ".join(f"{i} {r['final_loss']:.6g}" for i, r in rows.items())
+        + f" (max relative difference {spread('final_loss'):.1e}; of the warm-up unit's mean loss "
+        f"{spread('mean_loss'):.1e}); {time.perf_counter() - started:.0f} s")
+    return {"title": spec["title"], "implementations": rows,
+            "loss_check": {"max_rel_diff": spread("final_loss"), "mean_max_rel_diff": spread("mean_loss")},
+            "ratios": ratios(name, rows)}
+
+
+def ratios(name, rows):
+    out = {}
+    for key, (a, b) in (("manual/autodiff", ("fdl", "fdl-autodiff")), ("fdl/torch", ("fdl", "torch")),
+                        ("fdl-step/torch", ("fdl-step", "torch"))):
+        if a in rows and b in rows:
+            target = TARGETS.get(key, {}).get(name)
+            value = rows[a]["ms_per_step"] / rows[b]["ms_per_step"]
+            out[key] = {"value": value, "target": target, "met": None if target is None else value <= target}
+    return out
+
+
+def machine():
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    versions = {}
+    for mod in ("jax", "jaxlib", "numpy", "torch"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = None
+    return {"cpu": model, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            **versions}
+
+
+def table(results) -> str:
+    lines = ["| workload | implementation | ms/step (median) | min-max | compile s | peak RSS MiB | "
+             "above runtime MiB | final loss |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, w in results["workloads"].items():
+        for impl, r in w["implementations"].items():
+            comp = "-" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
+            lines.append(f"| {name} | {LABELS[impl]} | {r['ms_per_step']:.3f} | {r['min_ms']:.3f}-{r['max_ms']:.3f} "
+                         f"| {comp} | {r['peak_rss_mib']:.0f} | {r['peak_rss_mib'] - r['runtime_rss_mib']:.0f} "
+                         f"| {r['final_loss']:.5g} |")
+    lines += ["", "| workload | ratio | measured | target | met |", "|---|---|---:|---:|---|"]
+    for name, w in results["workloads"].items():
+        for key, r in w["ratios"].items():
+            target = "-" if r["target"] is None else f"<= {r['target']:.1f}"
+            met = "-" if r["met"] is None else ("yes" if r["met"] else "no")
+            lines.append(f"| {name} | {key} | {r['value']:.2f} | {target} | {met} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Training-step benchmark: fdl, fdl via jax.grad, PyTorch eager")
+    parser.add_argument("--quick", action="store_true", help="a few steps per unit: a smoke run")
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--repeats", type=int, default=None, help="timed units per implementation (default 5, quick 3)")
+    parser.add_argument("--out", type=Path, default=None, help="directory for results.json and table.md")
+    parser.add_argument("--shared-workers", action=argparse.BooleanOptionalAction, default=None,
+                        help="one worker process per implementation for all workloads (default with --quick) "
+                             "instead of a fresh one per workload and implementation")
+    parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args.worker)
+    repeats = args.repeats or (3 if args.quick else 5)
+    if repeats < 1:
+        parser.error("--repeats must be at least 1")
+    impls = list(args.impls)
+    if "torch" in impls and __import__("importlib").util.find_spec("torch") is None:
+        print("torch is not installed (pip install -e '.[bench]'); benchmarking without it")
+        impls.remove("torch")
+    results = {"machine": machine(), "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick,
+               "workloads": {}}
+    print(f"{results['machine']['cpu']}, {results['machine']['cores']} cores; load average "
+          f"{results['load_start'][0]:.2f}; {repeats} interleaved repetitions after a warm-up")
+    shared = args.quick if args.shared_workers is None else args.shared_workers
+    results["shared_workers"] = shared
+    workers = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="fdl-bench-") as tmp:
+            for name in args.workloads:
+                if not shared or not workers:
+                    workers = {impl: Worker(impl) for impl in impls}
+                results["workloads"][name] = run_workload(name, workers, repeats, args.quick, tmp, print)
+                if not shared:
+                    for w in workers.values():
+                        w.close()
+    finally:
+        for w in workers.values():
+            w.close()
+    results["load_end"] = os.getloadavg()
+    text = table(results)
+    load = ", ".join(f"{x:.2f}" for x in results["load_end"])
+    print(f"\n{text}\n\nload average (1, 5, 15 min) at the end: {load}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+        (args.out / "table.md").write_text(text + "\n")
+        print(f"wrote {args.out / 'results.json'} and {args.out / 'table.md'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
