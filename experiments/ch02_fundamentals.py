@@ -9,6 +9,9 @@ and linear regression is compared with the closed-form least-squares fit. The ne
 the exact gradient of the summed squared error, which differs from the book's by a factor 2 and by the
 book's single shared hidden-bias gradient.
 
+With ``--out`` and matplotlib installed it also saves ``predicted_vs_actual.png``: the test-set predictions of
+least squares and of the two models trained with the book's gradients against the actual prices.
+
 ``--seed N`` trains every model from seed N; by default each uses the seed of the book's notebook (180708
 for linear regression, 180807 for the network), which reproduces the book's figures to 4 decimals. The whole
 run takes a few seconds, so ``--quick`` changes nothing.
@@ -55,6 +58,7 @@ def main(argv=None) -> Results:
     X_train, X_test, y_train, y_test = boston_split()
     results = Results("ch02")
     rows = []
+    scatter = {}  # picture title -> (test predictions, actual prices)
 
     ols = F.least_squares(X_train, y_train)
     preds = F.predict("linear_regression", X_test, ols)
@@ -64,6 +68,7 @@ def main(argv=None) -> Results:
     results.add("least squares", "rmse", F.rmse(preds, y_test), want["rmse"])
     rows.append(["least squares", f"{F.mae(preds, y_test):.4f}", want["mae"], f"{F.rmse(preds, y_test):.4f}",
                  want["rmse"], "-"])
+    scatter["least squares"] = (preds, y_test)
 
     for model, (key, n_iter) in SETTINGS.items():
         seed = F.BOOK_SEEDS[model] if args.seed is None else args.seed
@@ -84,6 +89,8 @@ def main(argv=None) -> Results:
             results.add(name, "rmse", rmse, want["rmse"])
             results.add(name, "seconds", seconds)
             rows.append([name, f"{mae:.4f}", want["mae"], f"{rmse:.4f}", want["rmse"], f"{seconds:.2f}"])
+            if reduction == "book":
+                scatter[f"{key} (book's gradients)"] = (preds, y_test)
         err = gradient_check(model, X_train, y_train, seed)
         print(f"{key}: max |hand-derived gradient - jax.grad| on one batch = {err:.1e}")
         results.add(f"{key}: max abs(hand-derived - jax.grad)", "value", err)
@@ -93,6 +100,10 @@ def main(argv=None) -> Results:
     print()
     print(results.table())
     results.write(args.out)
+    if args.out is not None:
+        import plotting  # experiments/plotting.py, a sibling module
+
+        plotting.predicted_vs_actual(args.out, "predicted_vs_actual.png", scatter, unit="price ($1000s)")
     return results
 
 

@@ -8,6 +8,9 @@ the loss printed is the categorical cross-entropy, "glorot" is Glorot's scale, a
 for negative inputs. The book's "glorot" scale can be run with --book-glorot.
 
     python experiments/ch04_extensions.py [--quick] [--seeds 3] [--rows 1 2 3] [--out DIR]
+
+With ``--out`` and matplotlib installed it also saves ``loss_curves.png``: each rung's test loss at every
+evaluation and its mean training loss per epoch (first seed; the MSE rungs' loss is on another scale).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def main(argv=None):
     seeds = [args.seed + i for i in range(1 if args.quick else args.seeds)]
 
     results, table = Results("ch04"), []
+    curves = {}  # rung -> the first seed's fit history
     for name, model, loss, optimizer, epochs in rungs:
         accs = []
         for seed in seeds:
@@ -85,6 +89,7 @@ def main(argv=None):
             acc = 100 * float(accuracy(fdl.predict(model, params, X_test), Y_test))
             print(f"The model validation accuracy is: {acc:.2f}% ({time.perf_counter() - start:.1f} s)")
             accs.append(acc)
+            curves.setdefault(name, history)
         text, notebook = CH04[name]
         m, sd = mean_sd(accs)
         results.add(name, "accuracy", m, text if text is not None else notebook)
@@ -92,7 +97,19 @@ def main(argv=None):
     print("\n" + format_table(["configuration", "book (text)", "book (notebook)",
                                f"fdl (mean ± sd, {len(seeds)} seed{'s' * (len(seeds) > 1)})"], table))
     results.write(args.out)
+    if args.out is not None:
+        plot_curves(curves, args.out)
     return results
+
+
+def plot_curves(curves: dict, out) -> None:
+    import plotting  # experiments/plotting.py, a sibling module
+
+    test = {name: ([e["epoch"] for e in h.evals], [e["loss"] for e in h.evals]) for name, h in curves.items()}
+    train = {name: (list(range(1, len(h.train_loss) + 1)), h.train_loss) for name, h in curves.items()}
+    plotting.curves(out, "loss_curves.png", [("test loss at each evaluation", "loss", test),
+                                             ("mean training loss per epoch", "loss", train)],
+                    xlabel="epoch", logy=True)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ table and results.json (metric "ce"). The unigram cross-entropy of the validatio
 model without context reaches.
 
     python experiments/ch06_rnn.py [--quick] [--steps N] [--batches random|book] [--configs LSTM,GRU] [--out DIR]
+
+With ``--out`` and matplotlib installed it also saves ``validation_curves.png``: each configuration's
+validation cross-entropy against the training step, with the unigram baseline.
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ def main(argv=None):
     results = Results("ch06")
     results.add("unigram baseline (character frequencies)", "ce", baseline)
     data = (train_ids, vx, vy, vocab)
+    curves = {}  # configuration -> [(step, validation ce)]
     for i, name in enumerate(names):
         spec, (kind, lr), reduction = CONFIGS[name]
         model = build_model(spec, hidden, vocab.size, stacked_out)
@@ -159,6 +163,7 @@ def main(argv=None):
         text_out = sample(model, params, states, vocab, key=jax.random.key(args.seed), length=200, prompt="\n")
         print("  sample:\n    " + text_out.replace("\n", "\n    "))
         results.add(name, "ce", history[-1][1])
+        curves[name] = history
 
     if not quick or args.steps:
         model = build_model(CONFIGS["LSTM | AdaGrad 0.01 (book)"][0], hidden, vocab.size, stacked_out)
@@ -173,7 +178,17 @@ def main(argv=None):
     path = results.write(args.out)
     if path:
         print(f"wrote {path}")
+        plot_curves(curves, baseline, steps, args.out)
     return results
+
+
+def plot_curves(curves: dict, baseline: float, steps: int, out) -> None:
+    import plotting  # experiments/plotting.py, a sibling module
+
+    series = {name: ([s for s, _ in h], [v for _, v in h]) for name, h in curves.items()}
+    series["unigram baseline"] = ([0, steps], [baseline, baseline])
+    plotting.curves(out, "validation_curves.png", [("validation cross-entropy", "nats per character", series)],
+                    xlabel="training step")
 
 
 if __name__ == "__main__":
