@@ -39,10 +39,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
+    """Arrays split along ``batch_axis`` over the mesh, replicated along the others."""
+    return NamedSharding(mesh, PartitionSpec(*([None] * batch_axis), AXIS))
+
+
 def batch_constraint(mesh: Mesh, batch_axis: int = 0):
     """A function that constrains an array to be sharded along ``batch_axis`` over the mesh (inside ``jit``)."""
-    spec = PartitionSpec(*([None] * batch_axis), AXIS)
-    sharding = NamedSharding(mesh, spec)
+    sharding = batch_sharding(mesh, batch_axis)
     return lambda x: jax.lax.with_sharding_constraint(x, sharding)
 
 

@@ -24,12 +24,9 @@ WORKER = textwrap.dedent('''
         "dense": (serial(dense(16, "tanh", dropout=0.8), dense(3)), mean_squared_error,
                   rng.randn(100, 6), rng.randn(100, 3)),
     }
-    try:
-        from fdl.layers import conv2d, flatten
-        cases["conv"] = (serial(conv2d(4, 3, "tanh", flatten=True), dense(10)), softmax_cross_entropy,
-                         rng.randn(100, 2, 6, 6), np.eye(10)[rng.randint(0, 10, 100)])
-    except ImportError:
-        pass
+    from fdl.layers import conv2d
+    cases["conv"] = (serial(conv2d(4, 3, "tanh", flatten=True), dense(10)), softmax_cross_entropy,
+                     rng.randn(100, 2, 6, 6), np.eye(10)[rng.randint(0, 10, 100)])
     out = {}
     for name, (model, loss, X, Y) in cases.items():
         for grad in ("manual", "autodiff"):
@@ -39,6 +36,30 @@ WORKER = textwrap.dedent('''
                      for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1]))]
             sharded = jax.tree.leaves(runs[1])[0].sharding
             out[f"{name}/{grad}"] = {"max_diff": max(diffs), "devices": len(sharded.device_set)}
+
+    # A character LSTM (RNN -> LSTM stack, the book's ch. 6 model in small) trained for several steps with its
+    # start state carried between batches: make_char_train_step(devices="all") against one device.
+    import optax
+    from fdl.recurrent import make_char_train_step, rnn_layer, stack
+    vocab = 7
+    model = stack(rnn_layer(12, 10, "rnn"), rnn_layer(16, vocab, "lstm"))
+    ids = rng.randint(0, vocab, (5, 16, 9))  # 5 steps of 16 windows of 8 characters (inputs and targets)
+    for grad in ("manual", "autodiff"):
+        finals = []
+        for d in (None, "all"):
+            step = make_char_train_step(model, optax.adagrad(0.05), vocab, grad=grad, devices=d)
+            params = model.init(jax.random.key(3), (vocab,))
+            opt_state, states = optax.adagrad(0.05).init(params), model.zero_state()
+            for batch in ids:
+                params, opt_state, states, ce = step(params, opt_state, states, batch[:, :-1], batch[:, 1:])
+            finals.append((params, states))
+            if d == "all":  # the batch really is split: XLA sums the gradients across devices
+                hlo = step.lower(params, opt_state, states, ids[0, :, :-1], ids[0, :, 1:]).compile().as_text()
+                assert "all-reduce" in hlo, "no all-reduce in the data-parallel LSTM step"
+        diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                 for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1]))]
+        sharded = jax.tree.leaves(finals[1])[0].sharding
+        out[f"lstm/{grad}"] = {"max_diff": max(diffs), "devices": len(sharded.device_set)}
     json.dump(out, sys.stdout)
 ''')
 
@@ -48,7 +69,7 @@ def test_eight_cpu_devices_match_one():
     proc = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "dense/manual" in results and "dense/autodiff" in results
+    assert set(results) == {f"{m}/{g}" for m in ("dense", "conv", "lstm") for g in ("manual", "autodiff")}
     for name, r in results.items():
         assert r["devices"] == 8, name
         assert r["max_diff"] < 1e-5, (name, r)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from .. import parallel
 from ..losses import softmax_cross_entropy
 from ..ops._op import check_grad_mode
 from .layers import RecurrentLayer
@@ -90,21 +91,32 @@ def char_loss(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: i
 
 
 def make_char_train_step(model: RecurrentModel, optimizer: optax.GradientTransformation, vocab_size: int, *,
-                         grad: str = "manual", reduction: str = "mean") -> Callable:
+                         grad: str = "manual", reduction: str = "mean", devices=None) -> Callable:
     """The jitted step ``(params, opt_state, states, x_ids, y_ids) -> (params, opt_state, states, ce)``.
 
     ``states`` are the layers' start states; the returned ones (batch means of the last states, no
     gradient) start the next batch, as the book's layers keep ``start_H``.
+
+    ``devices`` (``"all"``, a count or a list, as in :func:`fdl.fit`): data-parallel over a mesh
+    (:mod:`fdl.parallel`): the windows are split along the batch axis, params, optimizer state and start
+    states are replicated, and XLA inserts the gradient reductions (the hand-written BPTT's weight gradients
+    contract over the sharded batch axis). The batch must divide evenly among the devices.
     """
     check_grad_mode(grad)
+    mesh = None if devices is None else parallel.make_mesh(devices)
 
     def step(params, opt_state, states, x_ids, y_ids):
+        if mesh is not None:
+            parallel.check_divisible(x_ids.shape[0], mesh)
         (_, (ce, states)), grads = jax.value_and_grad(char_loss, argnums=1, has_aux=True)(
             model, params, x_ids, y_ids, states, vocab_size, grad=grad, reduction=reduction)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, states, ce
 
-    return jax.jit(step)
+    if mesh is None:
+        return jax.jit(step)
+    rep, rows = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+    return jax.jit(step, in_shardings=(rep, rep, rep, rows, rows), out_shardings=rep)
 
 
 def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:
