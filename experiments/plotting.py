@@ -53,8 +53,11 @@ def curves(out, name: str, panels: list[tuple[str, str, dict]], *, xlabel: str, 
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (title, ylabel, series) in zip(axes[0], panels, strict=True):
-        for label, (x, y) in series.items():
+        many = len(series) > 10  # more lines than the default colour cycle: tab20's 20 colours, none repeated
+        for k, (label, (x, y)) in enumerate(series.items()):
             style = {"ls": "--", "color": "grey"} if "baseline" in label else {"marker": "." if len(x) < 30 else None}
+            if many and "color" not in style:
+                style["color"] = plt.get_cmap("tab20")(k % 20)
             ax.plot(x, y, label=label, **style)
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
         if logy:

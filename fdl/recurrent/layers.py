@@ -115,7 +115,8 @@ def _bptt(cell: Cell) -> Callable:
         def body(dstate, inputs):
             return cell.step_backward(W_hT, dstate, inputs)
 
-        dstate0, dpre = jax.lax.scan(body, dlast, (dH_out, saved, prev, states), reverse=True)
+        terms = cell.backward_terms(saved, prev, states)        # everything that needs no carried gradient
+        dstate0, dpre = jax.lax.scan(body, dlast, (dH_out, terms), reverse=True)
         dx = jnp.swapaxes(dpre @ W_x.T, 0, 1).astype(xs.dtype)
         flat = lambda a: a.reshape(T * batch, a.shape[-1])  # noqa: E731
         grads.update(cell.param_grads(flat(xs), jax.tree.map(flat, prev), jax.tree.map(flat, states),
