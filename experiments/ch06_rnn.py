@@ -160,7 +160,7 @@ def main(argv=None):
             zero = [k for k, v in norms.items() if v == 0.0]
             print("  GRU layer: largest |gradient| per weight: " + ", ".join(f"{k} {v:.2g}" for k, v in norms.items()))
             print(f"  GRU weights with an all-zero gradient: {zero or 'none'}")
-        text_out = sample(model, params, states, vocab, key=jax.random.key(args.seed), length=200, prompt="\n")
+        text_out = sample(model, params, states, vocab, key=jax.random.key(args.seed + i), length=200, prompt="\n")
         print("  sample:\n    " + text_out.replace("\n", "\n    "))
         results.add(name, "ce", history[-1][1])
         curves[name] = history
