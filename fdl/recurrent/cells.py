@@ -9,10 +9,10 @@ Each cell is written twice:
   and applies the gates; ``step_backward`` is the book's node backward for one step, carrying only ``dH``
   (and ``dC``), and returns the gradient of the pre-activations. Every factor of it that does not depend on
   the carried gradients (the activations' slopes, products of saved gates) is computed for all steps at once
-  before the reverse scan by ``backward_terms``, so the scan body is one elementwise op and one matrix
-  product per step. ``param_grads
-  turns the pre-activation gradients of all steps into the book's weight gradients with one matrix product
-  per weight (the book adds ``param_grad`` step by step: ``W.deriv += ...`` in every node).
+  before the reverse scan by ``backward_terms``, so the RNN's and LSTM's scan body is one elementwise op and
+  one matrix product per step. ``param_grads`` turns the pre-activation gradients of all steps into the
+  book's weight gradients with one matrix product per weight (the book adds ``param_grad`` step by step:
+  ``W.deriv += ...`` in every node).
 
 Shapes: ``x`` (batch, in), ``H``/``C`` (batch, hidden); weights as the book: the RNN and LSTM multiply
 ``Z = [x, H]`` by ``W_*`` of shape (in + hidden, hidden); the GRU has separate input (in, hidden) and
