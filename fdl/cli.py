@@ -90,10 +90,8 @@ def benchmark(args) -> int:
     if not script.exists():
         raise SystemExit(f"fdl: {script} is missing; run from a source checkout")
     out = Path(args.out) if args.out else Path("runs") / "benchmark"
-    cmd = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if args.quick else []) + list(args.rest)
-    print(f"=== {' '.join(cmd[1:])}", flush=True)
-    code = subprocess.call(cmd)
-    print(f"=== benchmark finished (exit {code}); results in {out}")
+    code, seconds = run_script(script, out, quick=args.quick, seed=None, extra=args.rest)
+    print(f"=== benchmark finished in {seconds:.1f} s (exit {code}); results in {out}")
     return code
 
 

@@ -56,6 +56,11 @@ WORKER = textwrap.dedent('''
             if d == "all":  # the batch really is split: XLA sums the gradients across devices
                 hlo = step.lower(params, opt_state, states, ids[0, :, :-1], ids[0, :, 1:]).compile().as_text()
                 assert "all-reduce" in hlo, "no all-reduce in the data-parallel LSTM step"
+                try:  # 12 windows cannot be split among 8 devices: fdl's message, not XLA's
+                    step(params, opt_state, states, ids[0, :12, :-1], ids[0, :12, 1:])
+                    raise AssertionError("an indivisible batch was accepted")
+                except ValueError as e:
+                    assert "must be divisible by the 8 devices" in str(e), e
         diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                  for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1]))]
         sharded = jax.tree.leaves(finals[1])[0].sharding

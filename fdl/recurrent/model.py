@@ -106,8 +106,6 @@ def make_char_train_step(model: RecurrentModel, optimizer: optax.GradientTransfo
     mesh = None if devices is None else parallel.make_mesh(devices)
 
     def step(params, opt_state, states, x_ids, y_ids):
-        if mesh is not None:
-            parallel.check_divisible(x_ids.shape[0], mesh)
         (_, (ce, states)), grads = jax.value_and_grad(char_loss, argnums=1, has_aux=True)(
             model, params, x_ids, y_ids, states, vocab_size, grad=grad, reduction=reduction)
         updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -116,7 +114,15 @@ def make_char_train_step(model: RecurrentModel, optimizer: optax.GradientTransfo
     if mesh is None:
         return jax.jit(step)
     rep, rows = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    return jax.jit(step, in_shardings=(rep, rep, rep, rows, rows), out_shardings=rep)
+    sharded = jax.jit(step, in_shardings=(rep, rep, rep, rows, rows), out_shardings=rep)
+
+    def checked(params, opt_state, states, x_ids, y_ids):
+        # Before jit: its in_shardings would refuse an indivisible batch with a message about tiling factors.
+        parallel.check_divisible(x_ids.shape[0], mesh)
+        return sharded(params, opt_state, states, x_ids, y_ids)
+
+    checked.lower = sharded.lower  # as a jitted function has, to inspect the compiled step
+    return checked
 
 
 def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:
