@@ -10,9 +10,10 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ._checks import expect_rank, expect_same_shape
-from .ops._op import op
+from ._checks import expect_rank, expect_same_shape, shape_of
+from .ops._op import Op, op
 
 
 def _n_examples(p) -> int:
@@ -41,24 +42,104 @@ def mean_squared_error(p, y, *, over="batch"):
     it is the squared error summed over outputs, averaged over the batch, as the book defines it.
     ``over="elements"`` divides by the number of elements instead (PyTorch's ``MSELoss``, used in ch. 7's
     autoencoder): the mean squared error per pixel.
+
+    Returns a scalar in the promoted dtype of p and y; the gradients come back in p's and y's own dtypes.
+
+    Raises:
+      ValueError: shapes that differ (e.g. (N, 1) against (N,): reshape the targets), a scalar or an empty
+        batch (no mean), or an unknown ``over``.
     """
     expect_same_shape(p, y, "mean_squared_error")
-    if p.ndim < 1 or p.shape[0] == 0:
-        raise ValueError(f"mean_squared_error: expected a non-empty batch, got shape {p.shape}")
+    if p.ndim < 1 or p.size == 0:
+        raise ValueError(f"mean_squared_error: expected a non-empty batch of predictions (batch, ...), got shape "
+                         f"{shape_of(p)}; an empty batch has no mean")
     return jnp.sum((p - y) ** 2) / _mse_count(p, over)
+
+
+def _log_softmax(z):
+    """``log softmax(z)`` over the last axis, finite wherever the book's value is, at +-inf logits too.
+
+    A row with ``+inf`` logits puts its probability evenly on them (the limit of large equal logits) and 0
+    elsewhere; a row of only ``-inf`` logits gets ``-inf`` everywhere instead of NaN. Plain ``jnp``, so
+    ``jax.grad`` differentiates it: the gradient of a row with a ``+inf`` logit is 0 (no finite change of
+    the logits moves its softmax), the same convention as the hand-written backward.
+    """
+    top = jnp.max(z, axis=-1, keepdims=True)
+    saturated = jnp.isposinf(top)
+    shifted = jnp.where(saturated, jnp.where(jnp.isposinf(z), 0.0, -jnp.inf),
+                        z - jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0)))
+    norm = jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)
+    return shifted - jnp.log(jnp.where(norm > 0, norm, 1.0)), saturated
+
+
+def _masked(y, logp):
+    """``logp`` with 0 where the target is 0 and the log-probability is ``-inf`` (a masked class).
+
+    The loss takes ``0 * log 0 = 0`` there (instead of ``0 * -inf = NaN``), and the target's gradient
+    ``-log p / N`` is taken as 0 too: a masked class is outside the loss.
+    """
+    return jnp.where((y == 0) & jnp.isneginf(logp), 0.0, logp)
 
 
 def _softmax_ce_backward(g, out, z, y):
     # L = -sum(y * log softmax(z)) / N. With s = softmax(z): dL/dz = (s * sum_c(y) - y) / N, which is the
-    # book's (s - y) / N for one-hot y.
+    # book's (s - y) / N for one-hot y; 0 on rows with a +inf logit (saturated, see _log_softmax).
     n = _n_examples(z)
-    logp = jax.nn.log_softmax(z, axis=-1)
-    dz = g * (jnp.exp(logp) * jnp.sum(y, axis=-1, keepdims=True) - y) / n
-    return dz, -g * logp / n
+    logp, saturated = _log_softmax(z)
+    dz = jnp.where(saturated, 0.0, g * (jnp.exp(logp) * jnp.sum(y, axis=-1, keepdims=True) - y) / n)
+    return dz, -g * _masked(y, logp) / n
 
 
-@op(_softmax_ce_backward)
-def softmax_cross_entropy(z, y):
+def class_targets(z, y, what: str = "softmax_cross_entropy"):
+    """Targets ``y`` for logits ``z`` (..., classes) as rows: integer labels become one-hot rows in z's dtype.
+
+    Integer labels must have shape ``z.shape[:-1]`` and lie in ``[0, classes)``; out-of-range labels raise a
+    ValueError when their values are known (outside ``jit``) and give a NaN row (so a NaN loss, never a silent
+    0) inside ``jit``. Float targets are returned unchanged.
+    """
+    if not hasattr(y, "dtype"):
+        y = jnp.asarray(y)
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        return y
+    classes = z.shape[-1] if jnp.ndim(z) else 0
+    if shape_of(y) != shape_of(z)[:-1]:
+        raise ValueError(f"{what}: integer class labels must have shape {shape_of(z)[:-1]} (one label per row of "
+                         f"the logits {shape_of(z)}), got {shape_of(y)}; or pass one-hot rows "
+                         "(fdl.data.one_hot(labels, n_classes))")
+    if not isinstance(y, jax.core.Tracer):
+        bad = np.asarray(y)[(np.asarray(y) < 0) | (np.asarray(y) >= classes)]
+        if bad.size:
+            raise ValueError(f"{what}: class labels must lie in [0, {classes}) for {classes} logits per row, "
+                             f"got {bad[:5].tolist()}")
+    valid = ((y >= 0) & (y < classes))[..., None]
+    return jnp.where(valid, jax.nn.one_hot(y, classes, dtype=z.dtype), jnp.nan)
+
+
+def _check_ce_shapes(z, y):
+    if jnp.ndim(z) < 2:
+        expect_rank(z, 2, "softmax_cross_entropy logits", "(batch, classes)")
+    if z.size == 0:
+        raise ValueError(f"softmax_cross_entropy: expected a non-empty batch, got logits of shape {shape_of(z)}")
+    if z.shape[-1] == 1:
+        raise ValueError(
+            f"softmax_cross_entropy: the logits {shape_of(z)} have a single class column; the softmax of one logit "
+            "is 1, so the loss is always 0 and nothing trains. For a binary task use dense(2) with one-hot targets "
+            "(fdl.data.one_hot(labels, 2)) and softmax_cross_entropy, or one sigmoid output with "
+            "mean_squared_error")
+    expect_same_shape(z, y, "softmax_cross_entropy", ("logits", "targets"))
+
+
+class _CrossEntropyOp(Op):
+    """The softmax cross-entropy :class:`~fdl.ops.Op`, which also takes integer class labels as targets."""
+
+    def __call__(self, z, y, grad: str = "manual", **static):
+        return super().__call__(z, class_targets(z, y), grad=grad, **static)
+
+    def manual(self, z, y, **static):
+        return super().manual(z, class_targets(z, y), **static)
+
+
+def softmax_cross_entropy_forward(z, y):
     """Categorical cross-entropy of softmax(z) against one-hot (or probability) targets y.
 
     ``L = -sum(y * log softmax(z)) / N`` over the N rows (all axes but the last, the class axis);
@@ -69,14 +150,32 @@ def softmax_cross_entropy(z, y):
     "validation losses" are not comparable to fdl's. The log-softmax is computed stably (logits of +/-1e4
     give finite values) instead of clipping probabilities.
 
-    z, y: (..., classes) of the same shape.
+    Args:
+      z: logits, (..., classes) with classes >= 2, floating.
+      y: targets of the same shape (one-hot rows, probabilities or non-negative weights), or integer class
+        labels of shape ``z.shape[:-1]`` (one-hot encoded in z's dtype, as :func:`fdl.metrics.accuracy`
+        accepts them).
+
+    Returns:
+      A scalar in z's dtype (or the promoted dtype of z and y).
+
+    Infinite logits: a ``-inf`` logit on a class whose target is 0 masks that class (``0 * log 0 = 0``): e.g.
+    logits ``[[-inf, 0, 1]]`` against ``[[0, 1, 0]]`` give ``log(1 + e) = 1.3133`` and the gradient
+    ``[0, -0.7311, 0.7311]``. ``+inf`` logits share their row's probability (gradient 0 on that row). A
+    target on a class of probability 0 gives ``+inf``. Both gradient modes agree on all of these.
+
+    Raises:
+      ValueError: a single class column (softmax of one logit is 1, the loss is always 0), an empty batch,
+        logits of rank < 2, shapes that differ, or integer labels of the wrong shape or out of range.
     """
-    expect_same_shape(z, y, "softmax_cross_entropy", ("logits", "targets"))
-    if z.ndim < 2:
-        expect_rank(z, 2, "softmax_cross_entropy logits", "(batch, classes)")
-    if z.size == 0:
-        raise ValueError(f"softmax_cross_entropy: expected a non-empty batch, got shape {tuple(z.shape)}")
-    return -jnp.sum(y * jax.nn.log_softmax(z, axis=-1)) / _n_examples(z)
+    y = class_targets(z, y)
+    _check_ce_shapes(z, y)
+    logp, _ = _log_softmax(z)
+    return -jnp.sum(y * _masked(y, logp)) / _n_examples(z)
+
+
+softmax_cross_entropy = _CrossEntropyOp(softmax_cross_entropy_forward, _softmax_ce_backward,
+                                        "softmax_cross_entropy")
 
 
 LOSSES = {"mse": mean_squared_error, "mean_squared_error": mean_squared_error,

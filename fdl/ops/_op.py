@@ -8,6 +8,12 @@ The book's ``Operation`` caches its input on ``self`` in ``forward`` and turns a
   (``None`` for an argument that takes no gradient, such as a dropout mask). What the book caches on
   ``self`` (the inputs and the output) arrive as arguments.
 
+Cotangent dtypes (the ``custom_vjp`` contract): each gradient is returned in the dtype of its primal input,
+as ``jax.grad`` does. With x64 on, float32 params and float64 data, ``x @ W`` is float64 and so is the
+formula's ``x.T @ g``; :class:`Op` casts it back to float32 for ``W``, so that an optimizer state built from
+float32 params keeps its dtype in both gradient modes. Integer or boolean inputs (labels) get a ``float0``
+zero gradient, as JAX requires.
+
 An ``Op`` is callable both ways, chosen explicitly by the caller::
 
     y = sigmoid(x)                    # hand-written backward (jax.custom_vjp)
@@ -24,6 +30,7 @@ import inspect
 from collections.abc import Callable
 
 import jax
+import numpy as np
 
 GRAD_MODES = ("manual", "autodiff")
 
@@ -67,7 +74,7 @@ class Op:
             grads = self.backward(g, out, *arrays, **kwargs)
             if not isinstance(grads, tuple) or len(grads) != len(arrays):
                 raise TypeError(f"{self.name}: backward must return one gradient per array argument")
-            return grads
+            return tuple(_like_primal(gr, a) for gr, a in zip(grads, arrays, strict=True))
 
         f = jax.custom_vjp(forward)
         f.defvjp(fwd, bwd)
@@ -90,6 +97,16 @@ class Op:
 
     def __eq__(self, other) -> bool:
         return self is other
+
+
+def _like_primal(grad, primal):
+    """``grad`` in the dtype of ``primal``: the ``custom_vjp`` contract (``float0`` zeros for integer inputs)."""
+    if grad is None:
+        return None
+    dtype = jax.numpy.result_type(primal)
+    if not jax.numpy.issubdtype(dtype, jax.numpy.inexact):
+        return np.zeros(np.shape(primal), jax.dtypes.float0)
+    return grad.astype(dtype) if grad.dtype != dtype else grad
 
 
 def op(backward: Callable) -> Callable[[Callable], Op]:

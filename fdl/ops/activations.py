@@ -1,6 +1,11 @@
 """Activation operations (book ch. 1, 3, 4): linear, sigmoid, tanh, relu, leaky_relu.
 
 Each backward uses what the forward cached (its input ``x`` or its output ``out``), as the book does.
+
+Kinks. relu and leaky_relu are not differentiable at ``x = 0``; fdl takes the derivative from the left there
+(0 for relu, ``slope`` for leaky_relu), for ``-0.0`` too. The hand-written backward masks with ``x > 0``
+and the plain forward is written as ``where(x > 0, x, ...)``, so ``jax.grad`` of it picks the same value:
+both gradient modes agree at exactly 0 (``jnp.maximum(x, 0)`` would give 0.5, splitting the tie).
 """
 
 from __future__ import annotations
@@ -49,8 +54,12 @@ def _relu_backward(g, out, x):
 
 @op(_relu_backward)
 def relu(x):
-    """``max(x, 0)``; backward passes ``g`` only where ``x > 0`` (book: ReLU, erratum 3 fixed)."""
-    return jnp.maximum(x, jnp.zeros_like(x))
+    """``max(x, 0)``; backward passes ``g`` only where ``x > 0`` (book: ReLU, erratum 3 fixed).
+
+    x: any shape and floating dtype; the output has the same. At the kink ``x = 0`` the derivative is 0 in
+    both gradient modes (the forward is ``where(x > 0, x, 0)``, so ``jax.grad`` agrees with the backward).
+    """
+    return jnp.where(x > 0, x, jnp.zeros_like(x))
 
 
 def _leaky_relu_backward(g, out, x, *, slope):
@@ -59,7 +68,11 @@ def _leaky_relu_backward(g, out, x, *, slope):
 
 @op(_leaky_relu_backward)
 def leaky_relu(x, *, slope=0.2):
-    """``x`` where ``x > 0``, else ``slope * x`` (book ch. 1, slope 0.2)."""
+    """``x`` where ``x > 0``, else ``slope * x`` (book ch. 1, slope 0.2).
+
+    x: any shape and floating dtype; ``slope`` a static Python float. At the kink ``x = 0`` the derivative is
+    ``slope`` in both gradient modes.
+    """
     return jnp.where(x > 0, x, slope * x)
 
 
