@@ -7,7 +7,7 @@ sharded batch axis, e.g. ``x.T @ g``) are partitioned by XLA like any other comp
 
 On one host, simulate devices on the CPU with ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
 (set before jax starts). On several hosts, call ``jax.distributed.initialize()`` first on every host; then
-``jax.devices()`` lists every host's devices and the same ``fit(..., devices="all")`` call runs on all of them.
+``jax.devices()`` lists every host's devices and ``fit(..., plugins=[DataParallel("all")])`` runs on all of them.
 """
 
 from __future__ import annotations
@@ -20,9 +20,24 @@ AXIS = "batch"
 
 
 def make_mesh(devices="all") -> Mesh:
-    """A one-axis data-parallel mesh: ``"all"`` devices, the first ``n``, or an explicit device list."""
-    if devices == "all":
-        devices = jax.devices()
+    """A one-axis data-parallel mesh over ``devices``.
+
+    ``devices``: ``"all"`` (every device of the default backend), a platform name (``"cpu"``, ``"gpu"``,
+    ``"tpu"``: every device of that platform), a count ``n`` (the first ``n`` devices), or a sequence of
+    ``jax.Device``. Raises ValueError for an unknown name, too many devices or an empty list, and TypeError
+    for anything else.
+    """
+    if isinstance(devices, str):
+        if devices == "all":
+            devices = jax.devices()
+        else:
+            try:
+                devices = jax.devices(devices)
+            except RuntimeError as e:
+                raise ValueError(f"devices={devices!r}: no such platform here ({e}); use 'all', a platform "
+                                 f"that jax sees ({jax.default_backend()!r}), a count or a list of devices") from None
+    elif isinstance(devices, bool) or not isinstance(devices, int | list | tuple):
+        raise TypeError(f"devices must be 'all', a platform name, a count or a list of jax devices, got {devices!r}")
     elif isinstance(devices, int):
         available = jax.devices()
         if not 0 < devices <= len(available):
@@ -30,6 +45,8 @@ def make_mesh(devices="all") -> Mesh:
                              "on the CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax")
         devices = available[:devices]
     devices = list(devices)
+    if any(not isinstance(d, jax.Device) for d in devices):
+        raise TypeError(f"devices: expected jax.Device objects (from jax.devices()), got {devices!r}")
     if not devices:
         raise ValueError("data parallelism needs at least one device")
     return Mesh(np.array(devices), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))

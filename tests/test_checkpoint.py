@@ -7,6 +7,7 @@ import pytest
 from fdl import checkpoint, dense, fit, serial
 from fdl.losses import mean_squared_error
 from fdl.optim import momentum
+from fdl.train import Checkpoint
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(90, 5)
@@ -15,9 +16,11 @@ MODEL = serial(dense(7, "tanh", dropout=0.9), dense(2))
 OPT = momentum(0.05, 0.9, final_lr=0.01, decay_type="exponential")
 
 
-def train(**kw):
+def train(checkpoint=None, every=1, resume=False, **kw):
     args = dict(epochs=6, eval_every=2, batch_size=16, seed=5, log=None)
     args.update(kw)
+    if checkpoint is not None:
+        args["plugins"] = [Checkpoint(checkpoint, every=every, resume=resume)]
     return fit(MODEL, mean_squared_error, OPT, X[:70], Y[:70], X[70:], Y[70:], **args)
 
 
@@ -52,7 +55,7 @@ def _run_until(path, stop_after):
     checkpoint.save = save_then_maybe_stop
     try:
         with pytest.raises(Interrupted):
-            train(checkpoint=path, checkpoint_every=1)
+            train(checkpoint=path, every=1)
     finally:
         checkpoint.save = real_save
     return checkpoint.load(path, params_like=MODEL.init(jax.random.key(0), (5,)),
@@ -65,7 +68,8 @@ def test_checkpoint_of_another_model_is_refused_and_kept(tmp_path):
     before = path.read_bytes()
     other = serial(dense(9, "tanh"), dense(2))
     with pytest.raises(checkpoint.CheckpointError, match="another model"):
-        fit(other, mean_squared_error, OPT, X, Y, epochs=2, batch_size=16, checkpoint=path, resume=True, log=None)
+        fit(other, mean_squared_error, OPT, X, Y, epochs=2, batch_size=16, log=None,
+            plugins=[Checkpoint(path, resume=True)])
     assert path.read_bytes() == before
 
 
@@ -100,9 +104,7 @@ def test_failed_write_leaves_previous_checkpoint_and_no_temporary_files(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
 
 
-def test_resume_needs_a_path_and_missing_file_starts_fresh(tmp_path):
-    with pytest.raises(ValueError, match="resume=True needs checkpoint"):
-        train(resume=True)
+def test_missing_file_starts_fresh(tmp_path):
     fresh, _ = train(checkpoint=tmp_path / "new.npz", resume=True)
     whole, _ = train()
     assert_same(fresh, whole)

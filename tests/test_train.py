@@ -10,6 +10,7 @@ from fdl import dense, fit, serial
 from fdl.losses import mean_squared_error
 from fdl.metrics import accuracy, mae, rmse
 from fdl.optim import sgd
+from fdl.train import Progress, TrainState
 
 
 def data(n=103, features=4, seed=0):
@@ -71,7 +72,7 @@ def test_early_stopping_returns_the_params_of_the_last_good_evaluation(capsys):
 def test_restart_false_continues_training():
     p1, h1 = run(epochs=3, early_stopping=False)
     p2, _ = fit(MODEL, mean_squared_error, sgd(0.05), *data(), epochs=1, batch_size=16, seed=3, restart=False,
-                params=p1, opt_state=h1.opt_state, log=None)
+                state=h1.state, log=None)
     assert not np.array_equal(p1[0]["W"], p2[0]["W"])
     with pytest.raises(ValueError, match="restart=False"):
         run(restart=False)
@@ -124,8 +125,8 @@ def test_bad_data():
     with pytest.raises(ValueError, match="differ in shape"):
         fit(MODEL, mean_squared_error, sgd(), X, y, Xt[:, :3], yt, log=None)
     with pytest.raises(ValueError, match=r"layer 0 .*input has 4 features but W expects 3"):
-        fit(serial(dense(2), dense(1)), mean_squared_error, sgd(), X, y, log=None, params=[
-            {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}],
+        fit(serial(dense(2), dense(1)), mean_squared_error, sgd(), X, y, log=None, state=TrainState([
+            {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None),
             restart=False)
 
 
@@ -140,5 +141,6 @@ def test_progress_lines_without_tqdm(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
     logs = []
-    run(epochs=2, early_stopping=False, progress=True, log=logs.append)
+    run(epochs=2, early_stopping=False, plugins=[Progress()], log=logs.append)
     assert [line.split(":")[0] for line in logs if line.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]
+    assert any("tqdm is not installed" in line for line in logs)

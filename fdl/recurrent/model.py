@@ -1,4 +1,4 @@
-"""Stacked recurrent layers as a character model, and its one jitted train step (book ch. 6: RNNModel, RNNTrainer).
+"""Stacked recurrent layers as a character model, its loss and its trainer (book ch. 6: RNNModel, RNNTrainer).
 
 A model is layers in order, each one's ``output_size`` the next one's input; the last one's output is the
 logits over the vocabulary at every step, scored with softmax cross-entropy at every step. Its state is a
@@ -18,9 +18,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from .. import parallel
+from .. import text as fdl_text
 from ..losses import softmax_cross_entropy
 from ..ops._op import check_grad_mode
 from .layers import RecurrentLayer
@@ -90,39 +91,111 @@ def char_loss(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: i
     return loss, (ce, states)
 
 
-def make_char_train_step(model: RecurrentModel, optimizer: optax.GradientTransformation, vocab_size: int, *,
-                         grad: str = "manual", reduction: str = "mean", devices=None) -> Callable:
-    """The jitted step ``(params, opt_state, states, x_ids, y_ids) -> (params, opt_state, states, ce)``.
+def char_loss_fn(model: RecurrentModel, vocab_size: int, *, grad: str = "manual", reduction: str = "mean",
+                 dtype=jnp.float32) -> Callable:
+    """``loss_fn(params, (x_ids, y_ids), key, states) -> (loss, next states)`` for :func:`fdl.train.make_train_step`.
 
-    ``states`` are the layers' start states; the returned ones (batch means of the last states, no
-    gradient) start the next batch, as the book's layers keep ``start_H``.
-
-    ``devices`` (``"all"``, a count or a list, as in :func:`fdl.fit`): data-parallel over a mesh
-    (:mod:`fdl.parallel`): the windows are split along the batch axis, params, optimizer state and start
-    states are replicated, and XLA inserts the gradient reductions (the hand-written BPTT's weight gradients
-    contract over the sharded batch axis). The batch must divide evenly among the devices.
+    The layers' start states travel as the train state's ``aux``: each batch starts from the states the
+    previous one ended with (batch means of the last states, with no gradient), as the book's layers keep
+    ``start_H``. ``x_ids, y_ids``: integer windows ``(batch, T)``; ``reduction`` as in :func:`char_loss`.
     """
     check_grad_mode(grad)
-    mesh = None if devices is None else parallel.make_mesh(devices)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
-    def step(params, opt_state, states, x_ids, y_ids):
-        (_, (ce, states)), grads = jax.value_and_grad(char_loss, argnums=1, has_aux=True)(
-            model, params, x_ids, y_ids, states, vocab_size, grad=grad, reduction=reduction)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, states, ce
+    def loss_fn(params, batch, key, states):
+        loss, (_, states) = char_loss(model, params, *batch, states, vocab_size, grad=grad, reduction=reduction,
+                                      dtype=dtype)
+        return loss, jax.lax.stop_gradient(states)
 
-    if mesh is None:
-        return jax.jit(step)
-    rep, rows = parallel.replicated(mesh), parallel.batch_sharding(mesh)
-    sharded = jax.jit(step, in_shardings=(rep, rep, rep, rows, rows), out_shardings=rep)
+    return loss_fn
 
-    def checked(params, opt_state, states, x_ids, y_ids):
-        # Before jit: its in_shardings would refuse an indivisible batch with a message about tiling factors.
-        parallel.check_divisible(x_ids.shape[0], mesh)
-        return sharded(params, opt_state, states, x_ids, y_ids)
 
-    checked.lower = sharded.lower  # as a jitted function has, to inspect the compiled step
-    return checked
+class CharWindows(NamedTuple):
+    """A sampler (:mod:`fdl.train.loop`) of ``batch_size`` windows of ``sequence_length`` characters per step
+    from a 1-D array of character ids (the ``data``), with their targets shifted by one.
+
+    ``batches="random"``: start positions drawn uniformly by ``jax.random.fold_in(key, step)`` (the same
+    windows as :func:`fdl.text.random_batch`); ``batches="book"``: the book's consecutive windows
+    (:func:`fdl.text.book_batch`). ``n`` is the length of the text.
+    """
+
+    n: int
+    batch_size: int
+    sequence_length: int
+    batches: str = "random"
+
+    def plan(self, data, key, epoch, start, count: int, ragged: bool):
+        steps = start + jnp.arange(count)
+        bs, t = self.batch_size, self.sequence_length
+        if self.batches == "book":
+            per_pass = (self.n - t - bs - 1) // bs + 1
+            starts = ((steps % per_pass) * bs)[:, None] + jnp.arange(bs)[None, :]
+        else:
+            starts = jax.vmap(lambda k: jax.random.randint(jax.random.fold_in(key, k), (bs,), 0, self.n - t))(steps)
+        step_key = jax.random.split(key)[1]  # dropout keys, apart from the windows' keys
+        return starts, jax.vmap(lambda k: jax.random.fold_in(step_key, k))(steps), None
+
+    def batch(self, ids, starts):
+        idx = starts[:, None] + jnp.arange(self.sequence_length)[None, :]
+        return ids[idx], ids[idx + 1]
+
+
+def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, train_ids, *, steps: int,
+              batch_size: int = 32, sequence_length: int = 25, batches: str = "random", valid=None,
+              eval_every: int = 100, seed: int = 0, grad: str = "manual", reduction: str = "mean",
+              dtype=jnp.float32, log=print, plugins=()):
+    """Train a character model for ``steps`` steps (book ch. 6: ``RNNTrainer.train``); ``(state, history)``.
+
+    Args:
+      model: from :func:`stack`. optimizer: an optax transformation (e.g. ``optax.chain(fdl.optim.clip(2.0),
+        fdl.optim.adagrad(0.01))``, the book's).
+      train_ids: the training text as integer ids ``(n,)`` (``Vocabulary.encode``), all below the vocabulary
+        size (the model's last layer's output size); ValueError otherwise.
+      steps, batch_size, sequence_length, batches: see :class:`CharWindows`.
+      valid: ``(x_ids, y_ids)`` validation windows (:func:`fdl.text.windows`), evaluated every ``eval_every``
+        steps from the carried states; history.evals[i]["loss"] is the cross-entropy in nats per character.
+      seed: params from ``model.init(split(key(seed))[0])``; windows drawn with the other half.
+      grad, reduction, dtype: see :func:`char_loss_fn`. log, plugins: as :func:`fdl.train.train`.
+
+    Returns the final :class:`~fdl.train.TrainState` (``state.aux`` holds the carried states) and the history.
+    """
+    from ..train import Chunk, TrainState, make_chunk, make_train_step, train
+
+    vocab_size = model.layers[-1].output_size
+    ids = np.asarray(train_ids)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"fit_chars: train_ids must be a 1-D integer array of character ids, got {ids.dtype}"
+                         f"{list(ids.shape)}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"fit_chars: character ids must lie in [0, {vocab_size}) (the model's vocabulary), got "
+                         f"ids from {ids.min()} to {ids.max()}; encode the text with the model's Vocabulary")
+    if batches not in ("random", "book"):
+        raise ValueError(f"fit_chars: batches must be 'random' or 'book', got {batches!r}")
+    text_check = (lambda: fdl_text.book_batch(ids, 0, batch_size, sequence_length)) if batches == "book" else (
+        lambda: fdl_text.random_batch(ids, jax.random.key(0), batch_size, sequence_length))
+    text_check()  # the text is long enough for one batch (a clear ValueError otherwise)
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    params = model.init(init_key, (vocab_size,), dtype)
+    state = TrainState(params, optimizer.init(params), model.zero_state(dtype))
+    sampler = CharWindows(len(ids), batch_size, sequence_length, batches)
+    step = make_train_step(char_loss_fn(model, vocab_size, grad=grad, reduction=reduction, dtype=dtype), optimizer)
+    schedule = [Chunk(0, s, min(eval_every, steps - s), False, True) for s in range(0, steps, eval_every)]
+    evaluate = None
+    if valid is not None:
+        char_eval = make_char_eval(model, vocab_size)
+        evaluate = lambda s: {"loss": float(char_eval(s.params, s.aux, *valid))}  # noqa: E731
+    return train(lambda shard: make_chunk(step, sampler, shard=shard), state, jnp.asarray(ids), schedule,
+                 key=data_key, evaluate=evaluate, log=log, plugins=plugins, batch_size=batch_size, unit="step")
+
+
+def make_char_train_step(*args, **kwargs):
+    """Removed in fdl 0.2 (raises TypeError): see :func:`char_loss_fn` and :func:`fit_chars`."""
+    raise TypeError("fdl.recurrent.make_char_train_step was removed in fdl 0.2; write "
+                    "fdl.train.make_train_step(fdl.recurrent.char_loss_fn(model, vocab_size, grad=g, "
+                    "reduction=r), optimizer) and train with fdl.recurrent.fit_chars (or fdl.train.make_chunk), "
+                    "passing the start states as TrainState.aux; data parallelism is the fdl.train.DataParallel "
+                    "plugin")
 
 
 def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:

@@ -1,0 +1,34 @@
+"""Training (book ch. 3: ``Trainer``; ch. 4's schedules; ch. 6's ``RNNTrainer``), in small pieces that every
+chapter, the benchmark and users share:
+
+=====================  =====================================================================================
+:class:`TrainState`    params, optimizer state and the carried ``aux`` (recurrent start states)
+:func:`model_loss`     ``loss_fn(params, batch, key, aux) -> (loss, aux)`` for a layer model and a loss op
+:func:`make_train_step` ``step(state, batch, key) -> (state, loss)`` from a loss function and an optimizer
+:func:`make_chunk`     many steps as one jitted ``lax.scan``, batches gathered on the device by a sampler
+:func:`train`          the loop over chunks: finiteness checks, evaluation, early stopping, plugins
+:func:`fit`            the book's ``Trainer.fit`` for ``(X, y)`` arrays
+:func:`evaluate`       loss and metrics at inference; :func:`predict`
+plugins                :class:`Checkpoint`, :class:`DataParallel`, :class:`Progress`
+=====================  =====================================================================================
+"""
+
+from .evaluate import evaluate, predict
+from .fit import Chunk, History, Run, epoch_schedule, fit, train
+from .loop import Prebatched, ShuffledEpochs, all_finite, make_chunk
+from .plugins import Checkpoint, DataParallel, Plugin, Progress
+from .state import TrainState
+from .step import make_train_step, model_loss
+
+
+def __getattr__(name):
+    moved = {"make_train_epoch": "make_chunk(step, ShuffledEpochs(n, batch_size))",
+             "make_loss_fn": "model_loss(model, loss, grad=...), which returns (loss, aux)"}
+    if name in moved:
+        raise AttributeError(f"fdl.train.{name} was removed in fdl 0.2; use fdl.train.{moved[name]}")
+    raise AttributeError(f"module 'fdl.train' has no attribute {name!r}")
+
+
+__all__ = ["Checkpoint", "Chunk", "DataParallel", "History", "Plugin", "Prebatched", "Progress", "Run",
+           "ShuffledEpochs", "TrainState", "all_finite", "epoch_schedule", "evaluate", "fit", "make_chunk",
+           "make_train_step", "model_loss", "predict", "train"]

@@ -1,0 +1,343 @@
+"""``fit`` (book ch. 3: ``Trainer.fit``) and the loop that drives every training run, :func:`train`.
+
+:func:`train` runs a *schedule* of chunks (:func:`~fdl.train.make_chunk`), each one compiled program of
+many steps, and between chunks does what needs the host: checks that the loss and params stayed finite,
+evaluates, stops early, and calls the plugins (checkpoints, devices, progress bars: :mod:`fdl.train.plugins`).
+:func:`fit` is the book's surface on top of it for ``(X, y)`` arrays: shuffled epochs of batches,
+evaluation on a test set every ``eval_every`` epochs (or every ``eval_every_steps`` steps), early stopping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._checks import expect_positive
+from ..ops._op import check_grad_mode
+from ..optim import OptimizerLike, build
+from .evaluate import evaluate
+from .loop import ShuffledEpochs, make_chunk
+from .state import TrainState
+from .step import make_train_step, model_loss
+
+
+class Chunk(NamedTuple):
+    """One entry of a schedule: steps ``start .. start + count`` of pass ``epoch`` (plus the ragged last
+    batch if ``ragged``), then an evaluation if ``evaluate``."""
+
+    epoch: int
+    start: int
+    count: int
+    ragged: bool = False
+    evaluate: bool = False
+
+    @property
+    def steps(self) -> int:
+        return self.count + self.ragged
+
+
+@dataclasses.dataclass
+class History:
+    """What a training run saw.
+
+    Attributes:
+      train_loss: the mean training loss of each chunk run (with :func:`fit`'s defaults, of each epoch).
+      evals: one dict per evaluation: ``{"epoch", "step", "loss", <metric names>...}`` (``step``: steps so far).
+      best_epoch, best_step: the position (epochs, steps) of the params returned: the end of training, or
+        with early stopping the last evaluation that improved.
+      stopped: why training ended early (``None`` if it ran to the end).
+      state: the :class:`~fdl.train.TrainState` that goes with the returned params (continue training with
+        ``fit(..., restart=False, state=history.state)``).
+      compilations: how many times the training program was traced (1 per distinct chunk shape).
+    """
+
+    train_loss: list = dataclasses.field(default_factory=list)
+    evals: list = dataclasses.field(default_factory=list)
+    best_epoch: int = 0
+    best_step: int = 0
+    stopped: str | None = None
+    state: Any = None
+    compilations: int = 0
+
+    @property
+    def opt_state(self):
+        """The optimizer state of :attr:`state` (fdl 0.1's ``history.opt_state``)."""
+        return None if self.state is None else self.state.opt_state
+
+
+@dataclasses.dataclass
+class Run:
+    """A run in progress, as plugins see it (they may read everything and replace ``state``, ``data``,
+    ``key``, ``done`` and ``shard`` in ``setup``)."""
+
+    state: TrainState
+    data: Any
+    key: Any
+    schedule: Sequence[Chunk]
+    history: History
+    batch_size: int | None = None
+    unit: str = "epoch"
+    log: Callable = print
+    done: int = 0                 # chunks completed
+    steps: int = 0                # steps completed
+    best_loss: float = math.inf
+    best_state: Any = None
+    best_done: int = 0
+    best_steps: int = 0
+    shard: Callable | None = None
+
+    def position(self, done: int | None = None) -> int:
+        """Epochs (``unit="epoch"``) or steps (``unit="step"``) completed after ``done`` chunks."""
+        done = self.done if done is None else done
+        if self.unit == "step":
+            return sum(c.steps for c in self.schedule[:done])
+        return self.schedule[done - 1].epoch + 1 if done else 0
+
+
+def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[Chunk], *, key,
+          evaluate: Callable | None = None, early_stopping: bool = False, log: Callable | None = print,
+          plugins: Sequence = (), batch_size: int | None = None, unit: str = "epoch") -> tuple[TrainState, History]:
+    """Run ``schedule`` and return ``(state, history)``: the loop behind :func:`fit` and the character models.
+
+    Args:
+      make_chunk_fn: ``shard -> chunk``, e.g. ``lambda shard: make_chunk(step, sampler, shard=shard)``; called
+        once, after the plugins' ``setup`` (a :class:`~fdl.train.DataParallel` plugin supplies ``shard``).
+      state: the :class:`TrainState` to start from. data: the pytree the sampler reads batches from.
+      schedule: the chunks to run, in order (:class:`Chunk`). key: the run's training key, passed to every chunk.
+      evaluate: ``state -> {"loss": float, ...}``, called after each chunk whose ``evaluate`` is set.
+      early_stopping: stop at the first evaluation whose loss is not below the best so far, and return the
+        state of that best evaluation (the book's ``Trainer``).
+      log: where the book-style lines go (``None``: silence). plugins: see :mod:`fdl.train.plugins`.
+      batch_size: for plugins that check it (data parallelism). unit: ``"epoch"`` or ``"step"``, how
+        positions are counted in logs and in ``history.evals``.
+
+    A chunk whose loss, params or optimizer state is not finite stops training with a message naming the
+    position; the state from before that chunk is returned (and no checkpoint is written for it).
+    """
+    say = log or (lambda *a, **k: None)
+    history = History()
+    run = Run(state, data, key, list(schedule), history, batch_size, unit, say, best_state=state)
+    plugins = sorted(plugins, key=lambda p: getattr(p, "order", 50))
+    for plugin in plugins:
+        plugin.setup(run)
+    chunk = make_chunk_fn(run.shard)
+    try:
+        for i in range(run.done, len(run.schedule)):
+            c = run.schedule[i]
+            new, losses, finite = chunk(run.state, run.data, run.key, c.epoch, c.start, count=c.count,
+                                        ragged=c.ragged)
+            losses = np.asarray(losses)
+            if not bool(finite):
+                history.stopped = _non_finite_message(run, c, losses)
+                say(history.stopped)
+                break
+            run.state, run.done, run.steps = new, i + 1, run.steps + c.steps
+            history.train_loss.append(float(losses.mean()))
+            if c.evaluate and evaluate is not None and _evaluate(run, evaluate, early_stopping, say):
+                break
+            for plugin in plugins:
+                plugin.after_chunk(run)
+        else:
+            run.best_done, run.best_steps = run.done, run.steps
+    finally:
+        for plugin in plugins:
+            plugin.close(run)
+    if history.stopped is not None and history.stopped.startswith(("training loss", "params")):
+        run.best_done, run.best_steps = run.done, run.steps
+        run.best_state = run.state
+    elif history.stopped is None:
+        run.best_state = run.state
+    history.best_epoch, history.best_step = run.position(run.best_done), run.best_steps
+    history.state = run.best_state
+    return run.best_state, history
+
+
+def _evaluate(run: Run, evaluate: Callable, early_stopping: bool, say: Callable) -> bool:
+    """Evaluate, log as the book does; return True when early stopping ends the run."""
+    at = run.position()
+    result = {"epoch": run.schedule[run.done - 1].epoch + 1, "step": run.steps, **evaluate(run.state)}
+    run.history.evals.append(result)
+    what = "steps" if run.unit == "step" else "epochs"
+    if early_stopping and result["loss"] >= run.best_loss:
+        best_at = run.position(run.best_done)
+        run.history.stopped = (f"Loss increased after {run.unit} {at}, final loss was {run.best_loss:.3f}, "
+                               f"using the model from {run.unit} {best_at}")
+        say(run.history.stopped)
+        return True
+    extra = "".join(f", {k} {v:.4f}" for k, v in result.items() if k not in ("epoch", "step", "loss"))
+    say(f"Validation loss after {at} {what} is {result['loss']:.3f}{extra}")
+    run.best_loss, run.best_state, run.best_done, run.best_steps = result["loss"], run.state, run.done, run.steps
+    return False
+
+
+def _non_finite_message(run: Run, c: Chunk, losses: np.ndarray) -> str:
+    where = f"epoch {c.epoch + 1}" if run.unit == "epoch" else "training"
+    before = (f"the end of {run.unit} {run.position()}" if run.done else "the start")
+    if not np.all(np.isfinite(losses)):
+        bad = int(np.argmin(np.isfinite(losses)))
+        return (f"training loss became {losses[bad]} at {where}, step {c.start + bad + 1}; "
+                f"returning the params from {before}")
+    return (f"params or optimizer state became non-finite (overflow) at {where}, steps {c.start + 1}-"
+            f"{c.start + c.steps}, although the training loss stayed finite; returning the params from {before}; "
+            "lower the learning rate")
+
+
+# ------------------------------------------------------------------------------------------------------ fit
+
+_REMOVED = {
+    "params": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
+    "opt_state": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
+    "checkpoint": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N, resume=True)])",
+    "checkpoint_every": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N)])",
+    "resume": "fit(..., plugins=[fdl.train.Checkpoint(path, resume=True)])",
+    "devices": "fit(..., plugins=[fdl.train.DataParallel(devices)])",
+    "progress": "fit(..., plugins=[fdl.train.Progress()])",
+    "eval_batch_size": "fdl.train.evaluate(model, loss, params, X, y, batch_size=N) after fit (fit evaluates "
+                       "in chunks of 10 000 rows)",
+}
+
+
+def _refuse_removed(removed: dict) -> None:
+    for name in removed:
+        if name in _REMOVED:
+            raise TypeError(f"fit() no longer takes {name}= (fdl 0.2, see the README's migration table); "
+                            f"use {_REMOVED[name]}")
+    if removed:
+        raise TypeError(f"fit() got an unexpected keyword argument {next(iter(removed))!r}")
+
+
+def _check_data(X, y, what: str):
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"{what}: X and y need a leading example axis, got shapes {X.shape} and {y.shape}")
+    if len(X) != len(y):
+        raise ValueError(f"{what}: X has {len(X)} examples but y has {len(y)}")
+    if len(X) == 0:
+        raise ValueError(f"{what}: no examples")
+    for name, a in (("X", X), ("y", y)):
+        if not np.issubdtype(a.dtype, np.number):
+            raise TypeError(f"{what}: {name} must be numeric, got dtype {a.dtype}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{what}: {name} contains NaN or Inf; clean the data before training")
+    return X, y
+
+
+def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,
+                   eval_every_steps: int | None = None) -> list[Chunk]:
+    """The chunks of ``epochs`` shuffled passes over ``n`` examples: one chunk per epoch, evaluated every
+    ``eval_every`` epochs; or, with ``eval_every_steps``, chunks of that many steps, each evaluated."""
+    full, ragged = divmod(n, batch_size)
+    if eval_every_steps is None:
+        return [Chunk(e, 0, full, ragged > 0, eval_every is not None and (e + 1) % eval_every == 0)
+                for e in range(epochs)]
+    out = []
+    for e in range(epochs):
+        for start in range(0, full, eval_every_steps):
+            count = min(eval_every_steps, full - start)
+            out.append(Chunk(e, start, count, ragged > 0 and start + count == full, True))
+        if full == 0:
+            out.append(Chunk(e, 0, 0, True, True))
+    return out
+
+
+def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_test=None, *,
+        epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int = 1, restart: bool = True,
+        early_stopping: bool = True, grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
+        dtype=jnp.float32, log: Callable | None = print, state: TrainState | None = None,
+        eval_every_steps: int | None = None, plugins: Sequence = (), **removed):
+    """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
+
+    Args:
+      model: a :class:`~fdl.layers.Layer` (e.g. from :func:`~fdl.layers.serial`).
+      loss: a loss op, e.g. :func:`fdl.losses.mean_squared_error`.
+      optimizer: an optax ``GradientTransformation`` (e.g. ``fdl.optim.sgd(0.01)``, ``optax.adam(1e-3)``), or
+        an fdl factory with per-epoch decay (``fdl.optim.momentum(0.1, 0.9, final_lr=0.05, decay_type="linear")``).
+      X_train, y_train: arrays with a leading example axis ``(n, ...)``; X_test, y_test: the same, both or neither.
+      epochs: shuffled passes over the training data (the ragged last batch of each is kept).
+      eval_every: evaluate on the test set every this many epochs.
+      batch_size: examples per step.
+      seed: the only source of randomness (initialisation, shuffling, dropout).
+      restart: initialise params and optimizer state afresh (the book's default); ``restart=False``
+        continues from ``state`` (e.g. ``history.state`` of an earlier run).
+      early_stopping: stop when the test loss rises, returning the params of the last evaluation that
+        improved (the book prints "Loss increased after epoch N ...").
+      grad: ``"manual"`` (hand-written VJPs) or ``"autodiff"`` (``jax.grad`` of the plain forward).
+      metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss.
+      dtype: the params' and data's floating-point type (float32; float64 needs ``jax_enable_x64``).
+      log: where the book-style lines go (``None`` for silence).
+      state: a :class:`~fdl.train.TrainState` to continue from (with ``restart=False``); its ``opt_state``
+        may be ``None`` for a fresh optimizer.
+      eval_every_steps: evaluate every this many steps instead (ch. 5: "every 100 batches"); overrides
+        ``eval_every``.
+      plugins: optional pieces, e.g. ``[fdl.train.Checkpoint("run.npz", resume=True),
+        fdl.train.DataParallel("all"), fdl.train.Progress()]``. ``FDL_PROGRESS=1`` in the environment (set
+        by ``fdl run --progress``) adds a progress bar.
+
+    Every epoch runs as compiled ``lax.scan`` chunks with the data on the device. A non-finite training
+    loss, or params that overflow while the loss stays finite, stop training with a message naming the
+    epoch and step; ``fit`` returns the last finite params (a checkpoint, if any, is left as it was).
+    Raises ValueError/TypeError for bad arguments or data, naming what to change; fdl 0.1's keyword
+    arguments that moved to plugins raise a TypeError naming the replacement.
+    """
+    _refuse_removed(removed)
+    check_grad_mode(grad)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")
+    for value, name in ((epochs, "epochs"), (eval_every, "eval_every"), (batch_size, "batch_size")):
+        expect_positive(value, name, integer=True)
+    if eval_every_steps is not None:
+        expect_positive(eval_every_steps, "eval_every_steps", integer=True)
+    X_train, y_train = _check_data(X_train, y_train, "fit (training data)")
+    if (X_test is None) != (y_test is None):
+        given, missing = ("X_test", "y_test") if y_test is None else ("y_test", "X_test")
+        raise ValueError(f"fit: {given} was given without {missing}; pass both to evaluate (and stop early), "
+                         "or neither")
+    has_test = X_test is not None
+    if has_test:
+        X_test, y_test = _check_data(X_test, y_test, "fit (test data)")
+        if X_test.shape[1:] != X_train.shape[1:] or y_test.shape[1:] != y_train.shape[1:]:
+            raise ValueError(f"fit: test examples {X_test.shape[1:]}/{y_test.shape[1:]} differ in shape from "
+                             f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}")
+    if not restart and state is None:
+        raise ValueError("fit: restart=False continues training and needs state=TrainState(params, opt_state) "
+                         "(e.g. history.state of an earlier run)")
+    if restart and state is not None:
+        raise ValueError("fit: state= is only used with restart=False (restart=True initialises afresh)")
+
+    n = len(X_train)
+    sampler = ShuffledEpochs(n, batch_size)
+    tx = build(optimizer, epochs, sampler.full_steps + sampler.ragged)
+    key_init, key_train = jax.random.split(jax.random.key(seed))
+    if restart:
+        params = model.init(key_init, X_train.shape[1:], dtype)
+        state = TrainState(params, tx.init(params))
+    elif state.opt_state is None:
+        state = state._replace(opt_state=tx.init(state.params))
+    plugins = list(plugins)
+    if os.environ.get("FDL_PROGRESS") == "1" and not any(type(p).__name__ == "Progress" for p in plugins):
+        from .plugins import Progress
+        plugins.append(Progress())
+
+    def cast(a):
+        return jnp.asarray(a) if np.issubdtype(a.dtype, np.integer) else jnp.asarray(a, dtype)
+
+    step = make_train_step(model_loss(model, loss, grad=grad), tx)
+    traces = [0]
+
+    def make(shard):
+        return make_chunk(step, sampler, shard=shard, on_trace=lambda: traces.__setitem__(0, traces[0] + 1))
+
+    schedule = epoch_schedule(epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps)
+    evaluate_fn = (lambda s: evaluate(model, loss, s.params, X_test, y_test, metrics)) if has_test else None
+    state, history = train(make, state, (cast(X_train), cast(y_train)), schedule, key=key_train,
+                           evaluate=evaluate_fn, early_stopping=early_stopping, log=log, plugins=plugins,
+                           batch_size=batch_size, unit="step" if eval_every_steps else "epoch")
+    history.compilations = traces[0]
+    return state.params, history

@@ -1,0 +1,58 @@
+"""The train step (book ch. 3: ``Trainer`` calls ``net.train_batch`` then ``optim.step``), as one pure function.
+
+A *loss function* is ``loss_fn(params, batch, key, aux) -> (loss, aux)``: the scalar to minimise on one
+``batch`` (any pytree of arrays, e.g. ``(x, y)``), with ``key`` feeding dropout and ``aux`` whatever the
+model carries between batches (see :class:`~fdl.train.TrainState`). :func:`model_loss` builds one for a
+layer model and a loss op; :func:`fdl.recurrent.char_loss_fn` for the character models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import optax
+
+from ..ops._op import check_grad_mode
+from .state import TrainState
+
+
+def model_loss(model, loss, *, grad: str = "manual") -> Callable:
+    """``loss_fn(params, (x, y), key, aux) -> (loss, aux)`` for a :class:`~fdl.layers.Layer` and a loss op.
+
+    The model runs in training mode (dropout on, fed by ``key``); ``grad`` chooses the hand-written VJPs
+    (``"manual"``) or ``jax.grad`` of the plain forward (``"autodiff"``) for model and loss alike. ``aux``
+    passes through unchanged.
+    """
+    check_grad_mode(grad)
+
+    def loss_fn(params, batch, key, aux=None):
+        x, y = batch
+        return loss(model.apply(params, x, key=key, train=True, grad=grad), y, grad=grad), aux
+
+    return loss_fn
+
+
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *_old, **_old_kw) -> Callable:
+    """The train step ``step(state, batch, key) -> (state, loss)``, not yet jitted.
+
+    ``loss_fn(params, batch, key, aux) -> (loss, aux)`` (e.g. from :func:`model_loss`); its gradient with
+    respect to ``params`` (hand-written or ``jax.grad``, as ``loss_fn`` was built) goes through
+    ``optimizer`` (an optax ``GradientTransformation``). Wrap the step in ``jax.jit`` to call it alone, or
+    scan it over many batches with :func:`~fdl.train.make_chunk`.
+
+    Raises TypeError for the fdl 0.1 spelling ``make_train_step(model, loss, optimizer, grad=...)``.
+    """
+    if _old or _old_kw or hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
+        raise TypeError("make_train_step(model, loss, optimizer, grad=g) is fdl 0.1's spelling; in fdl 0.2 write "
+                        "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer)")
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(f"make_train_step: optimizer must be an optax GradientTransformation, got {optimizer!r} "
+                        "(an fdl decay factory needs (epochs, steps_per_epoch): fdl.optim.build(opt, epochs, steps))")
+
+    def step(state: TrainState, batch, key):
+        (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key, state.aux)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state, aux), value
+
+    return step
