@@ -5,20 +5,24 @@ checkpoint is restored *into the structure of* freshly initialised params and op
 from another model or optimizer is refused with a message naming the first leaf that differs. Files are
 written atomically (a temporary file beside the target, then a rename): a crash mid-write never leaves a
 truncated file under the checkpoint's name, and never destroys the previous checkpoint.
+
+For inference, :func:`save_params` / :func:`load_params` store the params alone (no optimizer state, key or
+position) in the same format: a ``.npz`` of one array per leaf, read without pickle.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from ._io import atomic_write
+
 FORMAT = "fdl-checkpoint-1"
+PARAMS_FORMAT = "fdl-params-1"
 
 
 class CheckpointError(ValueError):
@@ -60,36 +64,120 @@ def save(path, *, params, opt_state, key, epoch: int, step: int = 0, extra: dict
     meta = {"format": FORMAT, "epoch": int(epoch), "step": int(step), "key_impl": str(jax.random.key_impl(key)),
             "trees": sorted(trees), "extra": extra}
     arrays["meta"] = np.array(json.dumps(meta))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 
-def _unflatten(prefix: str, like, stored: dict[str, np.ndarray], path: Path):
+def _unflatten(prefix: str, like, stored: dict[str, np.ndarray], path: Path,
+               what: str = "checkpoint is of another model or optimizer"):
     expected = _flatten(prefix, like)
     missing = [k for k in expected if k not in stored]
     unexpected = [k for k in stored if k.startswith(prefix + "/") and k not in expected]
     if missing or unexpected:
-        raise CheckpointError(f"{path}: checkpoint is of another model or optimizer: "
+        raise CheckpointError(f"{path}: {what}: "
                               f"{'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]} "
                               f"({len(missing)} missing, {len(unexpected)} unexpected entries)")
     leaves = []
     for name, want in expected.items():
         got = stored[name]
         if got.shape != want.shape or got.dtype != want.dtype:
-            raise CheckpointError(f"{path}: checkpoint is of another model or optimizer: {name} is "
+            raise CheckpointError(f"{path}: {what}: {name} is "
                                   f"{got.dtype}{list(got.shape)} in the file, expected {want.dtype}{list(want.shape)}")
         leaves.append(got)
     return jax.tree_util.tree_structure(like).unflatten(leaves)
+
+
+def _read(path: Path, fmt: str, what: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The metadata and the arrays of an fdl ``.npz`` file of format ``fmt``; CheckpointError otherwise."""
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such {what}")
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
+            stored = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable fdl {what} (truncated, or another kind of file): "
+                              f"{e}") from None
+    try:
+        meta = json.loads(str(stored.pop("meta")))
+        found = meta["format"]
+    except Exception:
+        raise CheckpointError(f"{path}: not an fdl {what} (no {fmt!r} metadata)") from None
+    if found != fmt:
+        hint = {FORMAT: "a full checkpoint: use fdl.checkpoint.load", PARAMS_FORMAT: "params alone: use "
+                "fdl.checkpoint.load_params"}.get(found, "another kind of file")
+        raise CheckpointError(f"{path}: format {found!r}, expected {fmt!r} ({hint})")
+    return meta, stored
+
+
+def save_params(path, params) -> Path:
+    """Write ``params`` alone (for inference) to ``path`` atomically, as ``.npz`` without pickle; return the path.
+
+    Args:
+        path: the file to write (conventionally ``*.npz``); its folder is created if needed.
+        params: a pytree of arrays (lists, tuples, dicts and named tuples of arrays), e.g. what ``fit``
+            returned (after early stopping: the best epoch's params, as ``fit`` returns them).
+
+    Each leaf is stored under its path in the tree (``params/0/W``); dtypes and shapes are kept.
+    """
+    path = Path(path)
+    arrays = _flatten("params", params)
+    named = jax.tree_util.tree_map_with_path(lambda p, _: "params" + "".join(f"/{_key_name(k)}" for k in p), params)
+    try:
+        skeleton = _skeleton(named)
+    except TypeError:
+        skeleton = None  # a custom pytree node: load_params needs like=
+    arrays["meta"] = np.array(json.dumps({"format": PARAMS_FORMAT, "tree": skeleton}))
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def _skeleton(node):
+    """The tree with leaf names for leaves, as JSON: sequences as lists, mappings as objects."""
+    if isinstance(node, str) or node is None:
+        return node
+    if isinstance(node, dict):
+        return {str(k): _skeleton(v) for k, v in node.items()}
+    if isinstance(node, list | tuple):
+        return [_skeleton(v) for v in node]
+    raise TypeError(f"no JSON form for {type(node).__name__}")
+
+
+def _fill(skeleton, stored: dict[str, np.ndarray]):
+    if isinstance(skeleton, str):
+        return stored[skeleton]
+    if isinstance(skeleton, dict):
+        return {k: _fill(v, stored) for k, v in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [_fill(v, stored) for v in skeleton]
+    return skeleton
+
+
+def load_params(path, like=None):
+    """Read params written by :func:`save_params`.
+
+    Args:
+        path: the ``.npz`` file.
+        like: optional params of the same model (e.g. ``model.init(key, input_shape)``): the result then has
+            exactly their tree structure (tuples, named tuples, custom nodes) and jax arrays, and every leaf's
+            shape and dtype is checked. Without it, the tree is rebuilt from the file: sequences as lists,
+            mappings as dicts with string keys (what :func:`fdl.serial` models use), leaves as numpy arrays.
+
+    Raises:
+        CheckpointError (a ValueError): no such file, not readable (truncated, another kind of file), a full
+            checkpoint instead of params, or params of another model: the message names the first leaf that
+            is missing, unexpected, or of another shape or dtype.
+    """
+    path = Path(path)
+    meta, stored = _read(path, PARAMS_FORMAT, "params file")
+    if like is not None:
+        return jax.tree.map(jax.numpy.asarray, _unflatten("params", like, stored, path, "params of another model "
+                                                          "(not the structure of like=)"))
+    if meta.get("tree") is None and stored:
+        raise CheckpointError(f"{path}: the params were saved from a custom pytree; pass like= (params of the "
+                              "same model) to load them")
+    return _fill(meta.get("tree"), stored)
 
 
 def load(path, *, params_like, opt_state_like, trees_like: dict | None = None) -> dict:
@@ -99,19 +187,7 @@ def load(path, *, params_like, opt_state_like, trees_like: dict | None = None) -
     Raises :class:`CheckpointError` (a ValueError) for a missing, truncated or foreign file.
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
-            stored = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable fdl checkpoint (truncated, or another kind of file): "
-                              f"{e}") from None
-    try:
-        meta = json.loads(str(stored.pop("meta")))
-        assert meta["format"] == FORMAT
-    except Exception:
-        raise CheckpointError(f"{path}: not an fdl checkpoint (no {FORMAT!r} metadata)") from None
+    meta, stored = _read(path, FORMAT, "checkpoint")
     key = jax.random.wrap_key_data(stored.pop("key"), impl=meta["key_impl"])
     trees = {name: _unflatten(f"trees/{name}", like, stored, path) for name, like in (trees_like or {}).items()
              if name in meta["trees"]}

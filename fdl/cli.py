@@ -1,32 +1,63 @@
 """The ``fdl`` command: ``fdl reproduce`` runs every chapter's experiment and prints one table; ``fdl run chNN``;
 ``fdl benchmark`` times training steps against ``jax.grad`` and PyTorch (``experiments/benchmark.py``).
 
-The experiment scripts live in ``experiments/`` beside the package (a source checkout or an editable
-install). fdl never imports them: each runs as its own process, writes ``results.json``, and this command
-collects those files.
+The experiment scripts live in ``experiments/`` of the source tree; a wheel ships them as the data-only
+package ``fdl._experiments``. fdl never imports them: each runs as its own process, writes ``results.json``,
+and this command collects those files.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import ast
+import importlib.util
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from .experiment import _fmt, format_table, write_json_atomic
+from ._io import write_json_atomic
+from .experiment import enable_progress, read_results, results_table, run_meta
+
+GET_SCRIPTS = ("they ship in fdl's wheel (fdl/_experiments) and in its source tree (experiments/): reinstall fdl "
+               "(pip install fdl), or clone the source and pass --experiments path/to/experiments (or set "
+               "FDL_EXPERIMENTS)")
+
+
+def _packaged() -> str | None:
+    try:
+        spec = importlib.util.find_spec("fdl._experiments")
+    except (ImportError, ValueError):
+        return None
+    return next(iter(spec.submodule_search_locations or []), None) if spec else None
 
 
 def experiments_dir(explicit: str | None = None) -> Path:
-    """Where the chapter scripts are: ``--experiments``, ``$FDL_EXPERIMENTS``, or ``experiments/`` beside fdl."""
-    candidates = [explicit, os.environ.get("FDL_EXPERIMENTS"), Path(__file__).resolve().parent.parent / "experiments"]
+    """Where the chapter scripts are: ``--experiments``, ``$FDL_EXPERIMENTS``, the copy installed with fdl
+    (``fdl/_experiments``), or ``experiments/`` beside the package in a source checkout."""
+    candidates = [explicit, os.environ.get("FDL_EXPERIMENTS"), _packaged(),
+                  Path(__file__).resolve().parent.parent / "experiments"]
     for c in candidates:
         if c and Path(c).is_dir() and list(Path(c).glob("ch[0-9][0-9]_*.py")):
             return Path(c)
-    raise SystemExit("fdl: cannot find the experiment scripts (experiments/chNN_*.py). Run from a source checkout "
-                     "installed with `pip install -e .`, or pass --experiments DIR (or set FDL_EXPERIMENTS).")
+    raise SystemExit(f"fdl: cannot find the experiment scripts (chNN_*.py); {GET_SCRIPTS}.")
+
+
+def chapter_list(directory: Path | None = None) -> str:
+    """One line per chapter script: ``chNN  first line of its docstring``."""
+    try:
+        scripts = find_scripts(directory or experiments_dir())
+    except SystemExit as e:
+        return str(e)
+    lines = []
+    for script in scripts:
+        try:
+            doc = ast.get_docstring(ast.parse(script.read_text())) or ""
+        except (SyntaxError, UnicodeDecodeError):
+            doc = ""
+        lines.append(f"  {script.name[:4]}  {doc.splitlines()[0] if doc else script.stem}")
+    return "\n".join(lines)
 
 
 def find_scripts(directory: Path, chapters: list[str] | None = None) -> list[Path]:
@@ -54,7 +85,7 @@ def run_script(script: Path, out: Path, *, quick: bool, seed: int | None, extra:
 def reproduce(args) -> int:
     scripts = find_scripts(experiments_dir(args.experiments), args.chapters)
     out = Path(args.out)
-    rows, failed = [], []
+    rows, failed, metas = [], [], {}
     for script in scripts:
         chapter = script.name[:4]
         code, seconds = run_script(script, out / script.stem, quick=args.quick, seed=args.seed)
@@ -63,13 +94,10 @@ def reproduce(args) -> int:
             failed.append(f"{script.name} (exit {code})")
             continue
         print(f"=== {script.name} finished in {seconds:.1f} s")
-        for r in json.loads(results.read_text()):
-            rows.append({"chapter": chapter, **r})
-    print("\n" + format_table(["chapter", "configuration", "metric", "book", "fdl"],
-                              [[r["chapter"], r["name"], r["metric"], _fmt(r["book"]), _fmt(r["value"])]
-                               for r in rows]))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "results.json", rows)
+        metas[chapter], chapter_rows = read_results(results)
+        rows += [{"chapter": chapter, **r} for r in chapter_rows]
+    print("\n" + results_table(rows, quick=args.quick, first=("chapter",)))
+    write_json_atomic(out / "results.json", {"meta": run_meta(args, chapters=metas), "results": rows})
     print(f"\nresults: {out / 'results.json'}")
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
@@ -78,7 +106,12 @@ def reproduce(args) -> int:
 
 
 def run(args) -> int:
+    if args.chapter is None:
+        args.parser.print_help()
+        return 0 if args.help else 2
     (script,) = find_scripts(experiments_dir(args.experiments), [args.chapter])
+    if args.help:  # `fdl run ch04 --help`: the script's own options
+        return subprocess.call([sys.executable, str(script), "--help"])
     out = Path(args.out) if args.out else Path("runs") / script.stem
     code, seconds = run_script(script, out, quick=args.quick, seed=args.seed, extra=args.rest)
     print(f"=== {script.name} finished in {seconds:.1f} s (exit {code}); results in {out}")
@@ -105,14 +138,21 @@ def main(argv=None) -> int:
     rep.add_argument("--out", default="runs/reproduce", help="directory for results (default: runs/reproduce)")
     rep.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
     rep.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
-    one = sub.add_parser("run", help="run one chapter's experiment, e.g. `fdl run ch04 --quick`; further "
-                         "arguments go to the script")
-    one.add_argument("chapter")
-    one.add_argument("--quick", action="store_true")
-    one.add_argument("--seed", type=int, default=None)
+    one = sub.add_parser("run", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         help="run one chapter's experiment, e.g. `fdl run ch04 --quick`; further "
+                         "arguments go to the script",
+                         description="Run one chapter's experiment script; arguments fdl does not know go to the "
+                         "script.\n\nchapters:\n" + chapter_list(),
+                         epilog="A script's own options: fdl run chNN --help (e.g. fdl run ch04 --help).")
+    one.add_argument("chapter", nargs="?", help="the chapter, e.g. ch04 or 4")
+    one.add_argument("-h", "--help", action="store_true", help="without a chapter: this help; with one: the "
+                     "script's own options")
+    one.add_argument("--quick", action="store_true", help="a smoke run on a subset, not comparable with the book")
+    one.add_argument("--seed", type=int, default=None, help="the base seed (default: the script's, the book's)")
     one.add_argument("--out", default=None, help="directory for results.json and pictures (default: runs/chNN_*)")
     one.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
     one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
+    one.set_defaults(parser=one)
     bench = sub.add_parser("benchmark", help="time training steps: fdl, fdl via jax.grad, PyTorch (bench extra); "
                            "further arguments go to experiments/benchmark.py, e.g. --workloads W1 W4")
     bench.add_argument("--quick", action="store_true", help="a few steps per workload: a smoke run")
@@ -125,7 +165,7 @@ def main(argv=None) -> int:
     if args.command == "benchmark":
         return benchmark(args)
     if args.progress:
-        os.environ["FDL_PROGRESS"] = "1"  # read by fit() in the experiment subprocesses
+        enable_progress()  # FDL_PROGRESS=1, read by fit() in the experiment subprocesses
     return reproduce(args) if args.command == "reproduce" else run(args)
 
 

@@ -1,19 +1,33 @@
 """What every experiment script shares: its command line, its results table and ``results.json``.
 
-The contract (README, "Experiments"): ``python experiments/chNN_name.py [--quick] [--seed N] [--out DIR]``
-prints the book-style log and a table beside the book's figures, and writes ``DIR/results.json``, a list of
-``{"name", "metric", "value", "book"}`` objects.
+The contract (README, "Experiments"): ``python experiments/chNN_name.py [--quick] [--seed N] [--out DIR]
+[--progress]`` prints the book-style log and a table beside the book's figures, and writes
+``DIR/results.json``::
+
+    {"meta": {"chapter", "argv", "quick", "seed", "options", "versions", "device", "date", ...},
+     "results": [{"name", "metric", "value", "book"}, ...]}
+
+A ``--quick`` run is a smoke run on a subset: its table says so and leaves the book's column out, since its
+numbers are not comparable with the book's. :func:`read_results` reads the file (and the plain list of rows
+that fdl 0.1 wrote).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.util
 import json
 import math
 import os
-import tempfile
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from ._io import write_json_atomic
+
+SMOKE_NOTE = "smoke run on a subset (--quick): not comparable with the book; run without --quick for that"
+_last_args: argparse.Namespace | None = None  # the options parse_args last returned, recorded in results.json
 
 METRICS = ("accuracy", "mae", "rmse", "mse", "ce", "loss", "value", "seconds")
 
@@ -24,9 +38,66 @@ def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None
     parser.add_argument("--quick", action="store_true", help="a smoke run on a subset, well under a minute")
     parser.add_argument("--seed", type=int, default=default_seed, help="the base random seed")
     parser.add_argument("--out", type=Path, default=None, help="directory for results.json (and pictures)")
+    parser.add_argument("--progress", action="store_true",
+                        help="show training progress (fdl.fit reads FDL_PROGRESS=1): tqdm bars when tqdm is "
+                             "installed, else a line per epoch")
     if extra is not None:
         extra(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.progress or os.environ.get("FDL_PROGRESS") == "1":
+        enable_progress()
+    global _last_args
+    _last_args = args
+    return args
+
+
+def enable_progress(say=None) -> None:
+    """Set ``FDL_PROGRESS=1`` (read by ``fdl.fit``) and say once per run when tqdm is missing.
+
+    "Once": the note sets ``FDL_PROGRESS_NOTED=1``, which the experiment processes that ``fdl reproduce``
+    starts inherit, so they do not repeat it.
+    """
+    os.environ["FDL_PROGRESS"] = "1"
+    if importlib.util.find_spec("tqdm") is None and os.environ.get("FDL_PROGRESS_NOTED") != "1":
+        os.environ["FDL_PROGRESS_NOTED"] = "1"
+        (say or (lambda m: print(m, file=sys.stderr, flush=True)))(
+            "fdl: tqdm is not installed, so --progress prints a line per epoch instead of a bar "
+            "(pip install tqdm, or fdl[progress], for bars)")
+
+
+def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
+    """What a results.json records of its run: command line, quick or full, seed(s), versions, device, date.
+
+    ``args`` defaults to the options :func:`parse_args` last returned; ``extra`` is added as it is.
+    """
+    import jax
+    import jaxlib
+
+    from . import __version__
+
+    args = _last_args if args is None else args
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args or argparse.Namespace()).items()}
+    device = jax.devices()[0]
+    return {"argv": list(sys.argv), "quick": bool(options.get("quick", False)), "seed": options.get("seed"),
+            **({"seeds": options["seeds"]} if "seeds" in options else {}), "options": options,
+            "versions": {"fdl": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                         "python": sys.version.split()[0]},
+            "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
+            "x64": bool(jax.config.jax_enable_x64),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **extra}
+
+
+def read_results(path: Path | str) -> tuple[dict, list[dict]]:
+    """``(meta, rows)`` of a results.json; a file from fdl 0.1 (a bare list of rows) gives ``meta = {}``.
+
+    Raises ValueError naming the file when it is neither form.
+    """
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        return {}, data
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        return data.get("meta", {}), data["results"]
+    raise ValueError(f"{path}: not an fdl results.json (expected {{'meta': ..., 'results': [...]}})")
 
 
 @dataclass
@@ -40,9 +111,17 @@ class Result:
 class Results:
     """Rows of ``(name, metric, value, book)``, printed as a table and written as ``results.json``."""
 
-    def __init__(self, chapter: str):
+    def __init__(self, chapter: str, args: argparse.Namespace | None = None):
+        """``args``: the script's options (default: what :func:`parse_args` last returned); with ``quick``
+        set, the table is a smoke run's. ``self.meta`` may be given more entries (e.g. ``seeds``)."""
         self.chapter = chapter
+        self.args = _last_args if args is None else args
         self.rows: list[Result] = []
+        self.meta: dict = {}
+
+    @property
+    def quick(self) -> bool:
+        return bool(getattr(self.args, "quick", False))
 
     def add(self, name: str, metric: str, value: float, book: float | None = None) -> Result:
         if metric not in METRICS:
@@ -52,30 +131,31 @@ class Results:
         return row
 
     def table(self) -> str:
-        return format_table(["configuration", "metric", "book", "fdl"],
-                            [[r.name, r.metric, _fmt(r.book), _fmt(r.value)] for r in self.rows])
+        """A Markdown table beside the book's figures; for a quick run, a note and no book column."""
+        return results_table([asdict(r) for r in self.rows], quick=self.quick)
 
     def write(self, out: Path | str | None) -> Path | None:
-        """Write ``out/results.json`` atomically; returns its path (nothing is written when ``out`` is None)."""
+        """Write ``out/results.json`` atomically (``{"meta": ..., "results": [...]}``, see :func:`run_meta`);
+        returns its path (nothing is written when ``out`` is None)."""
         if out is None:
             return None
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "results.json"
-        write_json_atomic(path, [asdict(r) for r in self.rows])
+        path = Path(out) / "results.json"
+        write_json_atomic(path, {"meta": run_meta(self.args, chapter=self.chapter, **self.meta),
+                                 "results": [asdict(r) for r in self.rows]})
         return path
 
 
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def results_table(rows: list[dict], *, quick: bool, first: tuple[str, ...] = ()) -> str:
+    """Rows of ``{"name", "metric", "value", "book"}`` (plus the keys in ``first``, as leading columns) as a
+    Markdown table; a quick run's table starts with :data:`SMOKE_NOTE` and has no book column."""
+    lead = [[str(r[k]) for k in first] for r in rows]
+    if quick:
+        return SMOKE_NOTE + "\n" + format_table([*first, "configuration", "metric", "fdl (smoke run)"],
+                                                [[*x, r["name"], r["metric"], _fmt(r["value"])]
+                                                 for x, r in zip(lead, rows, strict=True)])
+    return format_table([*first, "configuration", "metric", "book", "fdl"],
+                        [[*x, r["name"], r["metric"], _fmt(r["book"]), _fmt(r["value"])]
+                         for x, r in zip(lead, rows, strict=True)])
 
 
 def _fmt(v) -> str:

@@ -12,6 +12,8 @@ transformations: the book's momentum with a changing learning rate, and the book
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -23,6 +25,17 @@ from ._checks import expect_positive
 
 OptimizerLike = optax.GradientTransformation | Callable[[int, int], optax.GradientTransformation]
 DECAY_TYPES = ("linear", "exponential")
+_CONSTRUCTORS: dict[Callable, str] = {}  # fdl's optimizer constructors -> an example call, for build's message
+
+
+def _constructor(example: str):
+    """Register an optimizer constructor of this module, so that :func:`build` knows it when passed uncalled."""
+
+    def register(fn):
+        _CONSTRUCTORS[fn] = example
+        return fn
+
+    return register
 
 
 def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | None, epochs: int) -> list[float]:
@@ -79,6 +92,7 @@ class Decaying:
         return f"{self.name}(lr={self.lr}, final_lr={self.final_lr}, decay_type={self.decay_type!r})"
 
 
+@_constructor("fdl.optim.sgd(0.01)")
 def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | None = None) -> OptimizerLike:
     """Plain SGD, ``p -= lr * g`` (book: SGD), optionally with per-epoch decay to ``final_lr``."""
     epoch_learning_rates(lr, final_lr, decay_type, 2)
@@ -87,6 +101,7 @@ def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | No
     return Decaying(optax.sgd, "sgd", lr, final_lr, decay_type)
 
 
+@_constructor("fdl.optim.book_momentum(0.01)")
 def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> optax.GradientTransformation:
     """The book's momentum: ``v = mu * v + lr_t * g; p -= v`` (book: SGDMomentum).
 
@@ -101,6 +116,7 @@ def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> opt
     return optax.chain(scale, optax.trace(decay=mu, nesterov=False))
 
 
+@_constructor("fdl.optim.momentum(0.01, 0.9)")
 def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None,
              decay_type: str | None = None) -> OptimizerLike:
     """The book's SGD with momentum (:func:`book_momentum`), optionally with per-epoch decay to ``final_lr``."""
@@ -114,6 +130,7 @@ class AdaGradState(NamedTuple):
     sum_squares: optax.Updates
 
 
+@_constructor("fdl.optim.adagrad(0.01)")
 def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation:
     """The book's AdaGrad: ``s += eps + g^2; p -= lr * g / sqrt(s)`` with ``s`` starting at 0 (book: AdaGrad).
 
@@ -133,16 +150,64 @@ def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation
     return optax.GradientTransformation(init, update)
 
 
+@_constructor("fdl.optim.clip(2.0)")
 def clip(max_delta: float = 2.0) -> optax.GradientTransformation:
     """Element-wise gradient clipping to ``[-max_delta, max_delta]`` (book ch. 6), i.e. ``optax.clip``."""
     expect_positive(max_delta, "clip max_delta")
     return optax.clip(max_delta)
 
 
+def uncalled_constructor(optimizer) -> str | None:
+    """The message for an optimizer *constructor* passed where an optimizer belongs, else None.
+
+    Recognises fdl's own constructors (:func:`sgd`, :func:`momentum`, :func:`adagrad`, ...; exactly, by
+    identity) and optax's (``optax.adam``, ``optax.sgd``, ...: a callable from the ``optax`` package, or one
+    whose first parameter is ``learning_rate``), also inside ``functools.partial``. Such a callable would be
+    taken for an ``(epochs, steps_per_epoch)`` factory and run as ``adam(learning_rate=epochs, b1=steps)``.
+    """
+    if isinstance(optimizer, optax.GradientTransformation | Decaying) or not callable(optimizer):
+        return None
+    fn = optimizer.func if isinstance(optimizer, functools.partial) else optimizer
+    if fn in _CONSTRUCTORS:
+        name = f"fdl.optim.{fn.__name__}"
+        example = _CONSTRUCTORS[fn]
+    elif _is_optax_constructor(fn):
+        name = f"optax.{getattr(fn, '__name__', 'optimizer')}"
+        example = f"{name}(0.001)"
+    else:
+        return None
+    return (f"optimizer is {name} itself, not an optimizer: pass {example}, not {name} (call it with the "
+            "learning rate; a bare constructor would be read as an (epochs, steps_per_epoch) factory)")
+
+
+def _is_optax_constructor(fn) -> bool:
+    if (getattr(fn, "__module__", None) or "").split(".")[0] == "optax":
+        return True
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return bool(params) and params[0] == "learning_rate"
+
+
 def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Resolve an optimizer or an optimizer factory into a GradientTransformation."""
+    """Resolve an optimizer or an optimizer factory into a GradientTransformation.
+
+    Args:
+        optimizer: an ``optax.GradientTransformation`` (returned as it is), or a factory
+            ``(epochs, steps_per_epoch) -> GradientTransformation`` such as :class:`Decaying` (called).
+        epochs, steps_per_epoch: the run's length, passed to a factory.
+
+    Raises:
+        TypeError: ``optimizer`` is a constructor passed uncalled (``optax.adam`` or ``fdl.optim.sgd`` instead
+            of ``optax.adam(0.001)`` or ``fdl.optim.sgd(0.01)``; see :func:`uncalled_constructor`), or anything
+            else that is neither a transformation nor a factory returning one.
+    """
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
+    message = uncalled_constructor(optimizer)
+    if message is not None:
+        raise TypeError(message)
     if callable(optimizer):
         built = optimizer(epochs, steps_per_epoch)
         if isinstance(built, optax.GradientTransformation):
@@ -152,4 +217,4 @@ def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.
 
 
 __all__ = ["sgd", "momentum", "book_momentum", "adagrad", "clip", "epoch_learning_rates", "per_epoch_schedule",
-           "Decaying", "build"]
+           "Decaying", "build", "uncalled_constructor"]

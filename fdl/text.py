@@ -7,6 +7,9 @@
   characters ``p, p + 1, ...``; the next batch starts ``batch_size`` characters later, back to 0 at the end.
 * :func:`sample`: text from a trained model one character at a time (book: RNNTrainer.sample_output),
   seeded, with a temperature.
+* :func:`check_ids`: refuse character ids outside ``[0, vocab_size)`` (one-hot encoding would turn them into
+  all-zero rows, which train silently at loss 0). :func:`windows`, :func:`book_batch` and :func:`random_batch`
+  check the ids they return.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+_FIX = ("encode the text with the Vocabulary the model was built with (Vocabulary.from_text of the training "
+        "text) and give the model and the loss that vocabulary's size")
 
 
 @dataclass(frozen=True)
@@ -36,15 +42,58 @@ class Vocabulary:
         return len(self.chars)
 
     def encode(self, text: str) -> np.ndarray:
-        """Indices (len(text),) int32; a ValueError names any character not in the vocabulary."""
+        """Indices (len(text),) int32, each in ``[0, size)``.
+
+        Raises ValueError naming every character that is not in the vocabulary (e.g. a validation text with a
+        character the training text lacks): build the vocabulary from a text that holds them all.
+        """
         index = {c: i for i, c in enumerate(self.chars)}
         unknown = sorted(set(text) - index.keys())
         if unknown:
-            raise ValueError(f"characters not in the vocabulary of {self.size}: {''.join(unknown)!r}")
+            raise ValueError(f"Vocabulary.encode: characters not in the vocabulary of {self.size}: "
+                             f"{''.join(unknown)!r}; build the Vocabulary from a text that contains every "
+                             "character you will encode (e.g. the whole corpus before splitting it)")
         return np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
+        """The text of ``ids`` (any shape, read in C order); ValueError for an id outside ``[0, size)``."""
+        ids = check_ids(ids, self.size, "Vocabulary.decode")
         return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def check_ids(ids, vocab_size: int, what: str = "character ids"):
+    """Check that ``ids`` are integers in ``[0, vocab_size)`` and return them unchanged.
+
+    Args:
+        ids: an integer array (numpy or jax) of any shape, e.g. targets (batch, time).
+        vocab_size: the number of characters of the vocabulary (``Vocabulary.size``; the model's input and
+            output width).
+        what: the name used in the message.
+
+    Raises:
+        TypeError: ``ids`` are not integers (float ids would be rounded silently).
+        ValueError: an id is negative or ``>= vocab_size``; the message gives the first one, its position, and
+            the range. One-hot encoding (``jax.nn.one_hot``) would turn such an id into an all-zero row, whose
+            cross-entropy is 0: the model would train silently on nothing.
+
+    Inside ``jax.jit`` the values are not known (``ids`` is a tracer) and nothing is checked: call it on the
+    batch outside the jitted step.
+    """
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer) or vocab_size <= 0:
+        raise ValueError(f"{what}: vocab_size must be a positive integer, got {vocab_size!r}")
+    if isinstance(ids, jax.core.Tracer):
+        return ids
+    values = np.asarray(ids)
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"{what}: character ids must be integers, got dtype {values.dtype}; encode text with "
+                        "Vocabulary.encode, or cast with .astype(int) if the values are whole numbers")
+    bad = (values < 0) | (values >= vocab_size)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{what}: id {int(values[pos])} at position {pos} is outside the vocabulary of "
+                         f"{vocab_size} characters ({int(bad.sum())} of {values.size} ids are; valid ids are 0 to "
+                         f"{vocab_size - 1}); {_FIX}")
+    return ids
 
 
 def split(text: str, validation_fraction: float = 0.1) -> tuple[str, str]:
@@ -67,13 +116,28 @@ def _check_length(ids, sequence_length: int, what: str, extra: int = 0) -> None:
                          f"(a window of {sequence_length} plus its shifted target)")
 
 
-def windows(ids, sequence_length: int, stride: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Input windows and their targets shifted by one: both (n_windows, sequence_length).
+def _checked(ids, vocab_size: int | None, what: str) -> np.ndarray:
+    """``ids`` as a 1-D integer numpy array, non-negative and (given ``vocab_size``) below it."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1:
+        raise ValueError(f"{what}: ids must be 1-D (one id per character of the text), got shape {ids.shape}")
+    if vocab_size is None:
+        if ids.dtype.kind not in "iu" or (ids.size and ids.min() < 0):
+            check_ids(ids, max(int(ids.max(initial=0)) + 1, 1), what)  # the dtype or negative-id message
+    else:
+        check_ids(ids, vocab_size, what)
+    return ids
+
+
+def windows(ids, sequence_length: int, stride: int | None = None, *,
+            vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Input windows and their targets shifted by one: both (n_windows, sequence_length), the dtype of ``ids``.
 
     Window ``k`` starts at ``k * stride`` (default ``stride = sequence_length``: non-overlapping, as used for
-    validation); ``stride=1`` gives every window of the text.
+    validation); ``stride=1`` gives every window of the text. ``ids`` must be 1-D non-negative integers;
+    with ``vocab_size`` every id must also be below it (:func:`check_ids`, which gives the ValueError).
     """
-    ids = np.asarray(ids)
+    ids = _checked(ids, vocab_size, "windows")
     _check_length(ids, sequence_length, "windows")
     stride = sequence_length if stride is None else stride
     if stride <= 0:
@@ -83,13 +147,15 @@ def windows(ids, sequence_length: int, stride: int | None = None) -> tuple[np.nd
     return ids[idx], ids[idx + 1]
 
 
-def book_batch(ids, step: int, batch_size: int, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
+def book_batch(ids, step: int, batch_size: int, sequence_length: int, *,
+               vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The book's batch number ``step``: windows at ``p + i`` for ``i < batch_size``, ``p = batch_size * k``.
 
     The book moves ``p`` on by ``batch_size`` after every batch and returns to 0 when
-    ``p + sequence_length + batch_size + 1`` would pass the end of the text.
+    ``p + sequence_length + batch_size + 1`` would pass the end of the text. Both outputs are
+    (batch_size, sequence_length). Ids are checked as in :func:`windows`.
     """
-    ids = np.asarray(ids)
+    ids = _checked(ids, vocab_size, "book_batch")
     _check_length(ids, sequence_length, "book_batch", extra=batch_size)
     starts_per_pass = (len(ids) - sequence_length - batch_size - 1) // batch_size + 1
     p = (step % starts_per_pass) * batch_size
@@ -97,9 +163,13 @@ def book_batch(ids, step: int, batch_size: int, sequence_length: int) -> tuple[n
     return ids[idx], ids[idx + 1]
 
 
-def random_batch(ids, key, batch_size: int, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """``batch_size`` windows at start positions drawn uniformly (with replacement) by ``key``."""
-    ids = np.asarray(ids)
+def random_batch(ids, key, batch_size: int, sequence_length: int, *,
+                 vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``batch_size`` windows at start positions drawn uniformly (with replacement) by ``key``.
+
+    Both outputs are (batch_size, sequence_length). Ids are checked as in :func:`windows`.
+    """
+    ids = _checked(ids, vocab_size, "random_batch")
     _check_length(ids, sequence_length, "random_batch")
     starts = np.asarray(jax.random.randint(key, (batch_size,), 0, len(ids) - sequence_length))
     idx = starts[:, None] + np.arange(sequence_length)[None, :]
@@ -114,14 +184,20 @@ def unigram_cross_entropy(train_ids, valid_ids, vocab_size: int) -> float:
     return float(-logp[np.asarray(valid_ids)].mean())
 
 
-def sample(model, params, states, vocab: Vocabulary, *, key, length: int = 200, prompt: str = "\n",
+def sample(model, params, states, vocab: Vocabulary, *, key, length: int = 200, prompt: str | None = None,
            temperature: float = 1.0) -> str:
     """``length`` characters drawn one at a time from ``model`` after reading ``prompt`` (book: sample_output).
 
     Each next character is drawn from ``softmax(logits / temperature)`` with ``jax.random.categorical``;
     it is then fed back as the next input. ``states`` are the model's start states (e.g. the ones training
     ended with, or ``model.zero_state()``). Returns the sampled text (without the prompt).
+
+    The default prompt is a newline when the vocabulary has one (a model then starts as at the beginning of a
+    line), else the vocabulary's first character (``vocab.chars[0]``, the smallest in sort order). A prompt
+    with a character outside the vocabulary raises the ValueError of :meth:`Vocabulary.encode`.
     """
+    if prompt is None:
+        prompt = "\n" if "\n" in vocab.chars else vocab.chars[0]
     if not prompt:
         raise ValueError("sample: the prompt must contain at least one character")
     if not temperature > 0:

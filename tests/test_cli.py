@@ -45,11 +45,58 @@ def test_reproduce_collects_every_chapter_and_reports_failures(fake_experiments,
     out = tmp_path / "all"
     code = cli.main(["reproduce", "--quick", "--out", str(out), "--experiments", str(fake_experiments)])
     assert code == 1  # ch03_broken exits 3
-    rows = json.loads((out / "results.json").read_text())
+    saved = json.loads((out / "results.json").read_text())
+    rows = saved["results"]
     assert [(r["chapter"], r["value"]) for r in rows] == [("ch01", 0.5), ("ch02", 0.25)]
+    assert saved["meta"]["quick"] is True and saved["meta"]["chapters"] == {"ch01": {}, "ch02": {}}
     captured = capsys.readouterr()
     assert "failed: ch03_broken.py (exit 3)" in captured.err
     assert "| ch01" in captured.out
+
+
+def test_quick_reproduce_table_is_a_smoke_run_without_the_book_column(fake_experiments, tmp_path, capsys):
+    cli.main(["reproduce", "--quick", "--out", str(tmp_path / "q"), "--experiments", str(fake_experiments)])
+    out = capsys.readouterr().out
+    assert "smoke run on a subset (--quick): not comparable with the book" in out
+    header = next(line for line in out.splitlines() if line.startswith("| chapter"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["chapter", "configuration", "metric",
+                                                                 "fdl (smoke run)"]
+
+
+def test_full_reproduce_table_sets_fdl_beside_the_book(fake_experiments, tmp_path, capsys):
+    cli.main(["reproduce", "--out", str(tmp_path / "f"), "--experiments", str(fake_experiments)])
+    out = capsys.readouterr().out
+    assert "smoke run" not in out
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
+    assert cells == [["chapter", "configuration", "metric", "book", "fdl"], ["ch01", "row", "acc", "1.00", "0.5"],
+                     ["ch02", "row", "acc", "1.00", "0.25"]]
+
+
+def test_run_help_lists_the_chapters_and_how_to_see_a_scripts_options(capsys):
+    assert cli.main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for chapter in ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07"):
+        assert f"\n  {chapter}  Chapter" in out
+    assert "A script's own options: fdl run chNN --help" in out
+
+
+def test_run_chapter_help_shows_the_scripts_own_options(capfd):
+    assert cli.main(["run", "ch02", "--help"]) == 0
+    out = capfd.readouterr().out
+    assert "usage: ch02_fundamentals.py" in out and "--progress" in out
+
+
+def test_run_without_a_chapter_prints_help_and_fails(capsys):
+    assert cli.main(["run"]) == 2
+    assert "chapters:" in capsys.readouterr().out
+
+
+def test_missing_scripts_say_where_to_get_them(monkeypatch, tmp_path):
+    monkeypatch.delenv("FDL_EXPERIMENTS", raising=False)
+    monkeypatch.setattr(cli, "_packaged", lambda: None)
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "fdl" / "cli.py"))
+    with pytest.raises(SystemExit, match=r"cannot find the experiment scripts .*reinstall fdl .*--experiments"):
+        cli.experiments_dir()
 
 
 def test_unknown_chapter_names_the_available_ones(fake_experiments):
@@ -71,4 +118,6 @@ def test_the_installed_command_runs_a_real_chapter(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fdl", "run", "ch01", "--quick", "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads((out / "results.json").read_text())
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["meta"]["quick"] is True and saved["meta"]["chapter"] == "ch01" and saved["results"]
+    assert "smoke run on a subset" in proc.stdout

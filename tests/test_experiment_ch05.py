@@ -14,7 +14,7 @@ def test_ch05_quick(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch05_cnn.py"), "--quick", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
     for name, book in CH05.items():
         assert rows[name]["metric"] == "accuracy" and rows[name]["book"] == book
         # 10 batches of 60 images: far from the book's 90 %, but well above chance (10 %).

@@ -13,7 +13,7 @@ def test_ch06_quick(tmp_path):
     proc = subprocess.run([sys.executable, "experiments/ch06_rnn.py", "--quick", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
     baseline = rows.pop("unigram baseline (character frequencies)")["value"]
     assert 2.5 < baseline < 4.5
     assert set(rows) == {"LSTM | AdaGrad 0.01 (book)", "GRU->LSTM | AdaGrad 0.01 (book)",

@@ -40,7 +40,7 @@ def test_ch07_quick(tmp_path):
     proc = subprocess.run([sys.executable, "experiments/ch07_autodiff.py", "--quick", "--out", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
     assert all(math.isfinite(r["value"]) for r in rows.values())
     lstm = next(n.split(":")[0] for n in rows if n.startswith("char lstm, hidden"))
     models = {"boston": ("mse", CH07["boston"]["mse"]), "convnet": ("accuracy", CH07["convnet"]["accuracy"]),

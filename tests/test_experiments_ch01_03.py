@@ -21,7 +21,7 @@ def run_script(name: str, out: Path) -> list[dict]:
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / name), "--quick", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    rows = json.loads((out / "results.json").read_text())
+    rows = json.loads((out / "results.json").read_text())["results"]
     assert rows and all(set(r) == {"name", "metric", "value", "book"} for r in rows)
     assert all(math.isfinite(r["value"]) for r in rows)
     return rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -48,10 +49,23 @@ def parse_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
 
 
 def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (gzip-compressed when the name ends in ``.gz``); check its magic number if given."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    """Read an IDX file (gzip-compressed when the name ends in ``.gz``); check its magic number if given.
+
+    Raises:
+        ValueError: naming ``path``, when a ``.gz`` file is not valid gzip or is cut short, or when the IDX
+            content is malformed (wrong magic number, truncated data).
+    """
+    if str(path).endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise ValueError(f"{path}: the gzip file is corrupt or truncated ({type(err).__name__}: {err}); "
+                             "download it again, or replace it with the uncompressed file "
+                             f"({os.path.basename(str(path))[:-3]})") from None
+    else:
+        with open(path, "rb") as fh:
+            data = fh.read()
     if magic is not None and len(data) >= 4:
         found = struct.unpack(">I", data[:4])[0]
         if found != magic:

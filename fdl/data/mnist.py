@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fdl._io import atomic_write
 from fdl.data import _mnist_sources as sources
-from fdl.data._files import atomic_write, sha256_bytes
+from fdl.data._files import sha256_bytes
 from fdl.data._mnist_sources import FILE_NAMES, KEYS, MAGIC, SourceUnavailable
 from fdl.data.idx import idx_bytes, read_idx
 

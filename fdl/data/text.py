@@ -22,7 +22,9 @@ def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8
 
     Args:
         name_or_path: a shipped corpus name (``"hamlet"``) or the path of any text file.
-        encoding: the file's encoding (the shipped texts are ASCII).
+        encoding: the file's encoding (the shipped texts are ASCII). A leading byte-order mark
+            (U+FEFF, as some editors write at the start of UTF-8 files) is removed, so that it never becomes a
+            character of the vocabulary.
 
     Raises:
         FileNotFoundError: no shipped corpus by that name and no such file.
@@ -37,6 +39,7 @@ def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8
             raise FileNotFoundError(f"load_text: {str(name_or_path)!r} is neither a shipped corpus "
                                     f"({', '.join(sorted(SHIPPED_TEXTS))}) nor an existing text file")
         text = path.read_text(encoding=encoding)
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not a character of the text
     if not text:
         raise ValueError(f"load_text: {str(path)!r} is empty; a character model needs some text")
     return text

@@ -9,10 +9,15 @@ never in the params:
   ``grad`` picks the hand-written backward passes (``"manual"``) or ``jax.grad`` through plain ``jnp``
   (``"autodiff"``); ``key`` feeds dropout when ``train`` is true;
 * ``output_shape(input_shape) -> shape``: the shape of one example's output.
+
+:func:`summary` (or ``model.summary(input_shape)``) prints a model's layers with their output shapes and
+parameter counts, like Keras's ``model.summary()``.
 """
 
 from __future__ import annotations
 
+import math
+import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -38,6 +43,13 @@ class Layer(NamedTuple):
 
     def __repr__(self) -> str:
         return self.name
+
+    def summary(self, input_shape, dtype=jnp.float32) -> str:
+        """A table of this model's layers, output shapes and parameter counts: see :func:`summary`."""
+        return summary(self, input_shape, dtype)
+
+
+_SERIAL_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # serial's apply -> its layers
 
 
 def _no_params(key, input_shape, dtype=jnp.float32):
@@ -142,4 +154,67 @@ def serial(*layers: Layer) -> Layer:
             shape = layer.output_shape(shape)
         return shape
 
+    _SERIAL_LAYERS[apply] = layers
     return Layer(init, apply, output_shape, "serial(" + ", ".join(layer.name for layer in layers) + ")")
+
+
+def summary(model: Layer, input_shape, dtype=jnp.float32) -> str:
+    """A table of ``model``'s layers: name, output shape, number of parameters; then the total.
+
+    Args:
+        model: a :class:`Layer`, usually built by :func:`serial`; the layers of a serial model nested in it
+            are listed under it, indented.
+        input_shape: the shape of one example, without the batch axis (as for ``model.init``), e.g. ``(13,)``.
+        dtype: the parameter dtype used to trace ``init`` (counts do not depend on it).
+
+    Returns:
+        A Markdown table string. Output shapes are written with a leading ``batch`` axis, e.g.
+        ``(batch, 10)``. Nothing is computed or allocated: ``init`` is traced with ``jax.eval_shape``.
+
+    Raises:
+        TypeError: ``model`` is not a Layer. Errors of the layers' own ``init`` (e.g. a dense layer after a
+        4-D output without ``flatten()``) propagate with their messages.
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"summary: expected a Layer (e.g. fdl.serial(...)), got {type(model).__name__}")
+    rows: list[tuple[str, str, int]] = []
+    total = _summary_rows(model, tuple(input_shape), dtype, "", rows, top=True)
+    header = ("layer", "output shape", "params")
+    cells = [header] + [(name, shape, f"{n:,}") for name, shape, n in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(3)]
+    line = lambda r: "| " + " | ".join(c.rjust(w) if i == 2 else c.ljust(w)
+                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) + " |"
+    return "\n".join([f"input shape: (batch, {', '.join(map(str, input_shape))})" if input_shape else "",
+                      line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+                     + [line(r) for r in cells[1:]] + [f"total: {total:,} parameters"]).lstrip("\n")
+
+
+def _count(layer: Layer, shape: tuple, dtype) -> int:
+    params = jax.eval_shape(lambda k: layer.init(k, shape, dtype), jax.random.key(0))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+
+
+def _summary_rows(layer: Layer, shape: tuple, dtype, indent: str, rows: list, top: bool = False) -> int:
+    """Append the rows of ``layer`` (and of its sublayers when it is a serial model); return its parameter count."""
+    children = _SERIAL_LAYERS.get(layer.apply)
+    if children is None:
+        n = _count(layer, shape, dtype)
+        rows.append((indent + layer.name, _batch_shape(layer.output_shape(shape)), n))
+        return n
+    if top:
+        return sum(_summary_rows(c, s, dtype, indent, rows) for c, s in _child_shapes(children, shape))
+    at = len(rows)
+    rows.append(None)
+    n = sum(_summary_rows(c, s, dtype, indent + "  ", rows) for c, s in _child_shapes(children, shape))
+    rows[at] = (indent + f"serial ({len(children)} layers)", _batch_shape(layer.output_shape(shape)), n)
+    return n
+
+
+def _child_shapes(children, shape):
+    for child in children:
+        yield child, shape
+        shape = tuple(child.output_shape(shape))
+
+
+def _batch_shape(shape) -> str:
+    return "(" + ", ".join(["batch", *map(str, shape)]) + ")"
