@@ -61,13 +61,13 @@ class Vocabulary:
         return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
 
 
-def check_ids(ids, vocab_size: int, what: str = "character ids"):
+def check_ids(ids, vocab_size: int | None, what: str = "character ids"):
     """Check that ``ids`` are integers in ``[0, vocab_size)`` and return them unchanged.
 
     Args:
         ids: an integer array (numpy or jax) of any shape, e.g. targets (batch, time).
         vocab_size: the number of characters of the vocabulary (``Vocabulary.size``; the model's input and
-            output width).
+            output width); None checks only that the ids are non-negative integers.
         what: the name used in the message.
 
     Raises:
@@ -79,7 +79,8 @@ def check_ids(ids, vocab_size: int, what: str = "character ids"):
     Inside ``jax.jit`` the values are not known (``ids`` is a tracer) and nothing is checked: call it on the
     batch outside the jitted step.
     """
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer) or vocab_size <= 0:
+    if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer)
+                                   or vocab_size <= 0):
         raise ValueError(f"{what}: vocab_size must be a positive integer, got {vocab_size!r}")
     if isinstance(ids, jax.core.Tracer):
         return ids
@@ -87,9 +88,12 @@ def check_ids(ids, vocab_size: int, what: str = "character ids"):
     if values.dtype.kind not in "iu":
         raise TypeError(f"{what}: character ids must be integers, got dtype {values.dtype}; encode text with "
                         "Vocabulary.encode, or cast with .astype(int) if the values are whole numbers")
-    bad = (values < 0) | (values >= vocab_size)
+    bad = (values < 0) if vocab_size is None else (values < 0) | (values >= vocab_size)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        if vocab_size is None:
+            raise ValueError(f"{what}: id {int(values[pos])} at position {pos} is negative ({int(bad.sum())} of "
+                             f"{values.size} ids are); character ids run from 0 to the vocabulary size - 1; {_FIX}")
         raise ValueError(f"{what}: id {int(values[pos])} at position {pos} is outside the vocabulary of "
                          f"{vocab_size} characters ({int(bad.sum())} of {values.size} ids are; valid ids are 0 to "
                          f"{vocab_size - 1}); {_FIX}")
@@ -121,11 +125,7 @@ def _checked(ids, vocab_size: int | None, what: str) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.ndim != 1:
         raise ValueError(f"{what}: ids must be 1-D (one id per character of the text), got shape {ids.shape}")
-    if vocab_size is None:
-        if ids.dtype.kind not in "iu" or (ids.size and ids.min() < 0):
-            check_ids(ids, max(int(ids.max(initial=0)) + 1, 1), what)  # the dtype or negative-id message
-    else:
-        check_ids(ids, vocab_size, what)
+    check_ids(ids, vocab_size, what)
     return ids
 
 
