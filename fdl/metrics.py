@@ -4,23 +4,41 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ._checks import expect_same_shape
+from ._checks import expect_same_shape, shape_of
+
+
+def _expect_nonempty(predictions, what: str) -> None:
+    if jnp.size(predictions) == 0:
+        raise ValueError(f"{what}: got an empty batch (predictions of shape {shape_of(predictions)}); a mean over "
+                         "no examples is undefined")
 
 
 def mae(predictions, targets):
-    """Mean absolute error, ``mean(|p - y|)``."""
+    """Mean absolute error, ``mean(|p - y|)``. p, y: the same shape, non-empty; raises ValueError otherwise."""
     expect_same_shape(predictions, targets, "mae")
+    _expect_nonempty(predictions, "mae")
     return jnp.mean(jnp.abs(predictions - targets))
 
 
 def rmse(predictions, targets):
-    """Root mean squared error, ``sqrt(mean((p - y)^2))``."""
+    """Root mean squared error, ``sqrt(mean((p - y)^2))``. p, y: the same shape, non-empty."""
     expect_same_shape(predictions, targets, "rmse")
+    _expect_nonempty(predictions, "rmse")
     return jnp.sqrt(jnp.mean((predictions - targets) ** 2))
 
 
 def accuracy(predictions, targets):
-    """Fraction of rows whose argmax agrees. ``targets``: one-hot rows, or integer class labels."""
+    """Fraction of rows whose argmax agrees (book ch. 4).
+
+    predictions: (..., classes) scores with classes >= 2; targets: one-hot rows of the same shape, or integer
+    class labels of shape ``predictions.shape[:-1]``. Raises ValueError for an empty batch, a single class
+    column (its argmax is always 0), or targets that do not describe the same examples.
+    """
+    _expect_nonempty(predictions, "accuracy")
+    if jnp.ndim(predictions) >= 2 and jnp.shape(predictions)[-1] == 1:
+        raise ValueError(f"accuracy: predictions {shape_of(predictions)} have a single class column, whose argmax "
+                         "is always 0; for a binary task use dense(2) outputs with one-hot targets "
+                         "(fdl.data.one_hot(labels, 2))")
     guess = jnp.argmax(predictions, axis=-1)
     truth = targets if jnp.ndim(targets) == jnp.ndim(guess) else jnp.argmax(targets, axis=-1)
     if jnp.shape(truth) != jnp.shape(guess):

@@ -1,15 +1,35 @@
 """The gradient-comparison harness: hand-written backward passes judged against ``jax.grad``.
 
-One function, :func:`check_vjp`, does the three checks for anything differentiable (an op, a loss, a
-layer, a whole model):
+One function, :func:`check_vjp`, runs four checks on anything differentiable (an op, a loss, a layer, a
+whole model); a failure raises an AssertionError that names the check and the argument leaf (for
+:func:`check_model`: the layer index and parameter name):
 
-(a) the forward values of the manual and the autodiff versions are equal;
-(b) their VJPs for one random cotangent are equal (tight: a wrong sign, a missing transpose or a dropped
-    term fails by many orders of magnitude);
-(c) ``jax.test_util.check_grads(..., modes=["rev"])`` accepts the manual VJP against finite differences.
+(a) **forward**: the forward values of the manual and the autodiff versions are equal;
+(b) **manual vs autodiff**: their VJPs for one random cotangent are equal (tight: a wrong sign, a missing
+    transpose or a dropped term fails by many orders of magnitude);
+(c) **finite differences**: ``jax.test_util.check_grads(..., modes=["rev"])`` accepts the manual VJP;
+(d) **cotangent dtypes**: each gradient comes back in the dtype of its input (the ``custom_vjp`` contract),
+    also, with ``mixed_dtypes``, when one argument is float32 and the others float64 (float32 params, float64
+    data: the case where a float64 formula leaks into a float32 optimizer state).
 
-Run it in float64 (``jax.config.update("jax_enable_x64", True)``); float32 cannot tell a subtle error
-from rounding. :func:`check_op` and :func:`check_model` are thin conveniences over it.
+Tolerances: (a) and (b) ``rtol=1e-9`` and ``atol=1e-12`` times the largest reference value, in float64;
+(c) ``1e-5`` (JAX's float64 default for ``check_grads``) with steps ``eps=1e-4``.
+
+Precision: every check runs under ``fdl.precision.matmul_precision("highest")``, so float32 products
+inside the checked function (the float32 argument of check (d)) are full float32, never TF32 on a GPU;
+float64 is exact on every backend anyway.
+
+Kinks (check c): a finite difference across a kink (relu at an input of exactly 0, as in images with
+black backgrounds) measures half the slope and fails a correct backward. When the check fails at the given
+point, the harness checks each argument leaf alone there and, for a leaf that fails, at up to
+``FD_RETRIES`` points nudged away from kinks (every input moved by ``0.1 * (1 + |x|)`` standard normal
+noise, steps ``eps=1e-6``); it fails only if the leaf fails at all of them. Checks (a) and (b) always
+run at the given point, where fdl's ops take one derivative convention at every kink in both modes.
+
+dtypes: run in float64 (``jax.config.update("jax_enable_x64", True)``): float32 cannot tell a subtle error
+from rounding. Note that ``model.init`` returns float32 params by default even with x64 on; pass
+``dtype=jnp.float64``. :func:`check_op` and :func:`check_model` are thin conveniences over
+:func:`check_vjp`.
 """
 
 from __future__ import annotations
@@ -21,30 +41,70 @@ import jax.numpy as jnp
 import numpy as np
 from jax.test_util import check_grads
 
+from .precision import matmul_precision
+
 RTOL = 1e-9
 ATOL = 1e-12
+FD_TOL = 1e-5
+FD_RETRIES = 3
+FD_NUDGE = 0.1
+FD_RETRY_EPS = 1e-6
+
+STAGES = {"a": "forward (check a: manual vs autodiff values)",
+          "b": "manual vs autodiff (check b: VJPs)",
+          "c": "finite differences (check c)",
+          "d": "cotangent dtypes (check d)"}
 
 
-def _assert_close(got, want, what: str, rtol: float, atol: float) -> None:
-    got_leaves = jax.tree_util.tree_leaves_with_path(got)
-    want_leaves = jax.tree_util.tree_leaves(want)
+def leaf_name(arg_name: str, path) -> str:
+    """``params[1]['W'] (layer 1, parameter 'W')`` for a params leaf of a serial model, else ``arg_name[path]``."""
+    name = f"{arg_name}{jax.tree_util.keystr(path)}"
+    if arg_name == "params" and path and isinstance(path[0], jax.tree_util.SequenceKey):
+        rest = jax.tree_util.keystr(path[1:])
+        keys = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", None))) for k in path[1:]]
+        param = f", parameter {'/'.join(str(k) for k in keys)!r}" if rest else ""
+        name += f" (layer {path[0].idx}{param})"
+    return name
+
+
+def _leaves(args, arg_names):
+    """``[(name, leaf)]`` over every leaf of every argument."""
+    return [(leaf_name(arg_names[i], path), leaf) for i, a in enumerate(args)
+            for path, leaf in jax.tree_util.tree_leaves_with_path(a)]
+
+
+def _names(args, arg_names) -> tuple:
+    return tuple(arg_names) if arg_names is not None else tuple(f"argument {i}" for i in range(len(args)))
+
+
+def _assert_close(got, want, what: str, name: str, rtol: float, atol: float) -> None:
     if jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(want):
-        raise AssertionError(f"{what}: structures differ: {jax.tree_util.tree_structure(got)} "
+        raise AssertionError(f"{what} {name}: structures differ: {jax.tree_util.tree_structure(got)} "
                              f"vs {jax.tree_util.tree_structure(want)}")
-    for (path, g), w in zip(got_leaves, want_leaves, strict=True):
+    for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree_util.tree_leaves(want), strict=True):
         g, w = np.asarray(g), np.asarray(w)
+        where = leaf_name(name, path)
         if g.shape != w.shape:
-            raise AssertionError(f"{what}{jax.tree_util.keystr(path)}: shape {g.shape} != {w.shape}")
-        scale = max(1.0, float(np.max(np.abs(w)))) if w.size else 1.0
+            raise AssertionError(f"{what} {where}: manual shape {g.shape} != autodiff shape {w.shape}")
+        scale = max(1.0, float(np.max(np.abs(w[np.isfinite(w)])))) if np.isfinite(w).any() else 1.0
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * scale,
-                                   err_msg=f"{what}{jax.tree_util.keystr(path)}: manual vs autodiff")
+                                   err_msg=f"{what} {where}: manual (actual) vs autodiff (desired)")
 
 
-def _require_float64(tree, what: str) -> None:
-    for leaf in jax.tree_util.tree_leaves(tree):
-        if jnp.asarray(leaf).dtype != jnp.float64:
-            raise ValueError(f"{what}: the gradient checks need float64 inputs, got {jnp.asarray(leaf).dtype}; "
-                             "call jax.config.update('jax_enable_x64', True) and pass float64 arrays")
+def _require_float64(args, arg_names, fix: str) -> None:
+    if not jax.config.jax_enable_x64:
+        raise ValueError("the gradient checks need float64, and jax_enable_x64 is off (arrays are silently "
+                         "float32): call jax.config.update('jax_enable_x64', True) at the start of the program")
+    for name, leaf in _leaves(args, arg_names):
+        dtype = jnp.result_type(leaf)
+        if dtype != jnp.float64:
+            raise ValueError(f"the gradient checks need float64 inputs, got {dtype} for {name}. {fix}")
+
+
+FIX_ARRAY = ("Convert it with x.astype(jnp.float64). Note: model.init returns float32 params by default, even with "
+             "x64 on; pass model.init(key, input_shape, dtype=jnp.float64).")
+FIX_MODEL = ("model.init returns float32 params by default, even with x64 on: build them with "
+             "model.init(key, input_shape, dtype=jnp.float64), and pass float64 inputs (x.astype(jnp.float64)).")
 
 
 def random_like(key, tree):
@@ -55,45 +115,130 @@ def random_like(key, tree):
                               for k, x in zip(keys, leaves, strict=False)])
 
 
+def check_cotangent_dtypes(f: Callable, args: Sequence, *, arg_names: Sequence[str] | None = None,
+                           context: str = "") -> None:
+    """Check (d): every cotangent of ``jax.vjp(f, *args)`` has the dtype of its primal leaf.
+
+    Raises:
+      AssertionError naming the leaf whose gradient dtype differs from its input's.
+    """
+    args, names = tuple(args), _names(args, arg_names)
+    out, vjp = jax.vjp(f, *args)
+    grads = vjp(jax.tree_util.tree_map(jnp.ones_like, out))
+    for (name, primal), (_, grad) in zip(_leaves(args, names), _leaves(grads, names), strict=True):
+        want, got = jnp.result_type(primal), jnp.result_type(grad)
+        if got != want:
+            raise AssertionError(f"{STAGES['d']}: the gradient of {name} is {got} but its input is {want}"
+                                 f"{context}; a backward must return each gradient in its input's dtype "
+                                 "(custom_vjp contract): cast it with .astype(x.dtype)")
+
+
+def _check_mixed_dtypes(manual: Callable, args: tuple, names: tuple) -> None:
+    """Check (d) with argument i in float32 and the others float64, for each argument."""
+    for i in range(len(args)):
+        mixed = tuple(jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), a) if j == i else a
+                      for j, a in enumerate(args))
+        context = f" (with {names[i]} in float32 and the other arguments in float64)"
+        try:
+            check_cotangent_dtypes(manual, mixed, arg_names=names, context=context)
+        except AssertionError:
+            raise
+        except Exception as e:  # a dtype error inside the backward is this check's failure
+            raise AssertionError(f"{STAGES['d']}: the function failed{context}: {type(e).__name__}: {e}") from e
+
+
+def _check_grads(f, args, tol, eps):
+    try:
+        check_grads(f, args, order=1, modes=["rev"], atol=tol, rtol=tol, eps=eps)
+    except AssertionError as e:
+        return e
+    return None
+
+
+def _nudge(args, key):
+    """Every float leaf moved by ``FD_NUDGE * (1 + |x|)`` standard-normal noise: off exact zeros (kinks)."""
+    noise = random_like(key, args)
+    return jax.tree_util.tree_map(lambda a, n: a + FD_NUDGE * (1.0 + jnp.abs(a)) * n, args, noise)
+
+
+def _finite_differences(manual: Callable, args: tuple, names: tuple, tol, eps, seed: int) -> None:
+    """Check (c), localised to one leaf and retried away from kinks when it fails (see the module docstring)."""
+    if _check_grads(manual, args, tol, eps) is None:
+        return
+    flat, treedef = jax.tree_util.tree_flatten(args)
+    leaf_names = [name for name, _ in _leaves(args, names)]
+
+    def one_leaf(point, j, step):
+        leaves = jax.tree_util.tree_leaves(point)
+
+        def f(v):
+            return manual(*treedef.unflatten(leaves[:j] + [v] + leaves[j + 1:]))
+        return _check_grads(f, (leaves[j],), tol, step)
+
+    for j in range(len(flat)):
+        error = one_leaf(args, j, eps)
+        for attempt in range(FD_RETRIES if error is not None else 0):
+            error = one_leaf(_nudge(args, jax.random.key(seed + 1 + attempt)), j, FD_RETRY_EPS)
+            if error is None:
+                break
+        if error is not None:
+            raise AssertionError(
+                f"{STAGES['c']}: the hand-written gradient of {leaf_names[j]} disagrees with finite differences at "
+                f"the given point and at {FD_RETRIES} points nudged away from kinks; check the backward's formula "
+                f"for it. check_grads said: {str(error).strip()}") from None
+
+
 def check_vjp(manual: Callable, autodiff: Callable, args: Sequence, *, seed: int = 0,
               rtol: float = RTOL, atol: float = ATOL, numerical: bool = True,
-              numerical_tol: float | None = None, eps: float | None = None) -> None:
+              numerical_tol: float | None = FD_TOL, eps: float | None = None,
+              arg_names: Sequence[str] | None = None, mixed_dtypes: bool = False, fix: str = FIX_ARRAY) -> None:
     """Check that ``manual`` (hand-written VJPs) and ``autodiff`` (jax.grad) agree on ``args``.
 
     Args:
       manual, autodiff: functions of ``*args`` (pytrees of float64 arrays), differentiated in every
         argument; close over anything that takes no gradient (keys, masks, labels).
       args: the arguments.
-      seed: seeds the random cotangent.
+      seed: seeds the random cotangent and the nudged points of check (c).
       rtol, atol: tolerances of checks (a) and (b); ``atol`` is scaled by the largest reference value.
       numerical: run check (c), finite differences, on ``manual``.
-      numerical_tol: atol and rtol of check (c) (jax's float64 default when None).
-      eps: the finite-difference step of check (c).
+      numerical_tol: atol and rtol of check (c) (1e-5, jax's float64 default).
+      eps: the finite-difference step of check (c) (jax's 1e-4 when None).
+      arg_names: names of the arguments in messages (default ``argument 0``, ...).
+      mixed_dtypes: also run check (d) with each argument in float32 and the others in float64.
+      fix: the advice given when an argument is not float64.
 
     Raises:
-      AssertionError naming the argument and leaf that disagree.
+      ValueError: x64 is off or an argument leaf is not float64 (the message names the leaf and the fix).
+      AssertionError: a check failed; the message names the check and the argument leaf.
     """
     args = tuple(args)
-    _require_float64(args, "check_vjp")
-    out_m, vjp_m = jax.vjp(manual, *args)
-    out_a, vjp_a = jax.vjp(autodiff, *args)
-    _assert_close(out_m, out_a, "forward", rtol, atol)
-    cotangent = random_like(jax.random.key(seed), out_a)
-    for i, (gm, ga) in enumerate(zip(vjp_m(cotangent), vjp_a(cotangent), strict=True)):
-        _assert_close(gm, ga, f"gradient of argument {i}", rtol, atol)
-    if numerical:
-        check_grads(manual, args, order=1, modes=["rev"], atol=numerical_tol, rtol=numerical_tol, eps=eps)
+    names = _names(args, arg_names)
+    _require_float64(args, names, fix)
+    with matmul_precision("highest"):
+        out_m, vjp_m = jax.vjp(manual, *args)
+        out_a, vjp_a = jax.vjp(autodiff, *args)
+        _assert_close(out_m, out_a, STAGES["a"] + ":", "output", rtol, atol)
+        cotangent = random_like(jax.random.key(seed), out_a)
+        for name, gm, ga in zip(names, vjp_m(cotangent), vjp_a(cotangent), strict=True):
+            _assert_close(gm, ga, STAGES["b"] + ": gradient of", name, rtol, atol)
+        check_cotangent_dtypes(manual, args, arg_names=names)
+        if mixed_dtypes:
+            _check_mixed_dtypes(manual, args, names)
+        if numerical:
+            _finite_differences(manual, args, names, numerical_tol, eps, seed)
 
 
 def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
-    """:func:`check_vjp` for an :class:`~fdl.ops.Op` (or any callable taking ``grad=``).
+    """:func:`check_vjp` for an :class:`~fdl.ops.Op` (or any callable taking ``grad=``), mixed dtypes included.
 
     ``wrt`` picks the positional arguments to differentiate (default: all); the others are held fixed.
     Keyword arguments other than check_vjp's are passed to the op (static configuration).
     """
-    harness = {k: kwargs.pop(k) for k in ("seed", "rtol", "atol", "numerical", "numerical_tol", "eps")
-               if k in kwargs}
+    harness = {k: kwargs.pop(k) for k in ("seed", "rtol", "atol", "numerical", "numerical_tol", "eps",
+                                          "mixed_dtypes") if k in kwargs}
+    harness.setdefault("mixed_dtypes", True)
     wrt = tuple(range(len(arrays))) if wrt is None else tuple(wrt)
+    name = getattr(op, "name", getattr(op, "__name__", "op"))
 
     def bind(grad):
         def f(*diff):
@@ -103,7 +248,8 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
             return op(*full, grad=grad, **kwargs)
         return f
 
-    check_vjp(bind("manual"), bind("autodiff"), [arrays[i] for i in wrt], **harness)
+    check_vjp(bind("manual"), bind("autodiff"), [arrays[i] for i in wrt],
+              arg_names=[f"{name} argument {i}" for i in wrt], **harness)
 
 
 def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=True, **harness) -> None:
@@ -111,6 +257,13 @@ def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=T
 
     The same model definition is run twice, once with ``grad="manual"`` and once with
     ``grad="autodiff"``; with ``train=True`` and a ``key`` the same dropout masks are drawn in both.
+    Messages name the leaf as ``params[i]['W'] (layer i, parameter 'W')`` or ``x``. Check (d) also runs with
+    float32 params and float64 ``x`` (and the reverse), unless ``mixed_dtypes=False``.
+
+    Raises:
+      ValueError: params or x not float64 (``model.init`` returns float32 by default: pass
+        ``dtype=jnp.float64``).
+      AssertionError: as :func:`check_vjp`.
     """
     def bind(grad):
         def f(p, inputs):
@@ -118,4 +271,6 @@ def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=T
         return f if wrt_input else (lambda p: f(p, x))
 
     args = (params, x) if wrt_input else (params,)
-    check_vjp(bind("manual"), bind("autodiff"), args, **harness)
+    harness.setdefault("mixed_dtypes", True)
+    check_vjp(bind("manual"), bind("autodiff"), args, arg_names=("params", "x")[:len(args)], fix=FIX_MODEL,
+              **harness)
