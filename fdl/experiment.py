@@ -68,7 +68,8 @@ def enable_progress(say=None) -> None:
 def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
     """What a results.json records of its run: command line, quick or full, seed(s), versions, device, date.
 
-    ``args`` defaults to the options :func:`parse_args` last returned; ``extra`` is added as it is.
+    ``args`` defaults to the options :func:`parse_args` last returned (all of them are kept under ``options``);
+    ``extra`` is added as it is (e.g. ``chapter``, or ``seeds``: the list of seeds a script averaged over).
     """
     import jax
     import jaxlib
@@ -76,10 +77,10 @@ def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
     from . import __version__
 
     args = _last_args if args is None else args
-    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args or argparse.Namespace()).items()}
+    options = json.loads(json.dumps(vars(args or argparse.Namespace()), default=str))  # paths etc. as text
     device = jax.devices()[0]
     return {"argv": list(sys.argv), "quick": bool(options.get("quick", False)), "seed": options.get("seed"),
-            **({"seeds": options["seeds"]} if "seeds" in options else {}), "options": options,
+            "options": options,
             "versions": {"fdl": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
                          "python": sys.version.split()[0]},
             "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
@@ -152,10 +153,10 @@ def results_table(rows: list[dict], *, quick: bool, first: tuple[str, ...] = ())
     if quick:
         return SMOKE_NOTE + "\n" + format_table([*first, "configuration", "metric", "fdl (smoke run)"],
                                                 [[*x, r["name"], r["metric"], _fmt(r["value"])]
-                                                 for x, r in zip(lead, rows, strict=True)])
+                                                 for x, r in zip(lead, rows, strict=True)], quick=False)
     return format_table([*first, "configuration", "metric", "book", "fdl"],
                         [[*x, r["name"], r["metric"], _fmt(r["book"]), _fmt(r["value"])]
-                         for x, r in zip(lead, rows, strict=True)])
+                         for x, r in zip(lead, rows, strict=True)], quick=False)
 
 
 def _fmt(v) -> str:
@@ -166,8 +167,20 @@ def _fmt(v) -> str:
     return f"{v:.5g}" if isinstance(v, float) else str(v)
 
 
-def format_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table."""
+def format_table(header: list[str], rows: list[list], *, quick: bool | None = None) -> str:
+    """A Markdown table.
+
+    In a quick run (``quick=True``, or by default when the options :func:`parse_args` returned have
+    ``--quick``) the columns whose header starts with "book" are left out and the table starts with
+    :data:`SMOKE_NOTE`: a smoke run's numbers are never set beside the book's as if comparable.
+    """
+    if quick is None:
+        quick = bool(getattr(_last_args, "quick", False))
+    if quick:
+        keep = [i for i, h in enumerate(header) if not str(h).lower().startswith("book")]
+        if len(keep) < len(header):
+            body = format_table([header[i] for i in keep], [[row[i] for i in keep] for row in rows], quick=False)
+            return SMOKE_NOTE + "\n" + body
     cells = [header] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"

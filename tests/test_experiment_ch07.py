@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from fdl.book import CH07
+from fdl.experiment import SMOKE_NOTE
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.testing import check_model, check_op
 
@@ -55,7 +56,7 @@ def test_ch07_quick(tmp_path):
         assert rows[f"{model}: max relative gradient difference (float64)"]["value"] < 1e-10, model
     accuracy = [r["value"] for n, r in rows.items() if n.startswith("convnet: ") and r["metric"] == "accuracy"]
     assert all(20 < a <= 100 for a in accuracy)  # ten steps on 600 images already beat chance (10 %)
-    assert "| model" in proc.stdout and (tmp_path / "table.md").read_text().startswith("| model")
+    assert "| model" in proc.stdout and (tmp_path / "table.md").read_text().startswith(SMOKE_NOTE + "\n| model")
     pictures = {"ae_reconstructions.png", "ae_random_encodings.png"}
     pictures |= {"ae_tsne.png"} if installed("sklearn") else set()
     written = {p.name for p in tmp_path.glob("*.png")}

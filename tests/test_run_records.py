@@ -82,3 +82,16 @@ def test_progress_flag_sets_the_environment(monkeypatch):
     monkeypatch.setenv("FDL_PROGRESS_NOTED", "1")
     assert parse_args("demo", ["--progress"]).progress
     assert experiment.os.environ["FDL_PROGRESS"] == "1"
+
+
+def test_a_scripts_own_table_drops_the_book_columns_in_a_quick_run():
+    header, rows = ["model", "MAE", "book", "RMSE", "book (text)"], [["linear", 3.5, 3.56, 5.0, 5.04]]
+    parse_args("demo", ["--quick"])
+    lines = experiment.format_table(header, rows).splitlines()
+    assert lines[0] == experiment.SMOKE_NOTE
+    assert [c.strip() for c in lines[1].split("|")[1:-1]] == ["model", "MAE", "RMSE"]
+    assert [c.strip() for c in lines[3].split("|")[1:-1]] == ["linear", "3.5", "5.0"]
+    parse_args("demo", [])
+    full = experiment.format_table(header, rows).splitlines()
+    assert [c.strip() for c in full[0].split("|")[1:-1]] == header
+    assert experiment.format_table(header, rows, quick=True).splitlines()[0] == experiment.SMOKE_NOTE
