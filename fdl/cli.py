@@ -20,6 +20,7 @@ from pathlib import Path
 from ._io import write_json_atomic
 from .experiment import enable_progress, read_results, results_table, run_meta
 
+PROGRESS_HELP = "a progress bar per fdl.fit (tqdm; without it, a line per epoch and a note saying so)"
 GET_SCRIPTS = ("they ship in fdl's wheel (fdl/_experiments) and in its source tree (experiments/): reinstall fdl "
                "(pip install fdl), or clone the source and pass --experiments path/to/experiments (or set "
                "FDL_EXPERIMENTS)")
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
     rep.add_argument("--chapters", nargs="+", help="only these chapters, e.g. 3 4 or ch05")
     rep.add_argument("--seed", type=int, default=None, help="base seed passed to every script")
     rep.add_argument("--out", default="runs/reproduce", help="directory for results (default: runs/reproduce)")
-    rep.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
+    rep.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     rep.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
     one = sub.add_parser("run", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                          help="run one chapter's experiment, e.g. `fdl run ch04 --quick`; further "
@@ -150,7 +151,7 @@ def main(argv=None) -> int:
     one.add_argument("--quick", action="store_true", help="a smoke run on a subset, not comparable with the book")
     one.add_argument("--seed", type=int, default=None, help="the base seed (default: the script's, the book's)")
     one.add_argument("--out", default=None, help="directory for results.json and pictures (default: runs/chNN_*)")
-    one.add_argument("--progress", action="store_true", help="progress bars (tqdm) or a line per epoch")
+    one.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
     one.set_defaults(parser=one)
     bench = sub.add_parser("benchmark", help="time training steps: fdl, fdl via jax.grad, PyTorch (bench extra); "
