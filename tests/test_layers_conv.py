@@ -10,6 +10,7 @@ import pytest
 from fdl.layers import dense, flatten, serial
 from fdl.layers.conv import conv2d
 from fdl.losses import softmax_cross_entropy
+from fdl.precision import matmul_precision
 from fdl.testing import check_model
 
 
@@ -39,8 +40,9 @@ def test_implementations_give_the_same_layer(impl):
     x = jax.random.normal(jax.random.key(2), (2, 2, 4, 5))
     params = conv2d(3, 3).init(jax.random.key(3), (2, 4, 5))
 
-    def out_and_grad(layer):
-        return jax.value_and_grad(lambda p: jnp.sum(jnp.tanh(layer.apply(p, x))))(params)
+    def out_and_grad(layer):  # float32 params: full float32, not GPUs' default TF32 (issue 14)
+        with matmul_precision("highest"):
+            return jax.value_and_grad(lambda p: jnp.sum(jnp.tanh(layer.apply(p, x))))(params)
 
     fast, other = out_and_grad(conv2d(3, 3)), out_and_grad(conv2d(3, 3, impl=impl))
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(other), strict=True):
