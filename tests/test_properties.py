@@ -40,7 +40,8 @@ def floats(bound: float = 5.0):
     return st.floats(-bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
 
 
-NONZERO = floats().filter(lambda v: v != 0.0)
+KINKS = st.one_of(st.sampled_from((0.0, -0.0)), floats())  # exact zeros (relu's kink) drawn often
+INFINITE_LOGITS = st.one_of(st.sampled_from((-np.inf, np.inf)), floats(5.0))
 
 
 def draw(data, shape, bound: float = 5.0, elements=None):
@@ -89,7 +90,9 @@ def assert_close(got, want, what):
     for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree.leaves(want), strict=True):
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape, f"{what}{jax.tree_util.keystr(path)}: shape {g.shape} != {w.shape}"
-        scale = max(1.0, float(np.max(np.abs(w)))) if w.size else 1.0
+        finite = w[np.isfinite(w)]
+        scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0  # infinities compare exactly
+        assert not np.isnan(g).any() and not np.isnan(w).any(), f"{what}{jax.tree_util.keystr(path)}: NaN"
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL * scale,
                                    err_msg=f"{what}{jax.tree_util.keystr(path)}: manual vs autodiff")
 
@@ -126,29 +129,29 @@ def objective(model, loss):
 @PROPERTY
 @given(st.data(), st.sampled_from(((1, 1), (8, 9))))
 def test_elementwise_ops(data, shape):
-    """linear, sigmoid, tanh (inputs up to +/-20), relu (away from 0), leaky_relu (0 included), dropout w.r.t. x.
+    """linear, sigmoid, tanh (inputs up to +/-20), relu and leaky_relu (exact zeros drawn often), dropout w.r.t. x.
 
-    relu excludes exactly 0 because the subgradients differ legitimately there (test_relu_at_zero); leaky_relu
-    takes the slope at 0 on both paths (``where(x > 0, ...)``), so zeros are drawn for it.
+    At the kink x = 0 (and -0) both paths take the left derivative: 0 for relu, the slope for leaky_relu.
     """
-    wide, any_x, nonzero = draw(data, shape, 20.0), draw(data, shape), draw(data, shape, elements=NONZERO)
+    wide, any_x, kinks = draw(data, shape, 20.0), draw(data, shape), draw(data, shape, elements=KINKS)
     keep = data.draw(st.sampled_from((0.5, 0.8)))
     mask = ops.dropout_mask(jax.random.key(seed(data)), shape, keep, mode=data.draw(st.sampled_from(("book",
                             "inverted"))), dtype=jnp.float64)
     assert_vjps_agree({
         "linear": (call(ops.linear), (wide,), 1), "sigmoid": (call(ops.sigmoid), (wide,), 1),
-        "tanh": (call(ops.tanh), (wide,), 1), "relu": (call(ops.relu), (nonzero,), 1),
-        "leaky_relu(0.2)": (call(ops.leaky_relu), (any_x,), 1),
-        "leaky_relu(0.01)": (call(ops.leaky_relu, slope=0.01), (any_x,), 1),
+        "tanh": (call(ops.tanh), (wide,), 1), "relu": (call(ops.relu), (kinks,), 1),
+        "leaky_relu(0.2)": (call(ops.leaky_relu), (kinks,), 1),
+        "leaky_relu(0.01)": (call(ops.leaky_relu, slope=0.01), (kinks,), 1),
         "dropout (training mask)": (call(ops.dropout), (any_x, mask), 1),
         "dropout (inference scalar)": (call(ops.dropout), (any_x, np.float64(keep)), 1),
     }, seed(data))
 
 
-def test_relu_at_zero_passes_no_gradient():
-    """fdl's relu takes the derivative 0 at x = 0 (and -0); jax.grad of max(x, 0) would split the tie (0.5)."""
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_relu_at_zero_passes_no_gradient(grad):
+    """fdl's relu takes the derivative 0 at x = 0 (and -0) on both paths; jnp.maximum(x, 0) would split the tie."""
     x = jnp.array([[-1.0, 0.0, -0.0, 2.0]])
-    np.testing.assert_array_equal(jax.grad(lambda v: ops.relu(v).sum())(x), [[0.0, 0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(jax.grad(lambda v: ops.relu(v, grad=grad).sum())(x), [[0.0, 0.0, 0.0, 1.0]])
 
 
 @PROPERTY
@@ -193,6 +196,20 @@ def test_losses(data, shape, bound, kind):
     }, seed(data))
 
 
+@PROPERTY
+@given(st.data(), st.sampled_from(((1, 2), (3, 4), (2, 3, 5))),
+       st.sampled_from(("one_hot", "probabilities", "weights")))
+def test_softmax_cross_entropy_at_infinite_logits(data, shape, kind):
+    """Logits of -inf (masking) and +inf drawn often: both paths agree, infinities included, and nothing is NaN.
+
+    A -inf logit with target 0 is masked (0 log 0 = 0); +inf logits share their row's probability (gradient 0
+    there); a target on a class of probability 0 gives +inf. See fdl.losses.softmax_cross_entropy.
+    """
+    z = draw(data, shape, elements=INFINITE_LOGITS)
+    assert_vjps_agree({"softmax_cross_entropy (+-inf logits)": (call(losses.softmax_cross_entropy),
+                                                                (z, targets(data, shape, kind)), 2)}, seed(data))
+
+
 # ---------------------------------------------------------------- layers and models
 
 DENSE = {act: dense(3, act, dropout=keep) for act, keep in
@@ -214,9 +231,14 @@ def test_dense_layers(data, shape):
     cases = {}
     for act, layer in DENSE.items():
         params = random_params(data, layer.init(jax.random.key(0), (n_in,), jnp.float64))
-        if act == "relu":
-            assume(np.all(x @ params["W"] + params["B"] != 0.0))  # relu's kink: see test_relu_at_zero
         cases[f"dense(3, {act})"] = (model_fn(layer), (params, x, jax.random.key(seed(data))), 2)
+    # relu's kink inside a layer: zero rows of x and a zero bias put exact zeros into the activation
+    layer = DENSE["relu"]
+    params = random_params(data, layer.init(jax.random.key(0), (n_in,), jnp.float64))
+    params = {"W": params["W"], "B": np.zeros_like(params["B"])}
+    zero_rows = data.draw(hnp.arrays(np.bool_, (b, 1)))
+    cases["dense(3, relu) at its kink"] = (model_fn(layer), (params, np.where(zero_rows, 0.0, x),
+                                                             jax.random.key(seed(data))), 2)
     assert_vjps_agree(cases, seed(data))
 
 
