@@ -97,7 +97,8 @@ def reproduce(args) -> int:
         print(f"=== {script.name} finished in {seconds:.1f} s")
         metas[chapter], chapter_rows = read_results(results)
         rows += [{"chapter": chapter, **r} for r in chapter_rows]
-    print("\n" + results_table(rows, quick=args.quick, first=("chapter",)))
+    smoke = any(m.get("smoke", args.quick) for m in metas.values()) if metas else args.quick
+    print("\n" + results_table(rows, quick=smoke, first=("chapter",)))
     write_json_atomic(out / "results.json", {"meta": run_meta(args, chapters=metas), "results": rows})
     print(f"\nresults: {out / 'results.json'}")
     if failed:

@@ -8,8 +8,9 @@ The contract (README, "Experiments"): ``python experiments/chNN_name.py [--quick
      "results": [{"name", "metric", "value", "book"}, ...]}
 
 A ``--quick`` run is a smoke run on a subset: its table says so and leaves the book's column out, since its
-numbers are not comparable with the book's. :func:`read_results` reads the file (and the plain list of rows
-that fdl 0.1 wrote).
+numbers are not comparable with the book's (``meta.smoke``). A script whose ``--quick`` changes nothing (it is
+fast anyway) says so with ``parse_args(..., quick_is_full=True)``; its tables then stay beside the book.
+:func:`read_results` reads the file (and the plain list of rows that fdl 0.1 wrote).
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ _last_args: argparse.Namespace | None = None  # the options parse_args last retu
 METRICS = ("accuracy", "mae", "rmse", "mse", "ce", "loss", "value", "seconds")
 
 
-def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None) -> argparse.Namespace:
-    """The standard experiment command line; ``extra(parser)`` may add options of the script's own."""
+def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None,
+               quick_is_full: bool = False) -> argparse.Namespace:
+    """The standard experiment command line; ``extra(parser)`` may add options of the script's own.
+
+    ``quick_is_full``: the script's ``--quick`` runs the full experiment (so its results are not a smoke run).
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a smoke run on a subset, well under a minute")
     parser.add_argument("--seed", type=int, default=default_seed, help="the base random seed")
@@ -44,6 +49,7 @@ def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
+    args.quick_is_full = quick_is_full
     if args.progress or os.environ.get("FDL_PROGRESS") == "1":
         enable_progress()
     global _last_args
@@ -65,6 +71,11 @@ def enable_progress(say=None) -> None:
             "(pip install tqdm, or fdl[progress], for bars)")
 
 
+def is_smoke(args) -> bool:
+    """Whether ``args`` are those of a smoke run: ``--quick``, in a script where that runs a subset."""
+    return bool(getattr(args, "quick", False)) and not getattr(args, "quick_is_full", False)
+
+
 def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
     """What a results.json records of its run: command line, quick or full, seed(s), versions, device, date.
 
@@ -79,7 +90,8 @@ def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
     args = _last_args if args is None else args
     options = json.loads(json.dumps(vars(args or argparse.Namespace()), default=str))  # paths etc. as text
     device = jax.devices()[0]
-    return {"argv": list(sys.argv), "quick": bool(options.get("quick", False)), "seed": options.get("seed"),
+    return {"argv": list(sys.argv), "quick": bool(options.get("quick", False)), "smoke": is_smoke(args),
+            "seed": options.get("seed"),
             "options": options,
             "versions": {"fdl": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
                          "python": sys.version.split()[0]},
@@ -122,7 +134,8 @@ class Results:
 
     @property
     def quick(self) -> bool:
-        return bool(getattr(self.args, "quick", False))
+        """Whether this is a smoke run (:func:`is_smoke`): its table is then marked and has no book column."""
+        return is_smoke(self.args)
 
     def add(self, name: str, metric: str, value: float, book: float | None = None) -> Result:
         if metric not in METRICS:
@@ -170,12 +183,12 @@ def _fmt(v) -> str:
 def format_table(header: list[str], rows: list[list], *, quick: bool | None = None) -> str:
     """A Markdown table.
 
-    In a quick run (``quick=True``, or by default when the options :func:`parse_args` returned have
-    ``--quick``) the columns whose header starts with "book" are left out and the table starts with
+    In a smoke run (``quick=True``, or by default when the options :func:`parse_args` returned are a smoke
+    run's, :func:`is_smoke`) the columns whose header starts with "book" are left out and the table starts with
     :data:`SMOKE_NOTE`: a smoke run's numbers are never set beside the book's as if comparable.
     """
     if quick is None:
-        quick = bool(getattr(_last_args, "quick", False))
+        quick = is_smoke(_last_args)
     if quick:
         keep = [i for i, h in enumerate(header) if not str(h).lower().startswith("book")]
         if len(keep) < len(header):

@@ -120,4 +120,3 @@ def test_the_installed_command_runs_a_real_chapter(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = json.loads((out / "results.json").read_text())
     assert saved["meta"]["quick"] is True and saved["meta"]["chapter"] == "ch01" and saved["results"]
-    assert "smoke run on a subset" in proc.stdout

@@ -95,3 +95,13 @@ def test_a_scripts_own_table_drops_the_book_columns_in_a_quick_run():
     full = experiment.format_table(header, rows).splitlines()
     assert [c.strip() for c in full[0].split("|")[1:-1]] == header
     assert experiment.format_table(header, rows, quick=True).splitlines()[0] == experiment.SMOKE_NOTE
+
+
+def test_a_script_whose_quick_changes_nothing_keeps_the_book_column(tmp_path):
+    args = parse_args("demo", ["--quick", "--out", str(tmp_path)], quick_is_full=True)
+    results = Results("ch01")
+    results.add("L", "value", 2.3755, book=2.3755)
+    assert [c.strip() for c in results.table().splitlines()[0].split("|")[1:-1]] == ["configuration", "metric",
+                                                                                     "book", "fdl"]
+    meta = json.loads(results.write(args.out).read_text())["meta"]
+    assert meta["quick"] is True and meta["smoke"] is False
