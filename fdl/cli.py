@@ -99,7 +99,7 @@ def reproduce(args) -> int:
         rows += [{"chapter": chapter, **r} for r in chapter_rows]
     smoke = any(m.get("smoke", args.quick) for m in metas.values()) if metas else args.quick
     print("\n" + results_table(rows, quick=smoke, first=("chapter",)))
-    write_json_atomic(out / "results.json", {"meta": run_meta(args, chapters=metas), "results": rows})
+    write_json_atomic(out / "results.json", {"meta": run_meta(args, chapters=metas, smoke=smoke), "results": rows})
     print(f"\nresults: {out / 'results.json'}")
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
