@@ -7,11 +7,13 @@ import numpy as np
 import optax
 import pytest
 
-from fdl.recurrent import CELLS, LSTMState, RNNState, get_cell, rnn_layer, run
+from fdl.recurrent import CELLS, LSTMState, RNNState, get_cell, gru_cell, lstm_cell, rnn_cell, rnn_layer, run
+from fdl.recurrent.cells import IMPLS
 from fdl.recurrent.model import char_loss, gradient_norms, make_char_train_step, stack
 from fdl.testing import check_vjp
 
 F64 = jnp.float64
+NODES = {"rnn": rnn_cell.node, "lstm": lstm_cell.node, "gru": gru_cell.node}
 
 
 def _setup(cell, batch, T, n_in=3, hidden=5, out=4, key=0, scale=3.0):
@@ -24,34 +26,37 @@ def _setup(cell, batch, T, n_in=3, hidden=5, out=4, key=0, scale=3.0):
     return layer, params, x, state
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("batch,T", [(1, 1), (1, 2), (3, 2), (2, 25)])
-def test_bptt_matches_autodiff(cell, batch, T):
+def test_bptt_matches_autodiff(cell, batch, T, impl):
     """params, inputs and start state: forward equal, VJPs equal; finite differences for the short ones."""
     layer, params, x, state = _setup(cell, batch, T)
-    c = get_cell(cell)
+    c = get_cell(cell, impl)
     check_vjp(lambda p, x, s: run(c, p, x, s, grad="manual"), lambda p, x, s: run(c, p, x, s, grad="autodiff"),
               (params, x, state), numerical=T <= 2)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_bptt_batch_sized_start_state(cell):
+def test_bptt_batch_sized_start_state(cell, impl):
     layer, params, x, state = _setup(cell, 3, 4)
     state = jax.tree.map(lambda s: jnp.concatenate([s, 2 * s, -s]), state)
-    c = get_cell(cell)
+    c = get_cell(cell, impl)
     check_vjp(lambda p, s: run(c, p, x, s, grad="manual"), lambda p, s: run(c, p, x, s, grad="autodiff"),
               (params, state), numerical=False)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_scan_equals_python_loop_over_the_book_node(cell):
+def test_scan_equals_python_loop_over_the_book_node(cell, impl):
     layer, params, x, state = _setup(cell, 2, 6)
-    y, last = run(get_cell(cell), params, x, state)
+    y, last = run(get_cell(cell, impl), params, x, state)
     s = jax.tree.map(lambda a: jnp.broadcast_to(a, (2, a.shape[1])), state)
     ys = []
     for t in range(x.shape[1]):
-        s = get_cell(cell).node(params, s, x[:, t])
-        ys.append(s.H @ params["W_v"] + params["B_v"])
+        y_t, s, _ = NODES[cell](params, x[:, t], s)
+        ys.append(y_t)
     np.testing.assert_allclose(y, jnp.stack(ys, axis=1), rtol=1e-12, atol=1e-12)
     for a, b in zip(last, s, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -1,12 +1,15 @@
 """Recurrent layers over a whole sequence and their hand-written backpropagation through time (book ch. 6).
 
-A layer runs its cell (:mod:`fdl.recurrent.cells`) as the body of a ``lax.scan`` over the time axis and
-applies the output projection ``y_t = H_t W_v + B_v`` at every step (book: RNNLayer/GRULayer/LSTMLayer).
+A layer runs its cell (:mod:`fdl.recurrent.cells`) over the time axis, the output projection
+``y_t = H_t W_v + B_v`` at every step included (book: RNNLayer/GRULayer/LSTMLayer).
 
-``grad="manual"`` differentiates the layer with :func:`_bptt`'s hand-written backward, a ``jax.custom_vjp``
-around the forward scan: a reverse scan runs the book's node backward for every step (carrying only
-``dH``, ``dC``), and the weight gradients of all steps are then one matrix product each. ``grad="autodiff"``
-lets ``jax.grad`` differentiate the same forward scan.
+``grad="manual"`` differentiates the layer with the cell's hand-written ``backward``, wrapped as the
+``jax.custom_vjp`` of its ``forward`` (:func:`_bptt`): a reverse scan runs the book's node backward for every
+step, carrying only ``dH`` (and ``dC``). ``grad="autodiff"`` lets ``jax.grad`` differentiate the same forward.
+
+``impl`` picks the cell's implementation: ``"fused"`` (default: the gates side by side, the per-step weight
+products taken out of the loop; faster) or ``"node"`` (the book's node step by step, line for line; see
+:mod:`fdl.recurrent.cell`). Both compute the same numbers and use the same parameter names.
 
 The start state is explicit: ``apply(params, x, state) -> (y, next_state)``. As the book does
 (``self.start_H = H.mean(axis=0, keepdims=True)``), ``next_state`` is the batch mean of the last state, of
@@ -59,22 +62,11 @@ class RecurrentLayer(NamedTuple):
         return self.name
 
 
-def _scan_forward(cell: Cell, params, x, state0):
-    """The plain forward: ``(y (batch, T, out), last state, and what the backward needs)``."""
-    n_in = x.shape[-1]
-    W_x, B, W_h = cell.fuse(params, n_in)
-    batch = x.shape[0]
-    xs = jnp.swapaxes(x, 0, 1)                                  # (T, batch, in): time leads for the scan
-    xp = xs @ W_x + B[None]                                      # every step's input projection at once
-    state0 = jax.tree.map(lambda s: jnp.broadcast_to(s, (batch, s.shape[-1])).astype(xp.dtype), state0)
-
-    def body(state, xp_t):
-        new, saved = cell.step(W_h, state, xp_t)
-        return new, (new, saved)
-
-    last, (states, saved) = jax.lax.scan(body, state0, xp)
-    y = jnp.swapaxes(states.H @ params["W_v"] + params["B_v"][None], 0, 1)
-    return y, last, (xs, state0, states, saved)
+def _time_major(params, x, state0):
+    """``x`` as (T, batch, in) and the start state broadcast to (batch, hidden) in the computation's dtype."""
+    dtype = jnp.result_type(x, *jax.tree.leaves(params))
+    state0 = jax.tree.map(lambda s: jnp.broadcast_to(s, (x.shape[0], s.shape[-1])).astype(dtype), state0)
+    return jnp.swapaxes(x, 0, 1), state0
 
 
 def _reduce_to(d, like):
@@ -85,44 +77,28 @@ def _reduce_to(d, like):
 
 @functools.cache
 def _bptt(cell: Cell) -> Callable:
-    """``f(params, x, state0) -> (y, last_state)`` with the hand-written BPTT as its ``custom_vjp``."""
+    """``f(params, x, state0) -> (y, last_state)`` with ``cell.backward`` (the hand-written BPTT) as its VJP."""
 
     def forward(params, x, state0):
-        y, last, _ = _scan_forward(cell, params, x, state0)
-        return y, last
+        xs, s0 = _time_major(params, x, state0)
+        ys, last, _ = cell.forward(params, xs, s0)
+        return jnp.swapaxes(ys, 0, 1), last
 
     def fwd(params, x, state0):
-        y, last, res = _scan_forward(cell, params, x, state0)
-        return (y, last), (params, state0, res)
+        xs, s0 = _time_major(params, x, state0)
+        ys, last, res = cell.forward(params, xs, s0)
+        return (jnp.swapaxes(ys, 0, 1), last), (params, state0, jnp.zeros((0,), x.dtype), res)
 
     def bwd(residuals, cotangents):
-        params, state0_in, (xs, state0, states, saved) = residuals
+        params, state0, x_like, res = residuals
         dy, dlast = cotangents
-        T, batch, n_in = xs.shape
-        hidden = state0.H.shape[-1]
-        W_x, _, W_h = cell.fuse(params, n_in)
-        dy = jnp.swapaxes(dy, 0, 1)                                              # (T, batch, out)
-        # Output projection of every step at once (book: the W_v/B_v lines of each node's backward).
-        grads = {"W_v": jnp.einsum("tbh,tbo->ho", states.H, dy), "B_v": dy.sum((0, 1))[None]}
-        dH_out = dy @ params["W_v"].T
-        prev = jax.tree.map(lambda s0, s: jnp.concatenate([s0[None], s[:-1]]), state0, states)
-
-        # The step backward multiplies by the transposed recurrent weights every step: transpose them once,
-        # into memory, before the loop (XLA would otherwise fold the transpose into each step's product, and
-        # XLA:CPU multiplies by a transposed operand more slowly).
-        W_hT = jax.lax.optimization_barrier(jax.tree.map(lambda w: w.T, W_h))
-
-        def body(dstate, inputs):
-            return cell.step_backward(W_hT, dstate, inputs)
-
-        terms = cell.backward_terms(saved, prev, states)        # everything that needs no carried gradient
-        dstate0, dpre = jax.lax.scan(body, dlast, (dH_out, terms), reverse=True)
-        dx = jnp.swapaxes(dpre @ W_x.T, 0, 1).astype(xs.dtype)
-        flat = lambda a: a.reshape(T * batch, a.shape[-1])  # noqa: E731
-        grads.update(cell.param_grads(flat(xs), jax.tree.map(flat, prev), jax.tree.map(flat, states),
-                                      jax.tree.map(flat, saved), flat(dpre), n_in, hidden))
+        grads, dxs, dstate0 = cell.backward(params, res, jnp.swapaxes(dy, 0, 1), dlast)
+        if set(grads) != set(params):
+            raise ValueError(f"{cell.name}: backward returned gradients for {sorted(grads)}, expected the params "
+                             f"{sorted(params)}")
         grads = {k: grads[k].astype(params[k].dtype) for k in params}
-        return grads, dx, jax.tree.map(_reduce_to, dstate0, state0_in)
+        dx = jnp.swapaxes(dxs, 0, 1).astype(x_like.dtype)
+        return grads, dx, jax.tree.map(_reduce_to, dstate0, state0)
 
     f = jax.custom_vjp(forward)
     f.defvjp(fwd, bwd)
@@ -130,15 +106,18 @@ def _bptt(cell: Cell) -> Callable:
 
 
 def run(cell: Cell, params, x, state0, *, grad: str = "manual"):
-    """Run a layer over ``x`` (batch, T, in) from ``state0``: ``(y (batch, T, out), last state (batch, hidden))``."""
+    """Run ``cell`` over ``x`` (batch, T, in) from ``state0``: ``(y (batch, T, out), last state (batch, hidden))``.
+
+    ``grad="manual"``: the cell's hand-written backward; ``"autodiff"``: ``jax.grad`` of ``cell.forward``.
+    """
     if check_grad_mode(grad) == "manual":
         return _bptt(cell)(params, x, state0)
-    y, last, _ = _scan_forward(cell, params, x, state0)
-    return y, last
+    ys, last, _ = cell.forward(params, *_time_major(params, x, state0))
+    return jnp.swapaxes(ys, 0, 1), last
 
 
 def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_init: str = "book",
-              weight_scale: float | None = None) -> RecurrentLayer:
+              weight_scale: float | None = None, impl: str = "fused") -> RecurrentLayer:
     """A recurrent layer (book: RNNLayer, GRULayer, LSTMLayer with ``hidden_size``, ``output_size``).
 
     Args:
@@ -149,16 +128,22 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
         ``"glorot"`` or ``"standard"`` (see the module docstring).
       weight_scale: a fixed standard deviation for every parameter (the book's ``weight_scale`` argument);
         overrides ``weight_init``.
+      impl: ``"fused"`` (the fast form, default) or ``"node"`` (the book's node step by step, the readable
+        form); same params, same numbers (see :mod:`fdl.recurrent.cells`).
+
+    Raises:
+      ValueError: a size that is not a positive integer, an unknown ``cell``, ``impl`` or ``weight_init``.
 
     Example: ``rnn_layer(256, 128, "rnn")`` then ``rnn_layer(256, vocab, "lstm")`` stack (book ch. 6).
     """
-    the_cell = get_cell(cell)
+    the_cell = get_cell(cell, impl)
     for value, what in ((hidden_size, "hidden_size"), (output_size, "output_size")):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"rnn_layer: {what} must be a positive integer, got {value!r}")
     if weight_init not in WEIGHT_INITS:
         raise ValueError(f"rnn_layer: unknown weight_init {weight_init!r}; choose one of {WEIGHT_INITS}")
-    name = f"{cell}(hidden {hidden_size} -> {output_size})"
+    label = cell if impl == "fused" else f"{cell}[{impl}]"
+    name = f"{label}(hidden {hidden_size} -> {output_size})"
 
     def init(key, input_shape, dtype=jnp.float32):
         if len(tuple(input_shape)) != 1:

@@ -1,0 +1,103 @@
+"""What a recurrent layer needs from a cell (book ch. 6), and the book's layer loop over a node.
+
+A cell is a :class:`Cell` of five members: its ``name``, the ``shapes`` of its weights, its ``state`` type,
+and a ``forward`` and ``backward`` over a whole sequence. The layer (:mod:`fdl.recurrent.layers`) wraps
+``forward`` and ``backward`` into one ``jax.custom_vjp``; ``jax.grad`` differentiates ``forward`` alone.
+
+Every cell comes in two implementations of the same equations, tested equal to each other and to ``jax.grad``:
+
+* **node** (readable, ``impl="node"``): the book's node, one time step, written line for line beside
+  ``RNNNode``, ``LSTMNode`` and ``GRUNode`` (:mod:`~fdl.recurrent.rnn_cell`, :mod:`~fdl.recurrent.lstm_cell`,
+  :mod:`~fdl.recurrent.gru_cell`): ``node(params, x, state) -> (y, state, cache)`` and
+  ``node_backward(params, cache, dy, dstate) -> (dx, dstate, grads)``, the output projection
+  ``y = H W_v + B_v`` included as in the book. :func:`from_node` runs them as the book's layer does: forward
+  over the steps, then the node backward over the steps in reverse, adding up each step's weight gradients
+  (the book's ``params['W_f']['deriv'] += ...``).
+* **fused** (fast, ``impl="fused"``, the layers' default): the same step with the gates' weights side by side
+  in one matrix, the input projection and the weight gradients of all steps each one matrix product outside
+  the loop (:mod:`fdl.recurrent._fused`). It trains faster on XLA:CPU; the README's Performance section has
+  the measured ratio.
+
+Shapes (time-major, as ``lax.scan`` wants them): ``xs`` (T, batch, in), ``ys`` (T, batch, out), every state
+field (batch, hidden). ``backward`` returns every gradient in its primal's dtype (the ``custom_vjp`` contract).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class RNNState(NamedTuple):
+    """State of a vanilla RNN or GRU layer: the hidden state ``H`` (batch or 1, hidden)."""
+
+    H: jax.Array
+
+
+class LSTMState(NamedTuple):
+    """State of an LSTM layer: hidden state ``H`` and cell state ``C``, each (batch or 1, hidden)."""
+
+    H: jax.Array
+    C: jax.Array
+
+
+class Cell(NamedTuple):
+    """One kind of recurrent cell, as :func:`fdl.recurrent.rnn_layer` runs it over a sequence.
+
+    Attributes:
+      name: ``"rnn"``, ``"lstm"``, ``"gru"``; ``"_fused"`` appended for the fused implementation.
+      shapes: ``(n_in, hidden) -> {book name: shape}`` of the cell's weights (``W_v, B_v`` excluded: their
+        shape depends on the layer's ``output_size``).
+      state: the state type, :class:`RNNState` or :class:`LSTMState`.
+      forward: ``(params, xs, state0) -> (ys, last_state, residuals)`` over all steps; ``xs`` (T, batch, in),
+        ``state0`` fields (batch, hidden); ``ys`` (T, batch, out) with ``y_t = H_t W_v + B_v``.
+      backward: ``(params, residuals, dys, dlast) -> (grads, dxs, dstate0)``: the hand-written
+        backpropagation through time; ``grads`` a dict like ``params``, each in its param's dtype.
+    """
+
+    name: str
+    shapes: Callable
+    state: type
+    forward: Callable
+    backward: Callable
+
+
+def cast_like(tree, like):
+    """``tree`` with every leaf cast to the dtype of the matching leaf of ``like``."""
+    return jax.tree.map(lambda a, b: a.astype(b.dtype), tree, like)
+
+
+def from_node(name: str, shapes: Callable, state: type, node: Callable, node_backward: Callable) -> Cell:
+    """The cell that runs ``node`` step by step, as the book's RNNLayer runs its nodes (the readable form).
+
+    ``forward``: ``lax.scan`` of ``node`` over the time axis, keeping each step's cache (the book's node
+    objects, one per step, hold the same values on ``self``). ``backward``: a reverse scan of
+    ``node_backward`` carrying ``dstate`` to the step before and the running sum of the weight gradients.
+    """
+
+    def forward(params, xs, state0):
+        def step(state, x):
+            y, state, cache = node(params, x, state)
+            return state, (y, cache)
+
+        last, (ys, caches) = jax.lax.scan(step, state0, xs)
+        return ys, last, (xs, state0, caches)
+
+    def backward(params, residuals, dys, dlast):
+        xs, state0, caches = residuals
+
+        def step(carry, inputs):
+            grads, dstate = carry
+            cache, dy = inputs
+            dx, dstate, step_grads = node_backward(params, cache, dy, dstate)
+            grads = jax.tree.map(jnp.add, grads, cast_like(step_grads, params))  # the book's `deriv +=`
+            return (grads, cast_like(dstate, state0)), dx.astype(xs.dtype)
+
+        zero = jax.tree.map(jnp.zeros_like, params)
+        (grads, dstate0), dxs = jax.lax.scan(step, (zero, cast_like(dlast, state0)), (caches, dys), reverse=True)
+        return grads, dxs, dstate0
+
+    return Cell(name, shapes, state, forward, backward)
