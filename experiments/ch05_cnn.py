@@ -11,13 +11,7 @@ the convolution's fans (erratum 5; --book-glorot uses the book's 2 / (in + out) 
 
 from __future__ import annotations
 
-import time
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from fdl import dense, serial
+from fdl import dense, fit, serial
 from fdl.book import CH05
 from fdl.data import load_mnist, mnist_preprocess, one_hot
 from fdl.experiment import Results, format_table, parse_args
@@ -25,7 +19,6 @@ from fdl.layers.conv import conv2d
 from fdl.losses import softmax_cross_entropy
 from fdl.metrics import accuracy
 from fdl.optim import momentum
-from fdl.train import make_train_step, predict
 
 BOOK_SEED = 20190402
 CONFIGS = [("conv 32 channels (text)", 32, 0.01), ("conv 16 channels (notebook)", 16, 0.1)]
@@ -36,47 +29,18 @@ def cnn(channels: int, weight_init: str = "glorot", impl: str = "xla"):
                   dense(10))
 
 
-def make_train_chunk(model, lr: float, grad: str):
-    """A jitted ``(params, opt_state, X, Y, idx, keys) -> (params, opt_state, losses)`` over the batches ``idx``."""
-    step = make_train_step(model, softmax_cross_entropy, momentum(lr, 0.9), grad=grad)
-
-    def chunk(params, opt_state, X, Y, idx, keys):
-        def body(carry, batch):
-            rows, key = batch
-            params, opt_state, loss = step(*carry, (X[rows], Y[rows]), key)
-            return (params, opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (idx, keys))
-        return params, opt_state, losses
-
-    return jax.jit(chunk)
-
-
 def train_one_epoch(model, lr, data, *, seed, grad="manual", batch_size=60, eval_every=100, log=print):
-    """One shuffled epoch, evaluating every ``eval_every`` batches. Returns (accuracy %, train seconds)."""
+    """One shuffled epoch through :func:`fdl.fit`, evaluating every ``eval_every`` batches.
+
+    Returns (accuracy %, training seconds: the compiled chunks alone, no compilation or evaluation).
+    """
     X_train, Y_train, X_test, Y_test = data
-    key_init, key_perm, key_drop = jax.random.split(jax.random.key(seed), 3)
-    params = model.init(key_init, X_train.shape[1:])
-    opt_state = momentum(lr, 0.9).init(params)
-    n_batches = len(X_train) // batch_size
-    idx = jax.random.permutation(key_perm, len(X_train))[:n_batches * batch_size].reshape(n_batches, batch_size)
-    keys = jax.random.split(key_drop, n_batches)
-    chunk, compiled = make_train_chunk(model, lr, grad), {}
-    seconds, done = 0.0, 0
-    while done < n_batches:
-        todo = min(eval_every, n_batches - done)
-        args = (params, opt_state, X_train, Y_train, idx[done:done + todo], keys[done:done + todo])
-        if todo not in compiled:  # compile outside the timed region
-            compiled[todo] = chunk.lower(*args).compile()
-        start = time.perf_counter()
-        params, opt_state, losses = jax.block_until_ready(compiled[todo](*args))
-        seconds += time.perf_counter() - start
-        done += todo
-        if not np.all(np.isfinite(np.asarray(losses))):
-            raise FloatingPointError(f"training loss became non-finite within batches {done - todo + 1}-{done}")
-        acc = 100 * float(accuracy(predict(model, params, X_test, batch_size=1000), Y_test))
-        if done < n_batches:
-            log(f"Validation accuracy after {done} batches is {acc:.2f}%")
+    params, history = fit(model, softmax_cross_entropy, momentum(lr, 0.9), X_train, Y_train, X_test, Y_test,
+                          epochs=1, eval_every_steps=eval_every, batch_size=batch_size, seed=seed,
+                          early_stopping=False, grad=grad, metrics={"accuracy": accuracy}, log=None)
+    for e in history.evals[:-1]:
+        log(f"Validation accuracy after {e['step']} batches is {100 * e['accuracy']:.2f}%")
+    acc, seconds = 100 * history.evals[-1]["accuracy"], sum(history.seconds)
     log(f"Model validation accuracy after 1 epoch is {acc:.2f}% ({seconds:.1f} s of training)")
     return acc, seconds
 
@@ -95,7 +59,7 @@ def main(argv=None):
         X_train, y_train, X_test, y_test = X_train[:600], y_train[:600], X_test[:500], y_test[:500]
         eval_every = 5
     X_train, X_test = mnist_preprocess(X_train, X_test, flatten=False)
-    data = (jnp.asarray(X_train), jnp.asarray(one_hot(y_train, 10)), jnp.asarray(X_test), one_hot(y_test, 10))
+    data = (X_train, one_hot(y_train, 10), X_test, one_hot(y_test, 10))
     init = "book_glorot" if args.book_glorot else "glorot"
 
     results, table = Results("ch05"), []

@@ -29,9 +29,7 @@ validation cross-entropy against the training step, with the unigram baseline.
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -43,8 +41,8 @@ from fdl import optim  # noqa: E402
 from fdl.data import load_text  # noqa: E402
 from fdl.experiment import Results, parse_args  # noqa: E402
 from fdl.recurrent import rnn_layer  # noqa: E402
-from fdl.recurrent.model import gradient_norms, make_char_eval, make_char_train_step, stack  # noqa: E402
-from fdl.text import Vocabulary, book_batch, random_batch, sample, split, unigram_cross_entropy, windows  # noqa: E402
+from fdl.recurrent.model import fit_chars, gradient_norms, stack  # noqa: E402
+from fdl.text import Vocabulary, book_batch, sample, split, unigram_cross_entropy, windows  # noqa: E402
 
 # name -> (layers as (cell, output "hidden"|"vocab", weight_scale, None for the book's default, or an
 # initialiser's name), optimizer, reduction)
@@ -73,40 +71,29 @@ def build_model(spec, hidden: int, vocab: int, stacked_out: int):
 
 
 def train(name, model, tx, reduction, data, *, steps, batch, seq_len, eval_every, seed, batches, log):
+    """Train one configuration through :func:`fdl.recurrent.fit_chars` (the shared trainer).
+
+    Returns (final state, [(step, validation ce)], seconds per training step).
+    """
     train_ids, vx, vy, vocab = data
-    init_key, data_key = jax.random.split(jax.random.key(seed))
-    params = model.init(init_key, (vocab.size,))
-    opt_state, states = tx.init(params), model.zero_state()
-    step = make_char_train_step(model, tx, vocab.size, reduction=reduction)
-    evaluate = make_char_eval(model, vocab.size)
-    history, start = [], time.perf_counter()
-    for k in range(steps):
-        x, y = (book_batch(train_ids, k, batch, seq_len) if batches == "book"
-                else random_batch(train_ids, jax.random.fold_in(data_key, k), batch, seq_len))
-        params, opt_state, states, ce = step(params, opt_state, states, x, y)
-        if (k + 1) % eval_every == 0 or k + 1 == steps:
-            val = float(evaluate(params, states, vx, vy))
-            history.append((k + 1, val))
-            log(f"  {name}: step {k + 1:5d}  train ce {float(ce):.3f}  validation ce {val:.3f}")
-            if not math.isfinite(val):
-                log(f"  {name}: validation cross-entropy is {val}; stopping this configuration")
-                break
-    return params, states, history, (time.perf_counter() - start) / max(k + 1, 1)
+    state, history = fit_chars(model, tx, train_ids, steps=steps, batch_size=batch, sequence_length=seq_len,
+                               batches=batches, valid=(vx, vy), eval_every=eval_every, seed=seed,
+                               reduction=reduction, log=None)
+    per_char = batch * seq_len if reduction == "sum" else 1
+    for e, train_loss in zip(history.evals, history.train_loss, strict=False):
+        log(f"  {name}: step {e['step']:5d}  train ce {train_loss / per_char:.3f}  validation ce {e['loss']:.3f}")
+    if history.stopped:
+        log(f"  {name}: {history.stopped}")
+    return state, [(e["step"], e["loss"]) for e in history.evals], sum(history.seconds) / max(history.best_step, 1)
 
 
 def step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats):
-    """Seconds per jitted train step (book AdaGrad + clip) with the manual BPTT or jax.grad."""
+    """Seconds per training step (book AdaGrad + clip, the book's batches) with the manual BPTT or jax.grad,
+    in compiled chunks of ``repeats`` steps after a compiled warm-up chunk."""
     tx = make_optimizer("adagrad", 0.01)
-    params = model.init(jax.random.key(0), (vocab.size,))
-    opt_state, states = tx.init(params), model.zero_state()
-    step = make_char_train_step(model, tx, vocab.size, grad=grad, reduction="sum")
-    x, y = book_batch(train_ids, 0, batch, seq_len)
-    jax.block_until_ready(step(params, opt_state, states, x, y))
-    start = time.perf_counter()
-    for _ in range(repeats):
-        params, opt_state, states, ce = step(params, opt_state, states, x, y)
-    jax.block_until_ready(ce)
-    return (time.perf_counter() - start) / repeats
+    _, history = fit_chars(model, tx, train_ids, steps=2 * repeats, batch_size=batch, sequence_length=seq_len,
+                           batches="book", eval_every=repeats, grad=grad, reduction="sum", log=None)
+    return history.seconds[-1] / repeats
 
 
 def main(argv=None):
@@ -149,20 +136,21 @@ def main(argv=None):
         spec, (kind, lr), reduction = CONFIGS[name]
         model = build_model(spec, hidden, vocab.size, stacked_out)
         print(f"\n{name}: {model}")
-        params, states, history, per_step = train(name, model, make_optimizer(kind, lr), reduction, data,
+        state, history, per_step = train(name, model, make_optimizer(kind, lr), reduction, data,
                                                   steps=steps, batch=batch, seq_len=seq_len,
                                                   eval_every=eval_every, seed=args.seed + i,
                                                   batches=args.batches, log=print)
         print(f"  {per_step * 1000:.1f} ms per step")
         if name.startswith("GRU"):
             x, y = book_batch(train_ids, 0, batch, seq_len)
-            norms = gradient_norms(model, params, x, y, model.zero_state(), vocab.size)[0]
+            norms = gradient_norms(model, state.params, x, y, model.zero_state(), vocab.size)[0]
             zero = [k for k, v in norms.items() if v == 0.0]
             print("  GRU layer: largest |gradient| per weight: " + ", ".join(f"{k} {v:.2g}" for k, v in norms.items()))
             print(f"  GRU weights with an all-zero gradient: {zero or 'none'}")
-        text_out = sample(model, params, states, vocab, key=jax.random.key(args.seed + i), length=200, prompt="\n")
+        text_out = sample(model, state.params, state.aux, vocab, key=jax.random.key(args.seed + i), length=200,
+                          prompt="\n")
         print("  sample:\n    " + text_out.replace("\n", "\n    "))
-        results.add(name, "ce", history[-1][1])
+        results.add(name, "ce", history[-1][1] if history else float("nan"))
         curves[name] = history
 
     if not quick or args.steps:

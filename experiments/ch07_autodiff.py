@@ -31,9 +31,9 @@ conv2d layer, like the book's ch. 5 Conv2D, has none; :func:`channel_bias_add` i
 hand-written backward). Measured after one epoch with fdl's Glorot init and no conv bias instead: the
 autoencoder's MSE on the first 1000 test images 0.092 (seed 0; 0.072 with PyTorch's init alone, 0.069 with
 init and bias) and the ConvNet's test accuracy 95.9 % and 96.6 % (seeds 0, 1; 97.1 % and 96.6 % as here). Dropout is
-PyTorch's ``nn.Dropout`` (inverted: scaled by 1 / 0.8 while training). The MNIST models train in a Python
-loop over one jitted step: on a CPU, XLA ran the jax.grad convolutions about 5 times slower inside a
-``lax.scan`` (jax-ml/jax#12868).
+PyTorch's ``nn.Dropout`` (inverted: scaled by 1 / 0.8 while training). Every model trains through :func:`fdl.fit` (the character LSTM through
+:func:`fdl.recurrent.fit_chars`): compiled ``lax.scan`` chunks with the data on the device, for both gradient
+paths; the time per step is the chunks' wall time (no compilation, no evaluation) over the steps run.
 
     python experiments/ch07_autodiff.py [--quick] [--seed N] [--out DIR] [--tsne-points 10000]
 """
@@ -61,9 +61,9 @@ from fdl.ops import conv2d as conv2d_op
 from fdl.ops import flatten as flatten_op
 from fdl.ops import get_activation, op
 from fdl.recurrent import rnn_layer
-from fdl.recurrent.model import char_loss, make_char_eval, make_char_train_step, stack
+from fdl.recurrent.model import char_loss, fit_chars, stack
 from fdl.text import Vocabulary, book_batch, split, windows
-from fdl.train import make_loss_fn, make_train_step, predict
+from fdl.train import model_loss, predict
 
 PATHS = {"autodiff": "jax.grad", "manual": "hand-written VJPs"}
 pixel_mse = functools.partial(mean_squared_error, over="elements")
@@ -169,38 +169,25 @@ def gradient_agreement(loss_of, params, *batch) -> float:
         return diff / max(float(jnp.max(jnp.abs(a))) for a in auto)
 
 
-def step_seconds(step, params, opt_state, batch, key, repeats: int) -> float:
-    """Seconds per call of the jitted ``step`` on one batch (compiled first, outside the timing)."""
-    jax.block_until_ready(step(params, opt_state, batch, key))
-    start = time.perf_counter()
-    for i in range(repeats):
-        params, opt_state, value = step(params, opt_state, batch, jax.random.fold_in(key, i))
-    jax.block_until_ready(value)
-    return (time.perf_counter() - start) / repeats
-
-
 def run_boston(args, results, rows, log=print):
     X_train, X_test, y_train, y_test = boston_split()
     model, tx = boston_model(), optax.sgd(0.001, momentum=0.9)
     epochs, seeds = (10, [args.seed]) if args.quick else (100, [args.seed + i for i in range(args.boston_seeds)])
     out = {}
     for grad, label in PATHS.items():
-        mses = []
+        mses, seconds = [], []
         for seed in seeds:
             log(f"\n--- Boston, {label}, seed {seed}")
-            params, _ = fdl.fit(model, mean_squared_error, tx, X_train, y_train, X_test, y_test, epochs=epochs,
-                                eval_every=max(epochs // 5, 1), batch_size=32, seed=seed, early_stopping=False,
-                                grad=grad, log=log)
+            params, history = fdl.fit(model, mean_squared_error, tx, X_train, y_train, X_test, y_test,
+                                      epochs=epochs, eval_every=max(epochs // 5, 1), batch_size=32, seed=seed,
+                                      early_stopping=False, grad=grad, log=log)
             mses.append(float(mean_squared_error(predict(model, params, X_test), jnp.asarray(y_test))))
+            seconds.append(sum(history.seconds) / history.best_step)
         out[grad] = mean_sd(mses)
         log(f"Boston, {label}: test MSE {out[grad][0]:.2f} ± {out[grad][1]:.2f} over {len(seeds)} seed(s)")
-        step = jax.jit(make_train_step(model, mean_squared_error, tx, grad=grad))
-        batch = (jnp.asarray(X_train[:32]), jnp.asarray(y_train[:32]))
-        repeats = 20 if args.quick else 300
-        out[grad + " s"] = step_seconds(step, params, tx.init(params), batch, jax.random.key(0), repeats)
+        out[grad + " s"] = min(seconds)
     params = model.init(jax.random.key(args.seed), X_train.shape[1:])
-    loss_of = lambda g: functools.partial(make_loss_fn(model, mean_squared_error, grad=g), key=jax.random.key(1))
-    agree = gradient_agreement(loss_of, params, X_train[:32], y_train[:32])
+    agree = gradient_agreement(supervised(model, mean_squared_error), params, X_train[:32], y_train[:32])
     finish("boston", "mse", CH07["boston"]["mse"], out, agree, results, rows, f" ({len(seeds)} seeds, mean)")
 
 
@@ -218,29 +205,21 @@ def finish(name, metric, book, out, agree, results, rows, note=""):
                  f"{1000 * out['autodiff s']:.1f}", f"{1000 * out['manual s']:.1f}"])
 
 
-def train_one_epoch(model, loss, tx, X, Y, *, seed, grad, batch_size, eval_every, evaluate, log):
-    """One shuffled epoch in a Python loop over one jitted step; ``evaluate(params)`` every ``eval_every``
-    batches. Returns ``(params, last evaluation, seconds per step)`` (compilation and evaluation untimed)."""
-    key_init, key_perm, key_drop = jax.random.split(jax.random.key(seed), 3)
-    params = model.init(key_init, X.shape[1:])
-    opt_state = tx.init(params)
-    n = len(X) // batch_size
-    idx = np.asarray(jax.random.permutation(key_perm, len(X)))[:n * batch_size].reshape(n, batch_size)
-    keys = jax.random.split(key_drop, n)
-    step = jax.jit(make_train_step(model, loss, tx, grad=grad)).lower(
-        params, opt_state, (X[idx[0]], Y[idx[0]]), keys[0]).compile()
-    seconds = 0.0
-    for start in range(0, n, eval_every):
-        tic = time.perf_counter()
-        for i in range(start, min(start + eval_every, n)):
-            params, opt_state, value = step(params, opt_state, (X[idx[i]], Y[idx[i]]), keys[i])
-        value = float(value)
-        seconds += time.perf_counter() - tic
-        if not np.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} by batch {i + 1}")
-        metric = evaluate(params)
-        log(f"Validation {metric[0]} after {i + 1} batches is {metric[1]:.4f} (train loss {value:.4f})")
-    return params, metric[1], seconds / n
+def supervised(model, loss):
+    """``grad -> (params, x, y) -> training loss`` with fixed dropout masks, for :func:`gradient_agreement`."""
+    return lambda g: lambda p, x, y: model_loss(model, loss, grad=g)(p, (x, y), jax.random.key(1))[0]
+
+
+def train_one_epoch(model, loss, tx, X, Y, X_test, Y_test, *, seed, grad, batch_size, eval_every, metric, log):
+    """One shuffled epoch through :func:`fdl.fit`, evaluated on the test set every ``eval_every`` batches.
+    Returns ``(params, last value of metric, seconds per step)`` (compilation and evaluation untimed)."""
+    name, fn = metric
+    params, history = fdl.fit(model, loss, tx, X, Y, X_test, Y_test, epochs=1, eval_every_steps=eval_every,
+                              batch_size=batch_size, seed=seed, early_stopping=False, grad=grad,
+                              metrics={name: fn}, log=None)
+    for e, train_loss in zip(history.evals, history.train_loss, strict=True):
+        log(f"Validation {name} after {e['step']} batches is {e[name]:.4f} (train loss {train_loss:.4f})")
+    return params, history.evals[-1][name], sum(history.seconds) / history.best_step
 
 
 def mnist_data(args):
@@ -255,19 +234,16 @@ def run_convnet(args, data, results, rows, log=print):
     X_train, Y_train, X_test, Y_test, _ = data
     model, tx = convnet(), optax.sgd(0.01, momentum=0.9)
 
-    def evaluate(params):
-        return "accuracy (%)", 100 * float(accuracy(predict(model, params, X_test, batch_size=1000), Y_test))
-
     out = {}
     for grad, label in PATHS.items():
         log(f"\n--- ConvNet, {label}")
-        _, out[grad], out[grad + " s"] = train_one_epoch(
-            model, softmax_cross_entropy, tx, X_train, Y_train, seed=args.seed, grad=grad, batch_size=60,
-            eval_every=args.eval_every, evaluate=evaluate, log=log)
+        _, acc, out[grad + " s"] = train_one_epoch(
+            model, softmax_cross_entropy, tx, X_train, Y_train, X_test, Y_test, seed=args.seed, grad=grad,
+            batch_size=60, eval_every=args.eval_every, metric=("accuracy", accuracy), log=log)
+        out[grad] = 100 * acc
     params = model.init(jax.random.key(args.seed), X_train.shape[1:])
-    loss_of = lambda g: functools.partial(make_loss_fn(model, softmax_cross_entropy, grad=g), key=jax.random.key(1))
     n = 8 if args.quick else 60
-    agree = gradient_agreement(loss_of, params, X_train[:n], Y_train[:n])
+    agree = gradient_agreement(supervised(model, softmax_cross_entropy), params, X_train[:n], Y_train[:n])
     finish("convnet", "accuracy", CH07["convnet"]["accuracy"], out, agree, results, rows)
 
 
@@ -278,15 +254,12 @@ def run_autoencoder(args, data, results, rows, log=print):
     model, encoder, decoder = autoencoder()
     tx = optax.sgd(0.01, momentum=0.9)
 
-    def evaluate(params):
-        return "MSE", float(pixel_mse(predict(model, params, X_test, batch_size=1000), jnp.asarray(X_test)))
-
     out, trained = {}, {}
     for grad, label in PATHS.items():
         log(f"\n--- Autoencoder, {label}")
         trained[grad], out[grad], out[grad + " s"] = train_one_epoch(
-            model, pixel_mse, tx, X_train, X_train, seed=args.seed, grad=grad, batch_size=60,
-            eval_every=args.eval_every, evaluate=evaluate, log=log)
+            model, pixel_mse, tx, X_train, X_train, X_test, X_test, seed=args.seed, grad=grad, batch_size=60,
+            eval_every=args.eval_every, metric=("MSE", pixel_mse), log=log)
     params = model.init(jax.random.key(args.seed), X_train.shape[1:])
     n = 4 if args.quick else 60
     agree = gradient_agreement(lambda g: lambda p, x: pixel_mse(model.apply(p, x, grad=g), x, grad=g), params,
@@ -334,24 +307,15 @@ def run_char_lstm(args, results, rows, log=print):
     for hidden in (vocab.size,) if args.quick else (vocab.size, 256):
         model = char_lstm(hidden, vocab.size)
         name = f"char lstm, hidden {hidden}" + (" (= vocabulary)" if hidden == vocab.size else "")
-        evaluate, out = make_char_eval(model, vocab.size), {}
+        out = {}
         for grad, label in PATHS.items():
             log(f"\n--- {name}, {label}: {n} steps of {batch} windows")
-            params = model.init(jax.random.key(args.seed), (vocab.size,))
-            opt_state, states = tx.init(params), model.zero_state()
-            step = make_char_train_step(model, tx, vocab.size, grad=grad)
-            jax.block_until_ready(step(params, opt_state, states, *book_batch(train_ids, 0, batch, SEQ_LEN)))
-            seconds = 0.0
-            for start in range(0, n, every):
-                tic = time.perf_counter()
-                for i in range(start, min(start + every, n)):
-                    params, opt_state, states, ce = step(params, opt_state, states,
-                                                         *book_batch(train_ids, i, batch, SEQ_LEN))
-                ce = float(ce)  # waits for the last step
-                seconds += time.perf_counter() - tic
-                val = float(evaluate(params, states, vx, vy))
-                log(f"  step {i + 1:4d}: train ce {ce:.3f}, validation ce {val:.3f} nats/char")
-            out[grad], out[grad + " s"] = val, seconds / n
+            _, history = fit_chars(model, tx, train_ids, steps=n, batch_size=batch, sequence_length=SEQ_LEN,
+                                   batches="book", valid=(vx, vy), eval_every=every, seed=args.seed, grad=grad,
+                                   log=None)
+            for e, train_ce in zip(history.evals, history.train_loss, strict=True):
+                log(f"  step {e['step']:4d}: train ce {train_ce:.3f}, validation ce {e['loss']:.3f} nats/char")
+            out[grad], out[grad + " s"] = history.evals[-1]["loss"], sum(history.seconds) / history.best_step
         params = model.init(jax.random.key(args.seed), (vocab.size,))
         loss_of = lambda g, m=model: lambda p, x, y: char_loss(m, p, x, y, m.zero_state(jnp.float64), vocab.size,
                                                                grad=g, dtype=jnp.float64)[0]

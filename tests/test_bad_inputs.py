@@ -23,6 +23,7 @@ from fdl.data import MnistUnavailableError, boston, load_mnist, load_text, mnist
 from fdl.data import _mnist_sources as sources
 from fdl.data import text as shipped_text
 from fdl.optim import adagrad, clip, momentum, sgd
+from fdl.train import Checkpoint
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(64, 4)
@@ -30,9 +31,11 @@ Y = np.tanh(X @ RNG.randn(4, 1))
 MODEL = serial(dense(5, "tanh"), dense(1))
 
 
-def train(X=X, Y=Y, *args, **kw):
+def train(X=X, Y=Y, *args, checkpoint=None, every=1, resume=False, **kw):
     options = dict(epochs=2, batch_size=16, seed=0, log=None)
     options.update(kw)
+    if checkpoint is not None:
+        options["plugins"] = [Checkpoint(checkpoint, every=every, resume=resume)]
     return fit(MODEL, losses.mean_squared_error, sgd(0.01), X, Y, *args, **options)
 
 
@@ -253,8 +256,8 @@ HYPERPARAMETERS = {
     "fit batch_size 2.5": (lambda ck: train(batch_size=2.5, checkpoint=ck), "batch_size must be a positive integer"),
     "fit epochs 0": (lambda ck: train(epochs=0, checkpoint=ck, resume=True), "epochs must be a positive integer"),
     "fit eval_every -1": (lambda ck: train(eval_every=-1, checkpoint=ck), "eval_every must be a positive integer"),
-    "fit checkpoint_every 0": (lambda ck: train(checkpoint_every=0, checkpoint=ck, resume=True),
-                               "checkpoint_every must be a positive integer"),
+    "fit Checkpoint every 0": (lambda ck: train(every=0, checkpoint=ck, resume=True),
+                               "Checkpoint every must be a positive integer"),
     "sgd lr 0": (lambda ck: sgd(0.0), "learning rate must be positive, got 0.0"),
     "sgd lr -0.1": (lambda ck: sgd(-0.1), "learning rate must be positive, got -0.1"),
     "sgd lr nan": (lambda ck: sgd(float("nan")), "learning rate must be positive, got nan"),
@@ -525,10 +528,12 @@ def poisoned_sgd(lr: float, poison_step: int) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
-def fit_poisoned(epochs, **kw):
+def fit_poisoned(epochs, checkpoint=None, **kw):
     # 64 examples, batch 16: 4 steps per epoch. Update 9 is NaN, so global step 10 = epoch 3, step 3 fails.
     options = dict(epochs=epochs, batch_size=16, seed=0, early_stopping=False, eval_every=1)
     options.update(kw)
+    if checkpoint is not None:
+        options["plugins"] = [Checkpoint(checkpoint)]
     return fit(MODEL, losses.mean_squared_error, poisoned_sgd(0.05, poison_step=9), X[:64], Y[:64], X[:8], Y[:8],
                **options)
 

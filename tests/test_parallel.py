@@ -18,7 +18,8 @@ WORKER = textwrap.dedent('''
     from fdl import dense, fit, serial
     from fdl.losses import mean_squared_error, softmax_cross_entropy
     from fdl.optim import momentum
-    assert len(jax.devices()) == 8, jax.devices()
+    from fdl.train import DataParallel
+    assert len(jax.devices("cpu")) == 8, jax.devices("cpu")
     rng = np.random.RandomState(0)
     cases = {
         "dense": (serial(dense(16, "tanh", dropout=0.8), dense(3)), mean_squared_error,
@@ -31,40 +32,45 @@ WORKER = textwrap.dedent('''
     for name, (model, loss, X, Y) in cases.items():
         for grad in ("manual", "autodiff"):
             runs = [fit(model, loss, momentum(0.05, 0.9), X, Y, epochs=3, batch_size=16, seed=1, log=None,
-                        grad=grad, devices=d)[0] for d in (None, "all")]
+                        grad=grad, plugins=p)[0] for p in ([], [DataParallel("cpu")])]
             diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                      for a, b in zip(jax.tree.leaves(runs[0]), jax.tree.leaves(runs[1]))]
             sharded = jax.tree.leaves(runs[1])[0].sharding
             out[f"{name}/{grad}"] = {"max_diff": max(diffs), "devices": len(sharded.device_set)}
 
     # A character LSTM (RNN -> LSTM stack, the book's ch. 6 model in small) trained for several steps with its
-    # start state carried between batches: make_char_train_step(devices="all") against one device.
+    # start state carried between batches: fit_chars with the DataParallel plugin against one device.
     import optax
-    from fdl.recurrent import make_char_train_step, rnn_layer, stack
+    from fdl.recurrent import CharWindows, char_loss_fn, fit_chars, rnn_layer, stack
+    from fdl.train import TrainState, make_chunk, make_train_step
     vocab = 7
     model = stack(rnn_layer(12, 10, "rnn"), rnn_layer(16, vocab, "lstm"))
-    ids = rng.randint(0, vocab, (5, 16, 9))  # 5 steps of 16 windows of 8 characters (inputs and targets)
+    ids = rng.randint(0, vocab, 300).astype(np.int32)
     for grad in ("manual", "autodiff"):
-        finals = []
-        for d in (None, "all"):
-            step = make_char_train_step(model, optax.adagrad(0.05), vocab, grad=grad, devices=d)
-            params = model.init(jax.random.key(3), (vocab,))
-            opt_state, states = optax.adagrad(0.05).init(params), model.zero_state()
-            for batch in ids:
-                params, opt_state, states, ce = step(params, opt_state, states, batch[:, :-1], batch[:, 1:])
-            finals.append((params, states))
-            if d == "all":  # the batch really is split: XLA sums the gradients across devices
-                hlo = step.lower(params, opt_state, states, ids[0, :, :-1], ids[0, :, 1:]).compile().as_text()
-                assert "all-reduce" in hlo, "no all-reduce in the data-parallel LSTM step"
-                try:  # 12 windows cannot be split among 8 devices: fdl's message, not XLA's
-                    step(params, opt_state, states, ids[0, :12, :-1], ids[0, :12, 1:])
-                    raise AssertionError("an indivisible batch was accepted")
-                except ValueError as e:
-                    assert "must be divisible by the 8 devices" in str(e), e
+        finals = [fit_chars(model, optax.adagrad(0.05), ids, steps=5, batch_size=16, sequence_length=8, seed=3,
+                            eval_every=5, grad=grad, log=None, plugins=p)[0] for p in ([], [DataParallel("cpu")])]
         diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
                  for a, b in zip(jax.tree.leaves(finals[0]), jax.tree.leaves(finals[1]))]
-        sharded = jax.tree.leaves(finals[1])[0].sharding
+        sharded = jax.tree.leaves(finals[1].params)[0].sharding
         out[f"lstm/{grad}"] = {"max_diff": max(diffs), "devices": len(sharded.device_set)}
+
+    # The batch really is split: XLA sums the gradients across devices (an all-reduce in the compiled chunk).
+    plugin = DataParallel("cpu")
+    from fdl.train import Run
+    params = model.init(jax.random.key(3), (vocab,))
+    state = TrainState(params, optax.adagrad(0.05).init(params), model.zero_state())
+    run = Run(state, jax.numpy.asarray(ids), jax.random.key(0), [], None, batch_size=16)
+    plugin.setup(run)
+    step = make_train_step(char_loss_fn(model, vocab, grad="manual"), optax.adagrad(0.05))
+    hlo = make_chunk(step, CharWindows(len(ids), 16, 8), shard=run.shard).lower(
+        run.state, run.data, run.key, 0, 0, count=2).compile().as_text()
+    assert "all-reduce" in hlo, "no all-reduce in the data-parallel LSTM chunk"
+    try:  # 12 windows cannot be split among 8 devices: fdl's message, not XLA's
+        fit_chars(model, optax.adagrad(0.05), ids, steps=2, batch_size=12, sequence_length=8, log=None,
+                  plugins=[DataParallel("cpu")])
+        raise AssertionError("an indivisible batch was accepted")
+    except ValueError as e:
+        assert "must be divisible by the 8 devices" in str(e), e
     json.dump(out, sys.stdout)
 ''')
 
@@ -89,3 +95,22 @@ def test_batch_must_divide_among_devices():
     with pytest.raises(ValueError, match="asked for 99 devices"):
         make_mesh(99)
     assert len(jax.devices()) >= 1
+
+
+@pytest.mark.parametrize("devices,error,match", [
+    ("nosuchplatform", ValueError, "no such platform here"),
+    (2.5, TypeError, "a platform name, a count or a list"),
+    (["cpu"], TypeError, "expected jax.Device objects"),
+    ([], ValueError, "at least one device"),
+])
+def test_bad_device_specs_say_what_to_pass(devices, error, match):
+    from fdl.train import DataParallel
+    with pytest.raises(error, match=match):
+        DataParallel(devices)
+
+
+def test_devices_by_platform_name():
+    import jax
+
+    from fdl.parallel import make_mesh
+    assert make_mesh("cpu").devices.size == len(jax.devices("cpu"))

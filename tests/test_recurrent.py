@@ -9,7 +9,8 @@ import pytest
 
 from fdl.recurrent import CELLS, LSTMState, RNNState, get_cell, gru_cell, lstm_cell, rnn_cell, rnn_layer, run
 from fdl.recurrent.cells import IMPLS
-from fdl.recurrent.model import char_loss, gradient_norms, make_char_train_step, stack
+from fdl.recurrent.model import char_loss, char_loss_fn, gradient_norms, stack
+from fdl.train import TrainState, make_train_step
 from fdl.testing import check_vjp
 
 F64 = jnp.float64
@@ -168,8 +169,9 @@ def test_train_step_manual_equals_autodiff_and_book_sum():
     ids = jax.random.randint(jax.random.key(6), (2, 6), 0, vocab)
     out = {}
     for grad in ("manual", "autodiff"):
-        step = make_char_train_step(model, optax.sgd(0.1), vocab, grad=grad)
-        out[grad] = step(params, optax.sgd(0.1).init(params), model.zero_state(F64), ids[:, :-1], ids[:, 1:])
+        step = jax.jit(make_train_step(char_loss_fn(model, vocab, grad=grad, dtype=F64), optax.sgd(0.1)))
+        state = TrainState(params, optax.sgd(0.1).init(params), model.zero_state(F64))
+        out[grad] = step(state, (ids[:, :-1], ids[:, 1:]), jax.random.key(0))
     for a, b in zip(jax.tree.leaves(out["manual"]), jax.tree.leaves(out["autodiff"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 

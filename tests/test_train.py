@@ -144,3 +144,80 @@ def test_progress_lines_without_tqdm(monkeypatch):
     run(epochs=2, early_stopping=False, plugins=[Progress()], log=logs.append)
     assert [line.split(":")[0] for line in logs if line.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]
     assert any("tqdm is not installed" in line for line in logs)
+
+
+@pytest.mark.parametrize("old,new", [
+    (dict(checkpoint="run.npz"), r"plugins=\[fdl.train.Checkpoint\(path"),
+    (dict(checkpoint_every=2), r"Checkpoint\(path, every=N\)"),
+    (dict(resume=True), r"Checkpoint\(path, resume=True\)"),
+    (dict(devices="all"), r"plugins=\[fdl.train.DataParallel\(devices\)\]"),
+    (dict(progress=True), r"plugins=\[fdl.train.Progress\(\)\]"),
+    (dict(params=[]), r"state=fdl.train.TrainState\(params, opt_state\)"),
+    (dict(opt_state=()), r"restart=False, state="),
+    (dict(eval_batch_size=100), r"fdl.train.evaluate\(model, loss, params, X, y, batch_size=N\)"),
+])
+def test_fdl_0_1_keywords_name_their_replacement(old, new):
+    with pytest.raises(TypeError, match=r"no longer takes .*" + new):
+        run(**old)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        run(epoch=3)
+
+
+def test_old_train_step_spellings_name_the_new_ones():
+    import fdl.train
+    with pytest.raises(TypeError, match=r"make_train_step\(fdl.train.model_loss\(model, loss, grad=g\), optimizer\)"):
+        fdl.train.make_train_step(MODEL, mean_squared_error, sgd(0.1), grad="manual")
+    with pytest.raises(AttributeError, match=r"make_chunk\(step, ShuffledEpochs"):
+        fdl.train.make_train_epoch  # noqa: B018
+    with pytest.raises(TypeError, match="GradientTransformation"):
+        fdl.train.make_train_step(fdl.train.model_loss(MODEL, mean_squared_error), optax.adam)
+
+
+def test_test_inputs_come_in_pairs():
+    X, y, Xt, yt = data()
+    for partial in ((Xt, None), (None, yt)):
+        with pytest.raises(ValueError, match="was given without .*pass both"):
+            fit(MODEL, mean_squared_error, sgd(), X, y, *partial, log=None)
+
+
+def test_params_that_overflow_while_the_loss_is_finite_stop_training():
+    # Boston-like regression at a learning rate of 1e37, one step per epoch: the first update overflows the
+    # params to inf although the loss of that step was finite. fit must not return (or keep) them.
+    from fdl.data import boston_split
+    X, _, y, _ = boston_split()
+    logs = []
+    params, history = fit(serial(dense(1)), mean_squared_error, optax.sgd(1e37), X, y, epochs=3,
+                          batch_size=len(X), seed=0, log=logs.append)
+    assert history.stopped.startswith("params or optimizer state became non-finite (overflow) at epoch 1")
+    assert "training loss stayed finite" in history.stopped and "lower the learning rate" in history.stopped
+    assert history.best_epoch == 0 and history.train_loss == []
+    initial = serial(dense(1)).init(jax.random.split(jax.random.key(0))[0], (13,))
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(initial), strict=True):
+        assert np.all(np.isfinite(a))
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eval_every_steps_evaluates_within_an_epoch():
+    logs = []
+    _, history = run(epochs=2, eval_every_steps=2, early_stopping=False, log=logs.append)  # 80 rows / 16 = 5 steps
+    assert [e["step"] for e in history.evals] == [2, 4, 5, 7, 9, 10]
+    assert [e["epoch"] for e in history.evals] == [1, 1, 1, 2, 2, 2]
+    assert logs[0].startswith("Validation loss after 2 steps is")
+    assert history.compilations == 2  # chunks of 2 steps, and the last chunk of 1 step + the ragged batch
+    whole, _ = run(epochs=2, early_stopping=False)
+    chunked, _ = run(epochs=2, eval_every_steps=2, early_stopping=False)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked), strict=True):
+        np.testing.assert_array_equal(a, b)  # where evaluations happen does not change the training
+
+
+def test_integer_labels_are_kept_as_integers():
+    from fdl.losses import softmax_cross_entropy
+    X, _, _, _ = data()
+    labels = (X[:, 0] > 0).astype(np.int64)
+    try:
+        params, history = fit(serial(dense(2)), softmax_cross_entropy, sgd(0.1), X, labels, X, labels,
+                              epochs=2, eval_every=1, batch_size=16, log=None, metrics={"accuracy": accuracy})
+    except (ValueError, TypeError) as e:  # a loss that refuses integer labels must say what to do
+        assert "one_hot" in str(e)
+    else:
+        assert 0.0 <= history.evals[-1]["accuracy"] <= 1.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -56,6 +57,8 @@ class History:
       state: the :class:`~fdl.train.TrainState` that goes with the returned params (continue training with
         ``fit(..., restart=False, state=history.state)``).
       compilations: how many times the training program was traced (1 per distinct chunk shape).
+      seconds: wall seconds of each chunk run (training only: compilation and evaluation excluded).
+      compile_seconds: wall seconds spent compiling the chunk programs.
     """
 
     train_loss: list = dataclasses.field(default_factory=list)
@@ -65,6 +68,8 @@ class History:
     stopped: str | None = None
     state: Any = None
     compilations: int = 0
+    seconds: list = dataclasses.field(default_factory=list)
+    compile_seconds: float = 0.0
 
     @property
     def opt_state(self):
@@ -127,13 +132,19 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
     plugins = sorted(plugins, key=lambda p: getattr(p, "order", 50))
     for plugin in plugins:
         plugin.setup(run)
-    chunk = make_chunk_fn(run.shard)
+    chunk, compiled = make_chunk_fn(run.shard), {}
     try:
         for i in range(run.done, len(run.schedule)):
             c = run.schedule[i]
-            new, losses, finite = chunk(run.state, run.data, run.key, c.epoch, c.start, count=c.count,
-                                        ragged=c.ragged)
+            args = (run.state, run.data, run.key, c.epoch, c.start)
+            if (c.count, c.ragged) not in compiled:  # compile ahead, so that the timing below is training alone
+                tic = time.perf_counter()
+                compiled[c.count, c.ragged] = chunk.lower(*args, count=c.count, ragged=c.ragged).compile()
+                history.compile_seconds += time.perf_counter() - tic
+            tic = time.perf_counter()
+            new, losses, finite = compiled[c.count, c.ragged](*args)
             losses = np.asarray(losses)
+            history.seconds.append(time.perf_counter() - tic)
             if not bool(finite):
                 history.stopped = _non_finite_message(run, c, losses)
                 say(history.stopped)
