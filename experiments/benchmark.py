@@ -13,11 +13,29 @@ Workloads (float32; tracker issue 7):
 Implementations, all from the same initial weights (fdl's init, copied into PyTorch's layouts) and the same
 batches in the same order:
 
-    fdl          hand-written VJPs; a whole epoch is one compiled ``lax.scan`` (``fdl.train.make_train_epoch``;
-                 W4: ``fdl.recurrent.make_char_train_step`` scanned over the unit's batches), data on the device
+    fdl          hand-written VJPs; a whole epoch is one compiled ``lax.scan``, the trainer's own
+                 (``fdl.train.make_chunk`` with ``ShuffledEpochs``, as ``fit`` runs it; W4: ``Prebatched`` over
+                 the unit's batches with ``fdl.recurrent.char_loss_fn``), data on the device
     fdl-autodiff the same model and scan, gradients by ``jax.grad`` of the plain forward
     fdl-step     reference: the hand-written step jitted alone, called once per batch from Python
-    torch        PyTorch eager on the CPU, ``torch.set_num_threads(os.cpu_count())``
+    torch        PyTorch eager, ``torch.set_num_threads(os.cpu_count())``; on CUDA with ``--device gpu``
+    torch-graphs (``--device gpu`` only) PyTorch with the whole training step captured as a CUDA graph
+                 (``torch.cuda.graph``) and replayed per batch: the fastest thing a PyTorch user would pick for
+                 small models, whose eager steps are bound by kernel launches. ``torch.compile(mode=
+                 "reduce-overhead")`` builds the same graphs but compiles for tens of seconds per workload; on
+                 the CPU neither applies, so this row is GPU-only.
+
+Devices (``--device cpu|gpu``, default cpu). cpu: the workers run with ``JAX_PLATFORMS=cpu`` (any GPU is
+ignored) and PyTorch on the CPU: the benchmark of the README's Performance section. gpu: jax's default device
+(the GPU, where ``jax[cuda12]`` is installed; the workers set ``XLA_PYTHON_CLIENT_PREALLOCATE=false`` since
+they share it) and PyTorch on ``cuda``; the run stops with a clear message if jax or torch sees no GPU.
+Every implementation is synchronised before the clock stops (jax: ``block_until_ready``; PyTorch:
+``torch.cuda.synchronize``). The parent writes all inputs with jax on the CPU, so both devices start from the
+same numbers. ``--precision default`` (the default) keeps each backend's float32 product precision: TF32 on
+Ampere and newer GPUs, and PyTorch set to the same (``set_float32_matmul_precision("high")``,
+``cudnn.allow_tf32``); ``--precision highest`` runs full float32 in both (``JAX_DEFAULT_MATMUL_PRECISION``,
+the setting of ``fdl.precision``). results.json records the device, the GPU's name as jax and torch report it,
+and the precision.
 
 Method. Each (workload, implementation) runs in its own worker process. Inputs, labels (synthetic for
 W1-W3: standard-normal images labelled by a fixed random linear teacher; Boston for W5; Hamlet windows for W4),
@@ -32,6 +50,7 @@ resident set (``getrusage`` maxrss: everything the process ever held, data inclu
 runtime baseline (maxrss after importing the framework and running one tiny op, before any data is loaded).
 
     python experiments/benchmark.py [--quick] [--workloads W1 W3] [--impls fdl torch] [--repeats N] [--out DIR]
+                                    [--device cpu|gpu] [--precision default|highest]
 """
 
 from __future__ import annotations
@@ -49,9 +68,10 @@ from pathlib import Path
 
 import numpy as np
 
-IMPLS = ("fdl", "fdl-autodiff", "fdl-step", "torch")
+IMPLS = ("fdl", "fdl-autodiff", "fdl-step", "torch", "torch-graphs")
 LABELS = {"fdl": "fdl (hand-written VJPs, scanned epoch)", "fdl-autodiff": "fdl via jax.grad (scanned epoch)",
-          "fdl-step": "fdl (hand-written, one jitted step per call)", "torch": "PyTorch eager"}
+          "fdl-step": "fdl (hand-written, one jitted step per call)", "torch": "PyTorch eager",
+          "torch-graphs": "PyTorch, whole step as a CUDA graph"}
 # name -> layers (kind, units, activation), loss, optimizer (kind, lr), batch, steps per unit (full, quick), input
 WORKLOADS = {
     "W1": dict(layers=[("dense", 89, "tanh"), ("dense", 10, None)], loss="ce", opt=("momentum", 0.1), batch=60,
@@ -155,7 +175,7 @@ def write_inputs(name, spec, quick, units, path):
             Y = np.eye(10, dtype=np.float32)[np.argmax(X.reshape(n, -1) @ teacher, axis=1)]
         params = model.init(key, X.shape[1:])
         out["X"], out["Y"] = X, Y
-        perms = [jax.random.permutation(jax.random.split(epoch_key(u, e))[0], n)  # make_train_epoch's shuffle
+        perms = [jax.random.permutation(jax.random.split(epoch_key(u, e))[0], n)  # ShuffledEpochs' shuffle
                  for u in range(units) for e in range(epochs)]
         out["perm"] = np.stack([np.asarray(p) for p in perms]).reshape(units, epochs, n).astype(np.int64)
     for i, layer in enumerate(params):
@@ -181,110 +201,113 @@ def load_params(data):
 # ------------------------------------------------------------------------------------------------ workers
 
 class FdlRunner:
-    """fdl's way of training: a compiled unit (``scan``) or one jitted step per call (``impl="fdl-step"``)."""
+    """fdl's way of training, through the trainer's pieces (:mod:`fdl.train`): a unit is compiled
+    ``make_chunk`` calls (the ``lax.scan`` that ``fit`` runs), or one jitted step per call (``impl="fdl-step"``)."""
 
     def __init__(self, name, spec, data, impl, quick):
         import jax
         import jax.numpy as jnp
 
-        from fdl.train import make_train_epoch, make_train_step
+        from fdl.train import Prebatched, ShuffledEpochs, TrainState, make_chunk, make_train_step, model_loss
         self.jax, self.impl = jax, impl
         grad = "autodiff" if impl == "fdl-autodiff" else "manual"
         model, loss, tx = fdl_model(spec)
         params = jax.tree.map(jnp.asarray, load_params(data))
-        opt_state = tx.init(params)
         start = time.perf_counter()
         if name == "W4":
-            from fdl.recurrent import make_char_train_step
-            step = make_char_train_step(model, tx, spec["vocab"], grad=grad, reduction="sum")
-            # every unit's (and step's) batch already on the device, so indexing dispatches nothing
-            self.xid, self.yid = list(map(jnp.asarray, data["xid"])), list(map(jnp.asarray, data["yid"]))
-            self.carry = (params, opt_state, model.zero_state())
+            from fdl.recurrent import char_loss_fn
+            step = make_train_step(char_loss_fn(model, spec["vocab"], grad=grad, reduction="sum"), tx)
+            self.state = TrainState(params, tx.init(params), model.zero_state())
+            # every unit's batches already on the device, so indexing dispatches nothing
+            self.data = [(jnp.asarray(x), jnp.asarray(y)) for x, y in zip(data["xid"], data["yid"], strict=True)]
+            self.key, steps = jax.random.key(SEED), len(data["xid"][0])
+            self.per_char = spec["batch"] * spec["seq"]  # the step's loss is the book's sum; report per character
             if impl == "fdl-step":
-                self.run = self._lstm_steps
-                self.xid, self.yid = [list(u) for u in self.xid], [list(u) for u in self.yid]
-                self.step = step.lower(*self.carry, self.xid[0][0], self.yid[0][0]).compile()
+                self.run, self.batches = self._lstm_steps, [[(x[i], y[i]) for i in range(steps)] for x, y in self.data]
+                self.step = jax.jit(step).lower(self.state, self.batches[0][0], self.key).compile()
             else:
-                def unit(params, opt_state, states, xs, ys):
-                    def body(carry, batch):
-                        params, opt_state, states, ce = step(*carry, *batch)
-                        return (params, opt_state, states), ce
-                    carry, ces = jax.lax.scan(body, (params, opt_state, states), (xs, ys))
-                    return carry, ces
                 self.run = self._lstm_unit
-                self.compiled = jax.jit(unit).lower(*self.carry, self.xid[0], self.yid[0]).compile()
+                self.chunk = make_chunk(step, Prebatched()).lower(self.state, self.data[0], self.key, 0, 0,
+                                                                  count=steps).compile()
         else:
-            self.X, self.Y = jnp.asarray(data["X"]), jnp.asarray(data["Y"])
-            n, batch = len(self.X), spec["batch"]
-            self.perm = data["perm"]
-            self.keys = [[epoch_key(u, e) for e in range(self.perm.shape[1])] for u in range(self.perm.shape[0])]
-            self.carry, self.sync_each_epoch = (params, opt_state), name == "W5"  # fit reads each epoch's losses
+            step = make_train_step(model_loss(model, loss, grad=grad), tx)
+            self.state = TrainState(params, tx.init(params))
+            self.data = (jnp.asarray(data["X"]), jnp.asarray(data["Y"]))
+            n, batch = len(self.data[0]), spec["batch"]
+            self.perm, self.batch = data["perm"], batch
+            self.keys = [jax.random.fold_in(jax.random.key(SEED + 1), u) for u in range(self.perm.shape[0])]
+            self.sync_each_epoch = name == "W5"  # fit reads each epoch's losses
             if impl == "fdl-step":
-                jstep, self.batch, self.run = jax.jit(make_train_step(model, loss, tx, grad=grad)), batch, self._steps
-                self.steps = {}
-                for b in {batch, n % batch} - {0}:
-                    self.steps[b] = jstep.lower(params, opt_state, (self.X[:b], self.Y[:b]), self.keys[0][0]).compile()
+                jstep, self.run = jax.jit(step), self._steps
+                self.steps = {b: jstep.lower(self.state, (self.data[0][:b], self.data[1][:b]),
+                                             self.keys[0]).compile() for b in {batch, n % batch} - {0}}
                 self.perm_dev = [[jnp.asarray(p) for p in unit] for unit in self.perm]
             else:
-                epoch = make_train_epoch(make_train_step(model, loss, tx, grad=grad), n, batch)
-                self.compiled = epoch.lower(params, opt_state, self.X, self.Y, self.keys[0][0]).compile()
+                sampler = ShuffledEpochs(n, batch)
+                self.count, self.ragged = sampler.full_steps, sampler.ragged
+                self.chunk = make_chunk(step, sampler).lower(self.state, self.data, self.keys[0], 0, 0,
+                                                             count=self.count, ragged=self.ragged).compile()
                 self.run = self._epochs
         self.compile_s = time.perf_counter() - start
 
     def _epochs(self, u):
-        params, opt_state = self.carry
         out = []
-        for key in self.keys[u]:
-            params, opt_state, losses = self.compiled(params, opt_state, self.X, self.Y, key)
+        for e in range(self.perm.shape[1]):  # the epoch key is fold_in(unit key, e), as write_inputs shuffled
+            self.state, losses, _ = self.chunk(self.state, self.data, self.keys[u], e, 0)
             out.append(np.asarray(losses) if self.sync_each_epoch else losses)
-        self.jax.block_until_ready((params, out))
-        self.carry = params, opt_state
+        self.jax.block_until_ready((self.state, out))
         return out
 
     def _steps(self, u):
         import jax.numpy as jnp
-        params, opt_state = self.carry
         out = []
         for e, perm in enumerate(self.perm_dev[u]):
-            X, Y, key = jnp.take(self.X, perm, axis=0), jnp.take(self.Y, perm, axis=0), self.keys[u][e]
+            X, Y = (jnp.take(a, perm, axis=0) for a in self.data)
+            key = self.jax.random.fold_in(self.keys[u], e)
             for i in range(0, len(X), self.batch):
                 xb, yb = X[i:i + self.batch], Y[i:i + self.batch]
-                params, opt_state, value = self.steps[len(xb)](params, opt_state, (xb, yb), key)
+                self.state, value = self.steps[len(xb)](self.state, (xb, yb), key)
                 out.append(value)
-        self.jax.block_until_ready((params, out))
-        self.carry = params, opt_state
+        self.jax.block_until_ready((self.state, out))
         return out
 
     def _lstm_unit(self, u):
-        self.carry, ces = self.compiled(*self.carry, self.xid[u], self.yid[u])
-        return [self.jax.block_until_ready(ces)]
+        self.state, losses, _ = self.chunk(self.state, self.data[u], self.key, 0, 0)
+        return [np.asarray(self.jax.block_until_ready(losses)) / self.per_char]
 
     def _lstm_steps(self, u):
-        params, opt_state, states = self.carry
         out = []
-        for x_ids, y_ids in zip(self.xid[u], self.yid[u], strict=True):
-            params, opt_state, states, ce = self.step(params, opt_state, states, x_ids, y_ids)
-            out.append(ce)
-        self.jax.block_until_ready((params, out))
-        self.carry = params, opt_state, states
-        return out
+        for batch in self.batches[u]:
+            self.state, loss = self.step(self.state, batch, self.key)
+            out.append(loss)
+        self.jax.block_until_ready((self.state, out))
+        return [np.asarray(out) / self.per_char]
 
 
 class TorchRunner:
-    """The same model in PyTorch eager, weights copied from fdl's (dense W (in, out) -> (out, in); conv kernel
-    (in, out, k, k) -> (out, in, k, k); LSTM gates f, i, c, o of W (in + hidden, hidden) -> torch's i, f, g, o)."""
+    """The same model in PyTorch, weights copied from fdl's (dense W (in, out) -> (out, in); conv kernel
+    (in, out, k, k) -> (out, in, k, k); LSTM gates f, i, c, o of W (in + hidden, hidden) -> torch's i, f, g, o).
 
-    def __init__(self, name, spec, data, impl, quick):
+    ``impl="torch"``: eager, on the CPU or (``device="gpu"``) on CUDA. ``impl="torch-graphs"`` (CUDA only): the
+    whole training step (forward, backward, optimizer update, the LSTM's carried start state) captured once per
+    batch shape as a CUDA graph (``torch.cuda.graph``, PyTorch's "whole network capture") and replayed each step
+    after copying the batch into the graph's input tensors. The capture's warm-up steps change the weights, so
+    the weights, optimizer state and start state are restored afterwards: every implementation starts unit 0
+    from the same point. A unit ends with ``torch.cuda.synchronize()`` before the clock stops."""
+
+    def __init__(self, name, spec, data, impl, quick, device="cpu"):
         import torch
         import torch.nn.functional as F
         self.torch, self.F, self.spec, self.compile_s = torch, F, spec, None
-        t = lambda a: torch.tensor(np.ascontiguousarray(a))  # noqa: E731
+        self.cuda = device == "gpu"
+        dev = self.dev = torch.device("cuda" if self.cuda else "cpu")
+        t = lambda a: torch.tensor(np.ascontiguousarray(a), device=dev)  # noqa: E731
         params = load_params(data)
         if name == "W4":
             h, v = spec["hidden"], spec["vocab"]
             p = params[0]
             gates = ("i", "f", "c", "o")
-            self.lstm = torch.nn.LSTM(v, h, batch_first=True)
+            self.lstm = torch.nn.LSTM(v, h, batch_first=True).to(dev)
             with torch.no_grad():
                 self.lstm.weight_ih_l0.copy_(t(np.concatenate([p[f"W_{g}"][:v] for g in gates], 1).T))
                 self.lstm.weight_hh_l0.copy_(t(np.concatenate([p[f"W_{g}"][v:] for g in gates], 1).T))
@@ -294,27 +317,35 @@ class TorchRunner:
             self.Wv, self.Bv = t(p["W_v"].T).requires_grad_(), t(p["B_v"][0]).requires_grad_()
             self.params = [*(q for q in self.lstm.parameters() if q.requires_grad), self.Wv, self.Bv]
             self.sums = [torch.zeros_like(q) for q in self.params]
-            self.state = (torch.zeros(1, h), torch.zeros(1, h))
-            self.xid, self.yid = torch.from_numpy(data["xid"]).long(), torch.from_numpy(data["yid"]).long()
-            self.run = self._lstm_unit
-            return
-        self.layers, self.params, i = [], [], 0
-        for kind, *rest in spec["layers"]:
-            if kind == "flatten":
-                self.layers.append(("flatten", None, None, None))
-                continue
-            p = params[i]
-            i += 1
-            W = t(np.transpose(p["W"], (1, 0, 2, 3)) if kind == "conv" else p["W"].T).requires_grad_()
-            B = t(p["B"][0]).requires_grad_() if "B" in p else None
-            self.params += [W] + ([B] if B is not None else [])
-            self.layers.append((kind, W, B, rest[1]))
-        kind, lr = spec["opt"]
-        self.opt = torch.optim.SGD(self.params, lr=lr, momentum=0.9 if kind == "momentum" else 0.0)
-        self.X, self.Y = torch.from_numpy(data["X"]), torch.from_numpy(data["Y"])
-        self.labels = self.Y.argmax(1)
-        self.perm = torch.from_numpy(data["perm"])
-        self.run = self._epochs
+            self.state = (torch.zeros(1, h, device=dev), torch.zeros(1, h, device=dev))  # updated in place
+            self.eye = torch.eye(v, device=dev)  # one-hot by indexing: no host check, capturable
+            xid, yid = torch.from_numpy(data["xid"]).long().to(dev), torch.from_numpy(data["yid"]).long().to(dev)
+            self.batches = lambda u: zip(xid[u], yid[u], strict=True)
+            self.step = self._lstm_step
+        else:
+            self.layers, self.params, i = [], [], 0
+            for kind, *rest in spec["layers"]:
+                if kind == "flatten":
+                    self.layers.append(("flatten", None, None, None))
+                    continue
+                p = params[i]
+                i += 1
+                W = t(np.transpose(p["W"], (1, 0, 2, 3)) if kind == "conv" else p["W"].T).requires_grad_()
+                B = t(p["B"][0]).requires_grad_() if "B" in p else None
+                self.params += [W] + ([B] if B is not None else [])
+                self.layers.append((kind, W, B, rest[1]))
+            kind, lr = spec["opt"]
+            self.opt = torch.optim.SGD(self.params, lr=lr, momentum=0.9 if kind == "momentum" else 0.0)
+            self.X, self.Y = torch.from_numpy(data["X"]).to(dev), torch.from_numpy(data["Y"]).to(dev)
+            self.targets = self.Y.argmax(1) if spec["loss"] == "ce" else self.Y
+            self.perm = torch.from_numpy(data["perm"]).to(dev)
+            self.batches = self._dense_batches
+            self.step = self._dense_step
+        self.graphs = None
+        if impl == "torch-graphs":
+            start = time.perf_counter()
+            self._capture()
+            self.compile_s = time.perf_counter() - start  # warm-up and capture: this runner's "compilation"
 
     def forward(self, x):
         F, torch = self.F, self.torch
@@ -326,55 +357,110 @@ class TorchRunner:
             x = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, None: lambda a: a}[act](x)
         return x
 
-    def _epochs(self, u):
-        out, b = [], self.spec["batch"]
+    def _dense_batches(self, u):
+        b = self.spec["batch"]
         for perm in self.perm[u]:
-            X = self.X[perm]
-            target = self.labels[perm] if self.spec["loss"] == "ce" else self.Y[perm]
+            X, target = self.X[perm], self.targets[perm]
             for i in range(0, len(X), b):
-                self.opt.zero_grad(set_to_none=True)
-                z = self.forward(X[i:i + b])
-                if self.spec["loss"] == "ce":
-                    loss = self.F.cross_entropy(z, target[i:i + b])
-                else:
-                    loss = ((z - target[i:i + b]) ** 2).sum() / len(z)
-                loss.backward()
-                self.opt.step()
-                out.append(loss.detach())
-        return [self.torch.stack(out).numpy()]
+                yield X[i:i + b], target[i:i + b]
 
-    def _lstm_unit(self, u):
+    def _dense_step(self, x, target):
+        self.opt.zero_grad(set_to_none=True)
+        z = self.forward(x)
+        if self.spec["loss"] == "ce":
+            loss = self.F.cross_entropy(z, target)
+        else:
+            loss = ((z - target) ** 2).sum() / len(z)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def _lstm_step(self, x_ids, y_ids):
         torch, F, v = self.torch, self.F, self.spec["vocab"]
-        lr, eps, out = self.spec["opt"][1], 1e-7, []
-        for x_ids, y_ids in zip(self.xid[u], self.yid[u], strict=True):
-            batch = len(x_ids)
-            for q in self.params:
-                q.grad = None
-            h0, c0 = (s.expand(batch, -1)[None].contiguous() for s in self.state)
-            hs, (h, c) = self.lstm(F.one_hot(x_ids, v).float(), (h0, c0))
-            loss = F.cross_entropy(F.linear(hs, self.Wv, self.Bv).reshape(-1, v), y_ids.reshape(-1), reduction="sum")
-            loss.backward()
-            grads = [q.grad for q in self.params]
-            with torch.no_grad():  # the book's clipping, then the book's AdaGrad: s += eps + g^2; p -= lr g / sqrt(s)
-                torch._foreach_clamp_min_(grads, -2.0)
-                torch._foreach_clamp_max_(grads, 2.0)
-                torch._foreach_addcmul_(self.sums, grads, grads)
-                torch._foreach_add_(self.sums, eps)
-                torch._foreach_addcdiv_(self.params, grads, torch._foreach_sqrt(self.sums), value=-lr)
-            self.state = (h[0].mean(0, keepdim=True).detach(), c[0].mean(0, keepdim=True).detach())
-            out.append(loss.detach() / y_ids.numel())
-        return [torch.stack(out).numpy()]
+        lr, eps, batch = self.spec["opt"][1], 1e-7, len(x_ids)
+        for q in self.params:
+            q.grad = None
+        h0, c0 = (s.expand(batch, -1)[None].contiguous() for s in self.state)
+        hs, (h, c) = self.lstm(self.eye[x_ids], (h0, c0))
+        loss = F.cross_entropy(F.linear(hs, self.Wv, self.Bv).reshape(-1, v), y_ids.reshape(-1), reduction="sum")
+        loss.backward()
+        grads = [q.grad for q in self.params]
+        with torch.no_grad():  # the book's clipping, then the book's AdaGrad: s += eps + g^2; p -= lr g / sqrt(s)
+            torch._foreach_clamp_min_(grads, -2.0)
+            torch._foreach_clamp_max_(grads, 2.0)
+            torch._foreach_addcmul_(self.sums, grads, grads)
+            torch._foreach_add_(self.sums, eps)
+            torch._foreach_addcdiv_(self.params, grads, torch._foreach_sqrt(self.sums), value=-lr)
+            self.state[0].copy_(h[0].mean(0, keepdim=True))  # the next batch starts from the mean state
+            self.state[1].copy_(c[0].mean(0, keepdim=True))
+        return loss.detach() / y_ids.numel()
+
+    def _mutable(self):
+        """Every tensor a step changes: weights, optimizer state, the LSTM's start state."""
+        if hasattr(self, "opt"):
+            return self.params + [b for s in self.opt.state.values() for b in s.values() if self.torch.is_tensor(b)]
+        return self.params + self.sums + list(self.state)
+
+    def _capture(self):
+        """Capture one CUDA graph per batch shape (PyTorch's whole-network capture recipe), then restore."""
+        torch = self.torch
+        if not self.cuda:
+            raise ValueError("torch-graphs needs a CUDA device (--device gpu)")
+        examples = {}
+        for x, target in self.batches(0):
+            examples.setdefault(tuple(x.shape), (x.clone(), target.clone()))
+        saved = [q.detach().clone() for q in self._mutable()]
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # warm-up on a side stream, as the recipe asks (creates optimizer state)
+            for _ in range(3):
+                for x, target in examples.values():
+                    self.step(x, target)
+        torch.cuda.current_stream().wait_stream(stream)
+        momentum = self._mutable()[len(saved):]  # SGD's momentum buffers, absent before warm-up
+        self.graphs = {}
+        for shape, (x, target) in examples.items():
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                loss = self.step(x, target)
+            self.graphs[shape] = (graph, x, target, loss)
+        with torch.no_grad():
+            for q, s in zip(self._mutable()[:len(saved)], saved, strict=True):
+                q.copy_(s)
+            for b in momentum:  # a zero buffer makes the first update equal to PyTorch's first step (buf = g)
+                b.zero_()
+        torch.cuda.synchronize()
+
+    def run(self, u):
+        torch, out = self.torch, []
+        for x, target in self.batches(u):
+            if self.graphs is None:
+                out.append(self.step(x, target))
+            else:
+                graph, sx, st, loss = self.graphs[tuple(x.shape)]
+                sx.copy_(x)
+                st.copy_(target)
+                graph.replay()
+                out.append(loss.clone())
+        if self.cuda:
+            torch.cuda.synchronize()
+        return [torch.stack(out).cpu().numpy()]
 
 
-def worker(impl: str) -> None:
+def worker(impl: str, device: str = "cpu", precision: str = "default") -> None:
     """Serve one implementation: for each workload the parent names, build and compile, run the units it asks
-    for, and report the peak memory since that workload's setup."""
+    for, and report the peak memory since that workload's setup. fdl's device and precision come from the
+    environment the parent set (``JAX_PLATFORMS``, ``JAX_DEFAULT_MATMUL_PRECISION``); PyTorch's are set here."""
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything else printed goes to stderr, the protocol owns the real stdout
-    if impl == "torch":
+    if impl.startswith("torch"):
         import torch
         torch.set_num_threads(os.cpu_count())
-        float((torch.ones(2) @ torch.ones(2)).item())
+        dev = "cuda" if device == "gpu" else "cpu"
+        if dev == "cuda":  # the same float32 arithmetic as jax: TF32 on Ampere+ ("default"), or full float32
+            torch.set_float32_matmul_precision("high" if precision == "default" else "highest")
+            torch.backends.cudnn.allow_tf32 = precision == "default"
+        float((torch.ones(2, device=dev) @ torch.ones(2, device=dev)).item())  # start the runtime (and CUDA)
     else:
         import jax.numpy as jnp
 
@@ -387,8 +473,8 @@ def worker(impl: str) -> None:
             runner = None
             reset_peak_rss()
             base = peak_rss_mib()
-            runner = (TorchRunner if impl == "torch" else FdlRunner)(cmd["setup"], WORKLOADS[cmd["setup"]],
-                                                                     np.load(cmd["path"]), impl, cmd["quick"])
+            args = (cmd["setup"], WORKLOADS[cmd["setup"]], np.load(cmd["path"]), impl, cmd["quick"])
+            runner = TorchRunner(*args, device=device) if impl.startswith("torch") else FdlRunner(*args)
             reply = {"compile_s": runner.compile_s, "runtime_rss_mib": base}
         elif "unit" in cmd:
             start = time.perf_counter()
@@ -404,13 +490,32 @@ def worker(impl: str) -> None:
 
 # ------------------------------------------------------------------------------------------------- parent
 
+def worker_env(device: str, precision: str, base=None) -> dict:
+    """The workers' environment: ``--device cpu`` hides every accelerator from jax (``JAX_PLATFORMS=cpu``);
+    ``--device gpu`` lets jax pick its default (the GPU, where ``jax[cuda12]`` is installed) without
+    preallocating 75 % of its memory, since several workers share it; ``--precision highest`` sets jax's
+    float32 matmul precision (what ``fdl.precision.set_matmul_precision`` sets)."""
+    env = dict(os.environ if base is None else base)
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+    else:
+        if env.get("JAX_PLATFORMS") == "cpu":
+            del env["JAX_PLATFORMS"]
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    if precision == "highest":
+        env["JAX_DEFAULT_MATMUL_PRECISION"] = "highest"
+    return env
+
+
 class Worker:
     """A worker process for one implementation, spoken to in JSON lines."""
 
-    def __init__(self, impl):
+    def __init__(self, impl, device="cpu", precision="default", env=None):
         self.impl = impl
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", impl],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--device", device,
+               "--precision", precision]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=worker_env(device, precision, env))
 
     def ask(self, **cmd):
         self.proc.stdin.write(json.dumps(cmd) + "\n")
@@ -474,7 +579,57 @@ def ratios(name, rows):
     return out
 
 
-def machine():
+PROBE = """
+import json, sys
+out = {}
+try:
+    import jax
+    d = jax.devices()
+    out["jax"] = {"platform": d[0].platform, "device_kind": d[0].device_kind, "count": len(d),
+                  "version": jax.__version__}
+except Exception as e:  # a broken CUDA install: say so instead of failing here
+    out["jax"] = {"platform": None, "error": f"{type(e).__name__}: {e}"}
+if "torch" in sys.argv[1:]:
+    try:
+        import torch
+        ok = torch.cuda.is_available()
+        out["torch"] = {"version": torch.__version__, "cuda": torch.version.cuda, "available": ok,
+                        "name": torch.cuda.get_device_name(0) if ok else None}
+    except ImportError:
+        out["torch"] = None
+print(json.dumps(out))
+"""
+
+
+def probe_gpu(with_torch: bool, env=None) -> dict:
+    """What jax (and torch) see with the GPU workers' environment, from a short subprocess (so that this process,
+    which writes the inputs on the CPU, never starts CUDA): ``{"jax": {"platform", "device_kind", "count",
+    "version"}, "torch": {"version", "cuda", "available", "name"} or None}``."""
+    cmd = [sys.executable, "-c", PROBE] + (["torch"] if with_torch else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=worker_env("gpu", "default", env), timeout=300)
+    if proc.returncode != 0:
+        return {"jax": {"platform": None, "error": proc.stderr.strip()[-500:]}, "torch": None}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def gpu_error(probe: dict, impls) -> str | None:
+    """Why ``--device gpu`` cannot run these implementations on what :func:`probe_gpu` saw, or None."""
+    jx = probe.get("jax") or {}
+    if jx.get("platform") not in ("gpu", "cuda", "rocm"):
+        seen = jx.get("error") or f"jax.devices() gives {jx.get('platform')} devices ({jx.get('device_kind')})"
+        return (f"no GPU visible to jax/torch: {seen}. Install jax with CUDA (pip install -U 'jax[cuda12]', on a "
+                "machine with an NVIDIA GPU and driver), or run with --device cpu")
+    th = probe.get("torch", None)
+    if any(i.startswith("torch") for i in impls) and not (th and th.get("available")):
+        seen = "torch is not installed" if not th else f"torch {th['version']} (CUDA {th['cuda']}) sees no GPU"
+        return (f"no GPU visible to torch: {seen}. Install a CUDA build of PyTorch (pip install torch; see "
+                "pytorch.org), or leave PyTorch out with --impls fdl fdl-autodiff fdl-step")
+    return None
+
+
+def machine(device: str = "cpu", probe: dict | None = None):
+    """The host (CPU model, cores, versions) and the device the workers ran on: ``device`` "cpu" or "gpu", and
+    for a GPU its name as jax (``device_kind``) and torch (``get_device_name``) report it."""
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     versions = {}
@@ -483,8 +638,14 @@ def machine():
             versions[mod] = __import__(mod).__version__
         except ImportError:
             versions[mod] = None
-    return {"cpu": model, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            **versions}
+    info = {"cpu": model, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            **versions, "device": device}
+    if device == "gpu" and probe:
+        jx, th = probe.get("jax") or {}, probe.get("torch") or {}
+        info["gpu"] = {"jax_device_kind": jx.get("device_kind"), "jax_device_count": jx.get("count"),
+                       "jax_platform": jx.get("platform"), "torch_device_name": th.get("name"),
+                       "torch_cuda": th.get("cuda")}
+    return info
 
 
 def table(results) -> str:
@@ -506,10 +667,18 @@ def table(results) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Training-step benchmark: fdl, fdl via jax.grad, PyTorch eager")
+    parser = argparse.ArgumentParser(description="Training-step benchmark: fdl, fdl via jax.grad, PyTorch "
+                                     "(eager; on a GPU also with CUDA graphs)")
     parser.add_argument("--quick", action="store_true", help="a few steps per unit: a smoke run")
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
-    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=None,
+                        help="default: all (torch-graphs only with --device gpu)")
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="where fdl and PyTorch run (default cpu, even where a GPU is present); gpu needs jax "
+                             "with CUDA (jax[cuda12]) and, for the PyTorch rows, a CUDA build of torch")
+    parser.add_argument("--precision", choices=("default", "highest"), default="default",
+                        help="float32 products and convolutions: 'default' is each backend's (TF32 on Ampere+ GPUs, "
+                             "set alike for PyTorch), 'highest' full float32 in both; no effect on the CPU")
     parser.add_argument("--repeats", type=int, default=None, help="timed units per implementation (default 5, quick 3)")
     parser.add_argument("--out", type=Path, default=None, help="directory for results.json and table.md")
     parser.add_argument("--shared-workers", action=argparse.BooleanOptionalAction, default=None,
@@ -518,18 +687,43 @@ def main(argv=None):
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(args.worker)
+        return worker(args.worker, args.device, args.precision)
     repeats = args.repeats or (3 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
-    impls = list(args.impls)
-    if "torch" in impls and __import__("importlib").util.find_spec("torch") is None:
+    impls = list(args.impls or (IMPLS if args.device == "gpu" else [i for i in IMPLS if i != "torch-graphs"]))
+    if args.device == "cpu" and "torch-graphs" in impls:
+        parser.error("torch-graphs captures CUDA graphs and needs --device gpu; on the CPU PyTorch runs eager "
+                     "(--impls torch)")
+    probe = None
+    if args.device == "gpu":
+        probe = probe_gpu(any(i.startswith("torch") for i in impls))
+        error = gpu_error(probe, impls)
+        if error:
+            parser.error(error)
+    elif "torch" in impls and __import__("importlib").util.find_spec("torch") is None:
         print("torch is not installed (pip install -e '.[bench]'); benchmarking without it")
         impls.remove("torch")
-    results = {"machine": machine(), "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick,
-               "workloads": {}}
-    print(f"{results['machine']['cpu']}, {results['machine']['cores']} cores; load average "
-          f"{results['load_start'][0]:.2f}; {repeats} interleaved repetitions after a warm-up")
+    # This process writes every worker's inputs (weights, data, batch orders) with jax on the CPU, whatever the
+    # device, so that they are the same numbers on every machine; the workers get the caller's environment.
+    base_env = dict(os.environ)
+    if "jax" not in sys.modules:
+        os.environ["JAX_PLATFORMS"] = "cpu"
+    try:
+        return _run(args, impls, repeats, probe, base_env)
+    finally:
+        os.environ.clear()
+        os.environ.update(base_env)
+
+
+def _run(args, impls, repeats, probe, base_env):
+    results = {"machine": machine(args.device, probe), "device": args.device, "precision": args.precision,
+               "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, "workloads": {}}
+    gpu = results["machine"].get("gpu")
+    where = f"; GPU {gpu['jax_device_kind']} (torch: {gpu['torch_device_name']})" if gpu else "; CPU only"
+    print(f"{results['machine']['cpu']}, {results['machine']['cores']} cores{where}; float32 precision "
+          f"{args.precision}; load average {results['load_start'][0]:.2f}; {repeats} interleaved repetitions "
+          "after a warm-up")
     shared = args.quick if args.shared_workers is None else args.shared_workers
     results["shared_workers"] = shared
     workers = {}
@@ -537,7 +731,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory(prefix="fdl-bench-") as tmp:
             for name in args.workloads:
                 if not shared or not workers:
-                    workers = {impl: Worker(impl) for impl in impls}
+                    workers = {impl: Worker(impl, args.device, args.precision, base_env) for impl in impls}
                 results["workloads"][name] = run_workload(name, workers, repeats, args.quick, tmp, print)
                 if not shared:
                     for w in workers.values():
