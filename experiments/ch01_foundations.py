@@ -67,7 +67,7 @@ def _plot(x, out) -> None:
 
 
 def main(argv=None) -> Results:
-    args = parse_args(__doc__.splitlines()[0], argv, default_seed=0)
+    args = parse_args(__doc__.splitlines()[0], argv, default_seed=0, quick_is_full=True)
     jax.config.update("jax_enable_x64", True)  # chapter 1 is about float64 numerics, as the book's NumPy
     results = Results("ch01")
 

@@ -53,7 +53,7 @@ def gradient_check(model: str, X, y, seed: int) -> float:
 
 
 def main(argv=None) -> Results:
-    args = parse_args(__doc__.splitlines()[0], argv, default_seed=None)
+    args = parse_args(__doc__.splitlines()[0], argv, default_seed=None, quick_is_full=True)
     jax.config.update("jax_enable_x64", True)  # the book computes in float64 NumPy; so does the check
     X_train, X_test, y_train, y_test = boston_split()
     results = Results("ch02")

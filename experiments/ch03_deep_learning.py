@@ -79,6 +79,7 @@ def main(argv=None) -> Results:
     print(format_table(["model", "MAE", "book", "RMSE", "book", "validation MSE", "seconds"], rows))
     print()
     print(results.table())
+    results.meta["seeds"] = seeds
     results.write(args.out)
     return results
 

@@ -96,6 +96,7 @@ def main(argv=None):
         table.append([name, text if text is not None else "-", notebook, f"{m:.2f} ± {sd:.2f}"])
     print("\n" + format_table(["configuration", "book (text)", "book (notebook)",
                                f"fdl (mean ± sd, {len(seeds)} seed{'s' * (len(seeds) > 1)})"], table))
+    results.meta["seeds"] = seeds
     results.write(args.out)
     if args.out is not None:
         plot_curves(curves, args.out)

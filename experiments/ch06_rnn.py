@@ -29,20 +29,15 @@ validation cross-entropy against the training step, with the unigram baseline.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import jax
 import optax
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from fdl import optim  # noqa: E402
-from fdl.data import load_text  # noqa: E402
-from fdl.experiment import Results, parse_args  # noqa: E402
-from fdl.recurrent import rnn_layer  # noqa: E402
-from fdl.recurrent.model import fit_chars, gradient_norms, stack  # noqa: E402
-from fdl.text import Vocabulary, book_batch, sample, split, unigram_cross_entropy, windows  # noqa: E402
+from fdl import optim
+from fdl.data import load_text
+from fdl.experiment import Results, parse_args
+from fdl.recurrent import rnn_layer
+from fdl.recurrent.model import fit_chars, gradient_norms, stack
+from fdl.text import Vocabulary, book_batch, sample, split, unigram_cross_entropy, windows
 
 # name -> (layers as (cell, output "hidden"|"vocab", weight_scale, None for the book's default, or an
 # initialiser's name), optimizer, reduction)
@@ -116,7 +111,7 @@ def main(argv=None):
     vocab = Vocabulary.from_text(text)
     train_text, valid_text = split(text, 0.1)
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
-    vx, vy = windows(valid_ids, seq_len)
+    vx, vy = windows(valid_ids, seq_len, vocab_size=vocab.size)
     baseline = unigram_cross_entropy(train_ids, valid_ids, vocab.size)
     print(f"hamlet: {len(text)} characters, vocabulary {vocab.size}, {len(train_ids)} training / "
           f"{len(valid_ids)} validation; unigram validation ce {baseline:.3f} nats/char")
@@ -142,7 +137,7 @@ def main(argv=None):
                                                   batches=args.batches, log=print)
         print(f"  {per_step * 1000:.1f} ms per step")
         if name.startswith("GRU"):
-            x, y = book_batch(train_ids, 0, batch, seq_len)
+            x, y = book_batch(train_ids, 0, batch, seq_len, vocab_size=vocab.size)
             norms = gradient_norms(model, state.params, x, y, model.zero_state(), vocab.size)[0]
             zero = [k for k, v in norms.items() if v == 0.0]
             print("  GRU layer: largest |gradient| per weight: " + ", ".join(f"{k} {v:.2g}" for k, v in norms.items()))

@@ -31,9 +31,11 @@ conv2d layer, like the book's ch. 5 Conv2D, has none; :func:`channel_bias_add` i
 hand-written backward). Measured after one epoch with fdl's Glorot init and no conv bias instead: the
 autoencoder's MSE on the first 1000 test images 0.092 (seed 0; 0.072 with PyTorch's init alone, 0.069 with
 init and bias) and the ConvNet's test accuracy 95.9 % and 96.6 % (seeds 0, 1; 97.1 % and 96.6 % as here). Dropout is
-PyTorch's ``nn.Dropout`` (inverted: scaled by 1 / 0.8 while training). Every model trains through :func:`fdl.fit` (the character LSTM through
-:func:`fdl.recurrent.fit_chars`): compiled ``lax.scan`` chunks with the data on the device, for both gradient
-paths; the time per step is the chunks' wall time (no compilation, no evaluation) over the steps run.
+PyTorch's ``nn.Dropout`` (inverted: scaled by 1 / 0.8 while training).
+
+Every model trains through :func:`fdl.fit` (the character LSTM through
+:func:`fdl.recurrent.fit_chars`): compiled ``lax.scan`` chunks with the data on the device, for both
+gradient paths; the time per step is the chunks' wall time (no compilation, no evaluation) over the steps.
 
     python experiments/ch07_autodiff.py [--quick] [--seed N] [--out DIR] [--tsne-points 10000]
 """
@@ -300,7 +302,7 @@ def run_char_lstm(args, results, rows, log=print):
     vocab = Vocabulary.from_text(text)
     train_text, valid_text = split(text, 0.1)
     train_ids = vocab.encode(train_text)
-    vx, vy = windows(vocab.encode(valid_text), SEQ_LEN)
+    vx, vy = windows(vocab.encode(valid_text), SEQ_LEN, vocab_size=vocab.size)
     tx, batch = optax.adam(0.001), 32
     n = (len(train_ids) - SEQ_LEN - batch - 1) // batch + 1  # one pass of book_batch over the text
     every = 50 if args.quick else 1000
@@ -319,7 +321,7 @@ def run_char_lstm(args, results, rows, log=print):
         params = model.init(jax.random.key(args.seed), (vocab.size,))
         loss_of = lambda g, m=model: lambda p, x, y: char_loss(m, p, x, y, m.zero_state(jnp.float64), vocab.size,
                                                                grad=g, dtype=jnp.float64)[0]
-        agree = gradient_agreement(loss_of, params, *book_batch(train_ids, 0, batch, SEQ_LEN))
+        agree = gradient_agreement(loss_of, params, *book_batch(train_ids, 0, batch, SEQ_LEN, vocab_size=vocab.size))
         finish(name, "ce", CH07["char lstm"]["ce"] if hidden == vocab.size else None, out, agree, results, rows)
 
 
@@ -346,6 +348,8 @@ def main(argv=None):
     print("\n" + table)
     print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()))
     print("\n" + results.table())
+    results.meta["seeds"] = {"boston": [args.seed + i for i in range(1 if args.quick else args.boston_seeds)],
+                             "others": [args.seed]}
     if args.out is not None:
         results.write(args.out)
         (args.out / "table.md").write_text(table + "\n")

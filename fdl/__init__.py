@@ -5,16 +5,31 @@ Every operation of the book is an :class:`~fdl.ops.Op`: a plain forward plus the
 :mod:`fdl.testing` checks that the two agree.
 """
 
-from . import autodiff, checkpoint, init, layers, losses, metrics, ops, optim, parallel, recurrent, testing, text
+from . import (
+    autodiff,
+    checkpoint,
+    init,
+    layers,
+    losses,
+    metrics,
+    ops,
+    optim,
+    parallel,
+    precision,
+    recurrent,
+    testing,
+    text,
+)
 from .layers import Layer, conv2d, dense, dropout, flatten, reshape, serial
+from .layers.core import summary
 from .losses import mean_squared_error, softmax_cross_entropy
-from .train import History, evaluate, fit, make_train_step, predict
+from .train import History, TrainState, evaluate, fit, make_train_step, predict
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "autodiff", "checkpoint", "init", "layers", "losses", "metrics", "ops", "optim", "parallel", "recurrent",
-    "testing", "text", "Layer", "conv2d", "dense", "dropout", "flatten", "reshape", "serial",
+    "autodiff", "checkpoint", "init", "layers", "losses", "metrics", "ops", "optim", "parallel", "precision",
+    "recurrent", "testing", "text", "Layer", "conv2d", "dense", "dropout", "flatten", "reshape", "serial",
     "mean_squared_error", "softmax_cross_entropy",
-    "History", "evaluate", "fit", "make_train_step", "predict",
+    "History", "TrainState", "evaluate", "fit", "make_train_step", "predict", "summary",
 ]

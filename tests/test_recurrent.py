@@ -10,8 +10,8 @@ import pytest
 from fdl.recurrent import CELLS, LSTMState, RNNState, get_cell, gru_cell, lstm_cell, rnn_cell, rnn_layer, run
 from fdl.recurrent.cells import IMPLS
 from fdl.recurrent.model import char_loss, char_loss_fn, gradient_norms, stack
-from fdl.train import TrainState, make_train_step
 from fdl.testing import check_vjp
+from fdl.train import TrainState, make_train_step
 
 F64 = jnp.float64
 NODES = {"rnn": rnn_cell.node, "lstm": lstm_cell.node, "gru": gru_cell.node}

@@ -140,6 +140,7 @@ def test_progress_lines_without_tqdm(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    monkeypatch.setenv("FDL_PROGRESS_NOTED", "0")  # the note is said once per process
     logs = []
     run(epochs=2, early_stopping=False, plugins=[Progress()], log=logs.append)
     assert [line.split(":")[0] for line in logs if line.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]

@@ -32,6 +32,7 @@ def test_fit_chars_manual_equals_autodiff_and_carries_states():
                          grad=g, dtype=np.float64, valid=(IDS[None, :7], IDS[None, 1:8]), log=None)
             for g in ("manual", "autodiff")}
     (sm, hm), (sa, ha) = runs["manual"], runs["autodiff"]
+    assert [e["loss"] for e in hm.evals] == pytest.approx([e["loss"] for e in ha.evals], rel=1e-9)
     for a, b in zip(jax.tree.leaves(sm), jax.tree.leaves(sa), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert [e["step"] for e in hm.evals] == [4, 8, 12] and hm.best_step == 12

@@ -167,9 +167,7 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"fit_chars: train_ids must be a 1-D integer array of character ids, got {ids.dtype}"
                          f"{list(ids.shape)}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"fit_chars: character ids must lie in [0, {vocab_size}) (the model's vocabulary), got "
-                         f"ids from {ids.min()} to {ids.max()}; encode the text with the model's Vocabulary")
+    fdl_text.check_ids(ids, vocab_size, "fit_chars: train_ids")
     if batches not in ("random", "book"):
         raise ValueError(f"fit_chars: batches must be 'random' or 'book', got {batches!r}")
     text_check = (lambda: fdl_text.book_batch(ids, 0, batch_size, sequence_length)) if batches == "book" else (

@@ -15,6 +15,7 @@ Plugins run in the order of their ``order`` attribute: :class:`Checkpoint` (10) 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import jax
@@ -121,8 +122,10 @@ class Progress(Plugin):
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            run.log("progress: tqdm is not installed (pip install 'fdl[progress]'); printing a line per "
-                    f"{run.unit} instead")
+            if os.environ.get("FDL_PROGRESS_NOTED") != "1":  # say it once per process, not once per fit
+                run.log("progress: tqdm is not installed (pip install 'fdl[progress]'); printing a line per "
+                        f"{run.unit} instead")
+                os.environ["FDL_PROGRESS_NOTED"] = "1"
             return
         self.bar = tqdm(total=self.total, initial=run.done, unit="chunk" if run.unit == "step" else "epoch",
                         leave=False)

@@ -14,6 +14,7 @@ import jax
 import optax
 
 from ..ops._op import check_grad_mode
+from ..optim import uncalled_constructor
 from .state import TrainState
 
 
@@ -47,6 +48,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         raise TypeError("make_train_step(model, loss, optimizer, grad=g) is fdl 0.1's spelling; in fdl 0.2 write "
                         "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer)")
     if not isinstance(optimizer, optax.GradientTransformation):
+        message = uncalled_constructor(optimizer)
+        if message:
+            raise TypeError(f"make_train_step: {message}")
         raise TypeError(f"make_train_step: optimizer must be an optax GradientTransformation, got {optimizer!r} "
                         "(an fdl decay factory needs (epochs, steps_per_epoch): fdl.optim.build(opt, epochs, steps))")
 
