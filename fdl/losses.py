@@ -176,6 +176,7 @@ def softmax_cross_entropy_forward(z, y):
 
 softmax_cross_entropy = _CrossEntropyOp(softmax_cross_entropy_forward, _softmax_ce_backward,
                                         "softmax_cross_entropy")
+softmax_cross_entropy.__name__ = softmax_cross_entropy.__qualname__ = "softmax_cross_entropy"
 
 
 LOSSES = {"mse": mean_squared_error, "mean_squared_error": mean_squared_error,

@@ -48,3 +48,20 @@ def test_float32_is_refused_with_advice():
 def test_forward_mismatch_is_reported():
     with pytest.raises(AssertionError, match="forward"):
         check_vjp(jnp.sin, jnp.cos, [X], numerical=False)
+
+
+@pytest.mark.parametrize("op,match", [
+    (wrong(lambda g, out, x, W: (-(g @ W.T), x.T @ g), "sign_flipped"),
+     r"manual vs autodiff \(check b: VJPs\): gradient of sign_flipped argument 0"),
+    (wrong(lambda g, out, x, W: (g @ W.T, (x.T @ g) / x.shape[0]), "averaged_param_grad"),
+     r"manual vs autodiff \(check b: VJPs\): gradient of averaged_param_grad argument 1"),
+])
+def test_failures_name_the_check_and_the_argument(op, match):
+    with pytest.raises(AssertionError, match=match):
+        check_op(op, X, W)
+
+
+def test_a_backward_returning_the_wrong_dtype_is_caught_through_op():
+    # fdl.ops.Op casts every gradient to its input's dtype, so a float64 formula on a float32 W is harmless.
+    leaky = wrong(lambda g, out, x, W: ((g @ W.T).astype(jnp.float64), (x.T @ g).astype(jnp.float64)), "f64_grads")
+    check_op(leaky, X, W)  # mixed dtypes (float32 x or W) included: no AssertionError
