@@ -15,7 +15,12 @@ def _weight_multiply_backward(g, out, x, W):
 
 @op(_weight_multiply_backward)
 def weight_multiply(x, W):
-    """``x @ W``. x: (batch, in_features), W: (in_features, out_features) -> (batch, out_features)."""
+    """``x @ W``. x: (batch, in_features), W: (in_features, out_features) -> (batch, out_features).
+
+    The output has the promoted dtype of x and W; the gradients come back in x's and W's own dtypes (float32
+    params with float64 data get float32 gradients, see :class:`~fdl.ops.Op`). Raises ValueError for a rank
+    other than 2 or mismatched feature counts.
+    """
     expect_rank(x, 2, "weight_multiply input", "(batch, features)")
     expect_rank(W, 2, "weight_multiply W", "(in_features, out_features)")
     if x.shape[1] != W.shape[0]:
