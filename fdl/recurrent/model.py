@@ -148,15 +148,27 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     """Train a character model for ``steps`` steps (book ch. 6: ``RNNTrainer.train``); ``(state, history)``.
 
     Args:
-      model: from :func:`stack`. optimizer: an optax transformation (e.g. ``optax.chain(fdl.optim.clip(2.0),
-        fdl.optim.adagrad(0.01))``, the book's).
+      model: from :func:`stack`.
+      optimizer: an optax transformation (e.g. ``optax.chain(fdl.optim.clip(2.0), fdl.optim.adagrad(0.01))``,
+        the book's).
       train_ids: the training text as integer ids ``(n,)`` (``Vocabulary.encode``), all below the vocabulary
         size (the model's last layer's output size); ValueError otherwise.
-      steps, batch_size, sequence_length, batches: see :class:`CharWindows`.
+      steps: training steps (one batch each).
+      batch_size: windows per batch.
+      sequence_length: characters per window (``T``).
+      batches: ``"random"`` or ``"book"`` windows (:class:`CharWindows`).
       valid: ``(x_ids, y_ids)`` validation windows (:func:`fdl.text.windows`), evaluated every ``eval_every``
-        steps from the carried states; history.evals[i]["loss"] is the cross-entropy in nats per character.
+        steps from the carried states; ``history.evals[i]["loss"]`` is the cross-entropy in nats per character.
+      eval_every: steps between evaluations (one compiled chunk each).
       seed: params from ``model.init(split(key(seed))[0])``; windows drawn with the other half.
-      grad, reduction, dtype: see :func:`char_loss_fn`. log, plugins: as :func:`fdl.train.train`.
+      grad: ``"manual"`` (hand-written BPTT) or ``"autodiff"`` (``jax.grad``).
+      reduction: ``"mean"`` or the book's ``"sum"`` (:func:`char_loss`).
+      dtype: the params' floating-point type.
+      log: as :func:`fdl.train.train`.
+      plugins: as :func:`fdl.train.train` (e.g. ``[fdl.train.DataParallel("all")]``).
+
+    Raises ValueError for ids that are not a 1-D integer array inside the vocabulary, a text too short for
+    one batch, or an unknown ``batches``.
 
     Returns the final :class:`~fdl.train.TrainState` (``state.aux`` holds the carried states) and the history.
     """

@@ -51,8 +51,9 @@ class History:
     Attributes:
       train_loss: the mean training loss of each chunk run (with :func:`fit`'s defaults, of each epoch).
       evals: one dict per evaluation: ``{"epoch", "step", "loss", <metric names>...}`` (``step``: steps so far).
-      best_epoch, best_step: the position (epochs, steps) of the params returned: the end of training, or
-        with early stopping the last evaluation that improved.
+      best_epoch: the epochs completed when the returned params were reached: the end of training, or with
+        early stopping the last evaluation that improved.
+      best_step: the same position in steps.
       stopped: why training ended early (``None`` if it ran to the end).
       state: the :class:`~fdl.train.TrainState` that goes with the returned params (continue training with
         ``fit(..., restart=False, state=history.state)``).
@@ -114,14 +115,17 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
     Args:
       make_chunk_fn: ``shard -> chunk``, e.g. ``lambda shard: make_chunk(step, sampler, shard=shard)``; called
         once, after the plugins' ``setup`` (a :class:`~fdl.train.DataParallel` plugin supplies ``shard``).
-      state: the :class:`TrainState` to start from. data: the pytree the sampler reads batches from.
-      schedule: the chunks to run, in order (:class:`Chunk`). key: the run's training key, passed to every chunk.
+      state: the :class:`TrainState` to start from.
+      data: the pytree the sampler reads batches from (on the device).
+      schedule: the chunks to run, in order (:class:`Chunk`).
+      key: the run's training key, passed to every chunk.
       evaluate: ``state -> {"loss": float, ...}``, called after each chunk whose ``evaluate`` is set.
       early_stopping: stop at the first evaluation whose loss is not below the best so far, and return the
         state of that best evaluation (the book's ``Trainer``).
-      log: where the book-style lines go (``None``: silence). plugins: see :mod:`fdl.train.plugins`.
-      batch_size: for plugins that check it (data parallelism). unit: ``"epoch"`` or ``"step"``, how
-        positions are counted in logs and in ``history.evals``.
+      log: where the book-style lines go (``None``: silence).
+      plugins: see :mod:`fdl.train.plugins`.
+      batch_size: for plugins that check it (data parallelism).
+      unit: ``"epoch"`` or ``"step"``, how positions are counted in logs and in ``history.evals``.
 
     A chunk whose loss, params or optimizer state is not finite stops training with a message naming the
     position; the state from before that chunk is returned (and no checkpoint is written for it).
@@ -270,7 +274,10 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       loss: a loss op, e.g. :func:`fdl.losses.mean_squared_error`.
       optimizer: an optax ``GradientTransformation`` (e.g. ``fdl.optim.sgd(0.01)``, ``optax.adam(1e-3)``), or
         an fdl factory with per-epoch decay (``fdl.optim.momentum(0.1, 0.9, final_lr=0.05, decay_type="linear")``).
-      X_train, y_train: arrays with a leading example axis ``(n, ...)``; X_test, y_test: the same, both or neither.
+      X_train: inputs ``(n, *input_shape)``, numeric, finite; cast to ``dtype``.
+      y_train: targets ``(n, *target_shape)`` (integer class labels stay integers).
+      X_test: test inputs, the same shape per example (optional; give ``y_test`` with it).
+      y_test: test targets (optional; give ``X_test`` with it).
       epochs: shuffled passes over the training data (the ragged last batch of each is kept).
       eval_every: evaluate on the test set every this many epochs.
       batch_size: examples per step.
