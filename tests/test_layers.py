@@ -107,3 +107,31 @@ def test_reshape_layer_round_trip_and_gradients():
     check_model(model, params, normal(1, (4, 5)), normal(2, (4, 2)), mean_squared_error)
     with pytest.raises(ValueError, match=r"cannot become \(5, 5\)"):
         reshape((5, 5)).apply({}, jnp.ones((2, 12)))
+
+
+def test_dense_pytorch_uniform_draws_weights_and_bias_with_fan_in():
+    # PyTorch's nn.Linear default: W and B from U(-1/sqrt(in), 1/sqrt(in)), the layer's key split (W, B).
+    params = dense(10, weight_init="pytorch_uniform").init(KEY, (25,))
+    kw, kb = jax.random.split(KEY)
+    np.testing.assert_array_equal(params["W"], jax.random.uniform(kw, (25, 10), jnp.float32, -0.2, 0.2))
+    np.testing.assert_array_equal(params["B"], jax.random.uniform(kb, (1, 10), jnp.float32, -0.2, 0.2))
+
+
+def test_dense_weight_init_function_zero_bias_unless_bias_init():
+    glorot = jax.nn.initializers.glorot_normal()
+    params = dense(100, weight_init=glorot).init(KEY, (1000,))
+    kw, _ = jax.random.split(KEY)
+    np.testing.assert_array_equal(params["W"], glorot(kw, (1000, 100), jnp.float32))
+    np.testing.assert_array_equal(params["B"], jnp.zeros((1, 100)))
+    B = dense(100, weight_init=glorot, bias_init="standard").init(KEY, (1000,))["B"]
+    assert 0.7 < float(jnp.std(B)) < 1.3
+    B = dense(100, weight_init="glorot", bias_init="zeros").init(KEY, (1000,))["B"]
+    np.testing.assert_array_equal(B, jnp.zeros((1, 100)))
+
+
+def test_dense_named_init_draws_as_before():
+    # A named weight_init draws W and B with the same scale from the split key (unchanged by the function option).
+    params = dense(4, weight_init="book_glorot").init(KEY, (3,))
+    kw, kb = jax.random.split(KEY)
+    np.testing.assert_array_equal(params["W"], (2 / 7) * jax.random.normal(kw, (3, 4), jnp.float32))
+    np.testing.assert_array_equal(params["B"], (2 / 7) * jax.random.normal(kb, (1, 4), jnp.float32))

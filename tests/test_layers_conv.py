@@ -93,3 +93,63 @@ def test_bad_arguments_and_inputs(key):
         layer.apply(params, jnp.ones((2, 5, 5)))
     with pytest.raises(ValueError, match="input has 3 channels but the kernel expects 2"):
         layer.apply(params, jnp.ones((1, 3, 5, 5)))
+
+
+def test_without_bias_the_params_are_drawn_as_before(key):
+    # use_bias=False (the default) keeps one key for W: the same draws as before the bias option existed.
+    W = conv2d(4, 3, weight_init="glorot").init(key, (2, 5, 5))["W"]
+    np.testing.assert_array_equal(W, math.sqrt(2 / (2 * 9 + 4 * 9)) * jax.random.normal(key, (2, 4, 3, 3), jnp.float32))
+
+
+def test_use_bias_adds_one_bias_per_channel(key):
+    layer = conv2d(3, 3, use_bias=True)
+    params = layer.init(key, (2, 4, 5))
+    assert set(params) == {"W", "B"} and params["B"].shape == (1, 3, 1, 1)
+    x = jax.random.normal(key, (2, 2, 4, 5))
+    B = jnp.array([1.0, -2.0, 3.0]).reshape(1, 3, 1, 1)
+    no_bias = conv2d(3, 3).apply({"W": params["W"]}, x)
+    np.testing.assert_allclose(layer.apply({"W": params["W"], "B": B}, x), no_bias + B, rtol=1e-6)
+    assert "bias" in layer.name
+
+
+def test_pytorch_uniform_with_bias_draws_the_book_ch07_init(key):
+    # PyTorch's nn.Conv2d default (the book's ch. 7): W and B from U(-b, b), b = 1 / sqrt(in * k * k), with
+    # the layer's key split into (W's key, B's key), as experiments/ch07_autodiff.py drew them.
+    params = conv2d(32, 5, use_bias=True, weight_init="pytorch_uniform").init(key, (2, 28, 28))
+    bound = 1 / math.sqrt(2 * 25)
+    kw, kb = jax.random.split(key)
+    np.testing.assert_array_equal(params["W"], jax.random.uniform(kw, (2, 32, 5, 5), jnp.float32, -bound, bound))
+    np.testing.assert_array_equal(params["B"], jax.random.uniform(kb, (1, 32, 1, 1), jnp.float32, -bound, bound))
+    assert float(jnp.max(jnp.abs(params["W"]))) <= bound and float(jnp.max(jnp.abs(params["W"]))) > 0.9 * bound
+
+
+def test_weight_init_function_and_bias_init(key):
+    he = jax.nn.initializers.he_normal(in_axis=0, out_axis=1)
+    params = conv2d(4, 3, use_bias=True, weight_init=he).init(key, (2, 5, 5), jnp.float64)
+    kw, _ = jax.random.split(key)
+    np.testing.assert_array_equal(params["W"], he(kw, (2, 4, 3, 3), jnp.float64))
+    np.testing.assert_array_equal(params["B"], jnp.zeros((1, 4, 1, 1)))  # a function weight_init: zero bias
+    assert params["W"].dtype == params["B"].dtype == jnp.float64
+    params = conv2d(4, 3, use_bias=True, weight_init=he, bias_init="standard").init(key, (2, 5, 5))
+    assert float(jnp.std(params["B"])) > 0.1
+
+
+def test_conv_model_with_bias_manual_vs_autodiff():
+    model = serial(conv2d(3, 3, "tanh", use_bias=True, weight_init="pytorch_uniform"),
+                   conv2d(2, 3, "relu", use_bias=True, flatten=True, weight_init="glorot"), dense(2))
+    params = model.init(jax.random.key(8), (2, 4, 5), jnp.float64)
+    x = jax.random.normal(jax.random.key(9), (3, 2, 4, 5), jnp.float64)
+    check_model(model, params, x, jnp.eye(2, dtype=jnp.float64)[jnp.array([0, 1, 1])], softmax_cross_entropy)
+
+
+def test_bad_bias_and_init_arguments(key):
+    with pytest.raises(ValueError, match="bias_init was given but use_bias is False"):
+        conv2d(4, 3, bias_init="zeros")
+    with pytest.raises(TypeError, match="use_bias must be True or False"):
+        conv2d(4, 3, use_bias=1)
+    with pytest.raises(ValueError, match="conv2d: unknown bias_init 'he'"):
+        conv2d(4, 3, use_bias=True, bias_init="he")
+    with pytest.raises(TypeError, match="weight_init must be an initialiser name"):
+        conv2d(4, 3, weight_init=0.1)
+    with pytest.raises(ValueError, match=r"returned shape \(3,\) for a parameter of shape \(2, 4, 3, 3\)"):
+        conv2d(4, 3, weight_init=lambda k, shape, dtype: jnp.zeros(3)).init(key, (2, 5, 5))

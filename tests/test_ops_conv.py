@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from jax import lax
 
-from fdl.ops.conv import conv2d, conv2d_im2col, im2col
+from fdl.ops.conv import channel_bias_add, conv2d, conv2d_im2col, im2col
 from fdl.precision import matmul_precision
-from fdl.testing import check_vjp
+from fdl.testing import check_op, check_vjp
 
 IMPLS = [conv2d, conv2d_im2col]
 
@@ -119,3 +119,91 @@ def test_mixed_dtypes_promote_and_gradients_keep_each_dtype(impl):
     assert impl(x, W).dtype == jnp.float64
     dx, dW = jax.grad(lambda x, W: jnp.sum(impl(x, W)), (0, 1))(x, W)
     assert dx.dtype == jnp.float32 and dW.dtype == jnp.float64
+
+
+@pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
+def test_harness_accepts_each_implementation_with_mixed_dtypes(impl):
+    # check_op: forward, manual vs autodiff, finite differences, and cotangent dtypes (float32 x with float64 W
+    # and the reverse: each gradient in its own input's dtype).
+    check_op(impl, *random_case(2, 3, 2, 5, 4, 3, seed=3))
+
+
+@pytest.mark.parametrize("tangents", ["both", "x", "W"])
+def test_autodiff_forward_mode_matches_lax_reference(tangents):
+    # The autodiff path declares its derivative (custom_jvp, the product rule); jax.jvp runs that rule
+    # directly, so check it against lax's own JVP, with a tangent in x, in W, or both.
+    x, W = random_case(2, 3, 4, 5, 6, 3, seed=4)
+    dx, dW = random_case(2, 3, 4, 5, 6, 3, seed=5)
+    dx, dW = (dx if tangents in ("both", "x") else jnp.zeros_like(dx)), (dW if tangents in ("both", "W")
+                                                                         else jnp.zeros_like(dW))
+    out, t = jax.jvp(lambda x, W: conv2d(x, W, grad="autodiff"), (x, W), (dx, dW))
+    out_ref, t_ref = jax.jvp(reference, (x, W), (dx, dW))
+    np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(t, t_ref, rtol=1e-12, atol=1e-12)
+    if tangents != "both":  # a tangent in one argument only: the other's term must not be added
+        np.testing.assert_allclose(t, jax.jvp(lambda a: reference(a, W), (x,), (dx,))[1] if tangents == "x"
+                                   else jax.jvp(lambda b: reference(x, b), (W,), (dW,))[1], rtol=1e-12, atol=1e-12)
+
+
+def _conv_dimension_numbers(jaxpr) -> list:
+    """The dimension numbers of every conv_general_dilated in a jaxpr, nested jaxprs (scan bodies) included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            found.append(eqn.params["dimension_numbers"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple) else (value,):
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    found += _conv_dimension_numbers(getattr(sub, "jaxpr", sub))
+    return found
+
+
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_gradients_inside_scan_use_only_channels_last_convolutions(grad):
+    # XLA:CPU runs a convolution fast inside a loop only in the form NHWC images, HWIO kernel ("canonical":
+    # lhs (0, 3, 1, 2), rhs (3, 2, 0, 1), out (0, 3, 1, 2) in lax's spec order batch/feature/spatial). Every
+    # convolution of a scanned train step, forward and both backward products, must be in that form.
+    x, W = random_case(2, 3, 2, 5, 4, 3, seed=6)
+
+    def step(W, x):
+        return W - 0.1 * jax.grad(lambda W: jnp.sum(jnp.tanh(conv2d(x, W, grad=grad))))(W), None
+
+    jaxpr = jax.make_jaxpr(lambda W, xs: lax.scan(step, W, xs))(W, jnp.stack([x, x]))
+    specs = _conv_dimension_numbers(jaxpr.jaxpr)
+    # the forward and the kernel gradient (and, in the hand-written backward, the unused input gradient that
+    # XLA removes later)
+    assert len(specs) == (2 if grad == "autodiff" else 3)
+    for dn in specs:
+        assert (dn.lhs_spec, dn.rhs_spec, dn.out_spec) == ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2)), dn
+    # With the input gradient too (a second layer's input is a differentiated activation): three products.
+    grads = jax.make_jaxpr(jax.grad(lambda x, W: jnp.sum(conv2d(x, W, grad=grad)), (0, 1)))(x, W)
+    specs = _conv_dimension_numbers(grads.jaxpr)
+    assert len(specs) == 3
+    for dn in specs:
+        assert (dn.lhs_spec, dn.rhs_spec, dn.out_spec) == ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2)), dn
+
+
+def test_channel_bias_add_value_and_harness():
+    x = jnp.zeros((2, 3, 2, 2), jnp.float64)
+    B = jnp.array([1.0, -2.0, 0.5]).reshape(1, 3, 1, 1)
+    out = channel_bias_add(x, B)
+    np.testing.assert_array_equal(out[1, :, 1, 0], [1.0, -2.0, 0.5])
+    # dB sums the output gradient over the batch and the pixels: 2 examples x 4 pixels of ones = 8 per channel.
+    dB = jax.grad(lambda B: jnp.sum(channel_bias_add(x, B) * jnp.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)))(B)
+    np.testing.assert_array_equal(dB.reshape(-1), [8.0, 16.0, 24.0])
+    kx, kb = jax.random.split(jax.random.key(7))
+    check_op(channel_bias_add, jax.random.normal(kx, (3, 4, 5, 2), jnp.float64),
+             jax.random.normal(kb, (1, 4, 1, 1), jnp.float64))
+
+
+@pytest.mark.parametrize("B_shape", [(4,), (1, 4), (1, 3, 1, 1), (2, 4, 1, 1)])
+def test_channel_bias_add_rejects_other_bias_shapes(B_shape):
+    with pytest.raises(ValueError, match=r"B must have shape \(1, 4, 1, 1\)"):
+        channel_bias_add(jnp.ones((2, 4, 3, 3)), jnp.ones(B_shape))
+
+
+def test_channel_bias_add_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="expected a 4-D array"):
+        channel_bias_add(jnp.ones((2, 4, 3)), jnp.ones((1, 4, 1, 1)))
+    with pytest.raises(TypeError, match="floating-point"):
+        channel_bias_add(jnp.ones((2, 4, 3, 3), jnp.int32), jnp.ones((1, 4, 1, 1)))

@@ -8,7 +8,7 @@ from jax import lax
 
 from fdl.ops.conv import conv2d, conv2d_im2col
 from fdl.ops.conv_loops import conv_1d, conv_2d
-from fdl.testing import check_vjp
+from fdl.testing import check_op, check_vjp
 
 
 def sum_loss_grads(x, w):
@@ -88,3 +88,22 @@ def test_conv_2d_bad_shapes():
         conv_2d(jnp.ones((1, 1, 4, 4)), jnp.ones((1, 1, 2, 2)))
     with pytest.raises(ValueError, match="input has 1 channels but the kernel expects 2"):
         conv_2d(jnp.ones((1, 1, 4, 4)), jnp.ones((2, 1, 3, 3)))
+
+
+def test_harness_with_mixed_dtypes_on_the_loop_ops():
+    # check_op adds check (d) with float32 x and float64 kernel (and the reverse): each gradient in its input's
+    # dtype, the custom_vjp contract (issue 13, item 4).
+    kx, kw = jax.random.split(jax.random.key(5))
+    check_op(conv_1d, jax.random.normal(kx, (2, 5), jnp.float64), jax.random.normal(kw, (3,), jnp.float64))
+    check_op(conv_2d, jax.random.normal(kx, (2, 2, 3, 4), jnp.float64),
+             jax.random.normal(kw, (2, 3, 3, 3), jnp.float64))
+
+
+@pytest.mark.parametrize("op", [conv_1d, conv_2d], ids=lambda f: f.name)
+def test_float32_input_float64_kernel_gradients_keep_each_dtype(op):
+    x = jnp.ones((2, 5), jnp.float32) if op is conv_1d else jnp.ones((1, 2, 4, 4), jnp.float32)
+    w = jnp.ones((3,), jnp.float64) if op is conv_1d else jnp.ones((2, 1, 3, 3), jnp.float64)
+    dx, dw = jax.grad(lambda x, w: jnp.sum(op(x, w)), (0, 1))(x, w)
+    assert (dx.dtype, dw.dtype) == (jnp.float32, jnp.float64)
+    dx, dw = jax.grad(lambda x, w: jnp.sum(op(x, w)), (0, 1))(x.astype(jnp.float64), w.astype(jnp.float32))
+    assert (dx.dtype, dw.dtype) == (jnp.float64, jnp.float32)

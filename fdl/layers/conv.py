@@ -6,19 +6,30 @@ Initialisation. ``weight_init="glorot"`` is Glorot normal with the convolution's
 channels, k = 5. ``weight_init="book_glorot"`` reproduces the book's code (lincoln's ``Conv2D._setup_layer``;
 the printed text shows only ``np.random.randn``): standard deviation ``2 / (in_channels + out_channels)``,
 counting channels only and without the square root (erratum 5), e.g. 0.0606 for 1 -> 32 channels.
-``"standard"`` is N(0, 1), the book's default. The layer has no bias, as the book's.
+``"standard"`` is N(0, 1), the book's default. ``"pytorch_uniform"`` is PyTorch's ``nn.Conv2d`` default,
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with ``fan_in = in_channels * k * k``, e.g. bound 0.2 for 1 -> 32 channels,
+k = 5. A function ``init(key, shape, dtype)`` gets the kernel's shape ``(in, out, k, k)`` (for
+``jax.nn.initializers``' variance-scaling family pass ``in_axis=0, out_axis=1``).
+
+Bias. By default the layer has no bias, as the book's ch. 5 Conv2D. ``use_bias=True`` adds one per output
+channel, ``params["B"]`` of shape ``(1, out_channels, 1, 1)`` (:func:`fdl.ops.conv.channel_bias_add`), as
+PyTorch's ``nn.Conv2d`` (the book's ch. 7 models); ``bias_init=None`` draws it with the weights' named rule and
+fans (zeros after a function ``weight_init``), see :mod:`fdl.init`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import jax
 import jax.numpy as jnp
 
 from .._checks import expect_positive, expect_probability, expect_rank
-from ..init import init_scale, normal
+from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import flatten as flatten_op
 from ..ops import get_activation
+from ..ops.conv import channel_bias_add, conv2d_im2col
 from ..ops.conv import conv2d as conv2d_xla
-from ..ops.conv import conv2d_im2col
 from ..ops.conv_loops import conv_2d as conv2d_loops
 from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
@@ -26,30 +37,35 @@ from .core import Layer, apply_dropout
 IMPLEMENTATIONS = {"xla": conv2d_xla, "im2col": conv2d_im2col, "loops": conv2d_loops}
 
 
-def conv_fans(weight_init: str, in_channels: int, out_channels: int, k: int) -> tuple[int, int]:
-    """The (fan_in, fan_out) each initialiser uses for a conv kernel (see the module docstring)."""
+def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, k: int) -> tuple[int, int]:
+    """The (fan_in, fan_out) a named initialiser uses for a conv kernel (see the module docstring)."""
     if weight_init == "book_glorot":
         return in_channels, out_channels
     return in_channels * k * k, out_channels * k * k
 
 
-def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str = "standard",
-           dropout: float = 1.0, dropout_mode: str = "book", flatten: bool = False,
-           impl: str = "xla") -> Layer:
-    """``activation(conv(x, W))``, then flatten (if ``flatten``), then dropout (if ``dropout < 1``) (book: Conv2D).
+def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
+           use_bias: bool = False, bias_init: str | Callable | None = None, dropout: float = 1.0,
+           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla") -> Layer:
+    """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``dropout < 1`` (book: Conv2D).
 
     Args:
       out_channels: output channels.
       param_size: the kernel size k (odd); stride 1, "same" padding k // 2, so H and W are kept.
       activation: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` or an Op.
-      weight_init: ``"standard"``, ``"glorot"`` or ``"book_glorot"`` (see the module docstring).
+      weight_init: ``"standard"``, ``"glorot"``, ``"book_glorot"``, ``"pytorch_uniform"`` or a function
+        ``init(key, shape, dtype)`` (see the module docstring).
+      use_bias: add a bias per output channel (PyTorch's ``nn.Conv2d``); the book's Conv2D has none.
+      bias_init: with ``use_bias``: ``None`` (the weights' named rule, or zeros after a function), a name or a
+        function.
       dropout: keep probability; 1.0 means no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"``.
       flatten: flatten each example's output to a vector, to feed a dense layer.
       impl: ``"xla"`` (:func:`fdl.ops.conv2d`, the fast one), ``"im2col"`` (the appendix's matrix form) or
         ``"loops"`` (the chapter's loops, small inputs only).
 
-    Params: ``{"W": (in_channels, out_channels, k, k)}``. Input ``(batch, in_channels, H, W)``; output
+    Params: ``{"W": (in_channels, out_channels, k, k)}``, and ``"B": (1, out_channels, 1, 1)`` with ``use_bias``.
+    Input ``(batch, in_channels, H, W)``; output
     ``(batch, out_channels, H, W)``, or ``(batch, out_channels * H * W)`` with ``flatten=True``.
     """
     expect_positive(out_channels, "conv2d out_channels", integer=True)
@@ -61,8 +77,15 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"conv2d: impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
     conv, act = IMPLEMENTATIONS[impl], get_activation(activation)
-    init_scale(weight_init, 1, 1)  # rejects unknown names now rather than at init
-    name = f"conv2d({out_channels}, {param_size}, {getattr(act, 'name', act)}{', flatten' if flatten else ''})"
+    check_initialiser(weight_init, "conv2d")  # rejects unknown names now rather than at init
+    if not isinstance(use_bias, bool):
+        raise TypeError(f"conv2d: use_bias must be True or False, got {use_bias!r}")
+    if bias_init is not None and not use_bias:
+        raise ValueError("conv2d: bias_init was given but use_bias is False; pass use_bias=True for a bias")
+    bias_init = bias_initialiser(weight_init, bias_init)
+    check_initialiser(bias_init, "conv2d", "bias_init")
+    name = (f"conv2d({out_channels}, {param_size}, {getattr(act, 'name', act)}{', bias' if use_bias else ''}"
+            f"{', flatten' if flatten else ''})")
 
     def _check_shape(input_shape):
         if len(input_shape) != 3:
@@ -71,13 +94,23 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
 
     def init(key, input_shape, dtype=jnp.float32):
         _check_shape(input_shape)
-        in_channels = input_shape[0]
-        scale = init_scale(weight_init, *conv_fans(weight_init, in_channels, out_channels, param_size))
-        return {"W": normal(key, (in_channels, out_channels, param_size, param_size), scale, dtype)}
+        in_channels, k = input_shape[0], param_size
+        shape = (in_channels, out_channels, k, k)
+        if not use_bias:  # one key for W, as before the bias existed: the same draws as ever
+            return {"W": initialise(weight_init, key, shape, *conv_fans(weight_init, in_channels, out_channels, k),
+                                    dtype, name + " weight_init")}
+        kw, kb = jax.random.split(key)
+        return {"W": initialise(weight_init, kw, shape, *conv_fans(weight_init, in_channels, out_channels, k),
+                                dtype, name + " weight_init"),
+                "B": initialise(bias_init, kb, (1, out_channels, 1, 1),
+                                *conv_fans(bias_init, in_channels, out_channels, k), dtype, name + " bias_init")}
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         expect_rank(x, 4, name + " input", "(batch, channels, height, width)")
-        out = act(conv(x, params["W"], grad=grad), grad=grad)
+        out = conv(x, params["W"], grad=grad)
+        if use_bias:
+            out = channel_bias_add(out, params["B"], grad=grad)
+        out = act(out, grad=grad)
         if flatten:
             out = flatten_op(out, grad=grad)
         return apply_dropout(out, dropout, key=key, train=train, grad=grad, mode=dropout_mode)

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
 from .._checks import expect_positive, expect_probability, expect_rank
-from ..init import init_scale, normal
+from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import bias_add, get_activation, weight_multiply
 from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
 
 
-def dense(neurons: int, activation="linear", *, weight_init: str = "standard", dropout: float = 1.0,
-          dropout_mode: str = "book") -> Layer:
+def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "standard",
+          bias_init: str | Callable | None = None, dropout: float = 1.0, dropout_mode: str = "book") -> Layer:
     """``activation(x W + B)``, then dropout when ``dropout < 1`` (book: Dense).
 
     Args:
       neurons: output features.
       activation: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` or an Op.
-      weight_init: ``"standard"`` (N(0, 1)), ``"glorot"`` or ``"book_glorot"`` (see :mod:`fdl.init`).
+      weight_init: ``"standard"`` (N(0, 1)), ``"glorot"``, ``"book_glorot"``, ``"pytorch_uniform"`` or a
+        function ``init(key, shape, dtype)`` (see :mod:`fdl.init`); fans ``(in, neurons)``.
+      bias_init: ``None`` (as the weights: the same named rule, or zeros after a function), a name or a function.
       dropout: keep probability; 1.0 means no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"`` (scale while training).
 
@@ -29,17 +33,19 @@ def dense(neurons: int, activation="linear", *, weight_init: str = "standard", d
     expect_probability(dropout, "dense dropout (keep probability)")
     check_mode(dropout_mode)
     act = get_activation(activation)
-    init_scale(weight_init, 1, 1)  # rejects unknown names now rather than at init
+    check_initialiser(weight_init, "dense")  # rejects unknown names now rather than at init
+    bias_init = bias_initialiser(weight_init, bias_init)
+    check_initialiser(bias_init, "dense", "bias_init")
     name = f"dense({neurons}, {getattr(act, 'name', act)})"
 
     def init(key, input_shape, dtype=jnp.float32):
         if len(input_shape) != 1:
             raise ValueError(f"{name}: expects inputs of shape (features,) per example, got {tuple(input_shape)}; "
                              "put flatten() before it")
-        scale = init_scale(weight_init, input_shape[0], neurons)
+        fans = input_shape[0], neurons
         kw, kb = jax.random.split(key)
-        return {"W": normal(kw, (input_shape[0], neurons), scale, dtype),
-                "B": normal(kb, (1, neurons), scale, dtype)}
+        return {"W": initialise(weight_init, kw, (input_shape[0], neurons), *fans, dtype, name + " weight_init"),
+                "B": initialise(bias_init, kb, (1, neurons), *fans, dtype, name + " bias_init")}
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         expect_rank(x, 2, name + " input", "(batch, features)")

@@ -9,9 +9,11 @@ image's size; no bias. Like the book (and every deep learning library) the op is
 Two implementations, each an :class:`~fdl.ops.Op` with a hand-written backward:
 
 * :func:`conv2d` builds the forward and both backward products from XLA's convolution primitive
-  (``lax.conv_general_dilated``), the fast one;
+  (``lax.conv_general_dilated``), the fast one, channels-last in both gradient modes;
 * :func:`conv2d_im2col` is the appendix's formulation: image patches ``(batch, H*W, C*k*k)`` times the
   kernel reshaped to ``(C*k*k, out_channels)``, and both gradients as matrix products.
+
+:func:`channel_bias_add` adds the per-channel bias of PyTorch's ``nn.Conv2d`` (the book's ch. 7 models).
 
 Erratum 4: the book's input gradient correlates the output gradient with the *unflipped* kernel, and its
 batched kernel gradient pairs examples in the wrong order. fdl's input gradient uses the flipped kernel and
@@ -24,8 +26,12 @@ cannot keep the image size), and a channel count that differs between input and 
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from .._checks import expect_rank, shape_of
 from ._op import op
@@ -66,17 +72,52 @@ def _same(k: int) -> list[tuple[int, int]]:
     return [(k // 2, k // 2)] * 2
 
 
-# XLA:CPU runs a convolution fast only in the channels-last form it hands to Eigen, "NHWC" images and "HWIO"
-# kernels. Outside a loop its layout passes turn an NCHW convolution into that form by themselves; inside a
-# while loop (lax.scan: a jitted epoch) they do not, and an NCHW convolution there runs about 10x slower
-# (jax-ml/jax#12868). So each product below transposes its operands to channels-last explicitly; outside
-# loops XLA folds these transposes into the layouts it would have chosen anyway.
+# XLA:CPU runs a convolution fast only in the channels-last form it hands to Eigen: "NHWC" images and "HWIO"
+# kernels, batch first and features last (the "canonical" form). Its pass that rewrites any other convolution
+# into that form (ConvCanonicalization) visits only the entry computation, not the body of a while loop, so
+# inside lax.scan (a jitted epoch) a convolution in another form is emitted as a plain loop nest and runs
+# 10-60x slower (jax-ml/jax#12868). So every convolution below is written channels-last explicitly; outside
+# loops XLA folds the transposes into the layouts it would have chosen anyway.
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _conv_nhwc(lhs, rhs, k: int):
     """``lax.conv_general_dilated`` on a channels-last lhs (b, h, w, f) and an (h, w, in, out) rhs."""
     return lax.conv_general_dilated(lhs, rhs, (1, 1), _same(k), dimension_numbers=_NHWC)
+
+
+# The plain forward, for jax.grad. jax differentiates a convolution by transposing it, and its transposes of a
+# canonical convolution are not canonical: the input gradient reads the kernel with in and out swapped
+# ("HWOI"), the kernel gradient reads the images batch-last ("CHWN"); no choice of the forward's layouts makes
+# all three products canonical (each transpose rule swaps two roles). So the forward declares its derivative
+# as the product rule of a bilinear map, d(conv(x, W)) = conv(dx, W) + conv(x, dW), each term written in the
+# layouts whose transposes are canonical; jax.grad derives both backward convolutions from it by transposition
+# (the flipped kernel, the batch as the contracted axis), as it would for lax's convolution. The tangent terms
+# themselves run only under forward mode (jax.jvp).
+@jax.custom_jvp
+def _conv_channels_last(x, W):
+    """Same-padded conv of x (batch, H, W, in) with W (k, k, in, out) -> (batch, H, W, out)."""
+    return _conv_nhwc(x, W, W.shape[0])
+
+
+@functools.partial(_conv_channels_last.defjvp, symbolic_zeros=True)
+def _conv_channels_last_jvp(primals, tangents):
+    x, W = primals
+    dx, dW = tangents
+    k, terms = W.shape[0], []
+    if not isinstance(dx, SymbolicZero):
+        # conv(dx, W) with the kernel stored (k, k, out, in): its transpose in dx is canonical, (g, HWIO).
+        terms.append(lax.conv_general_dilated(dx, jnp.swapaxes(W, 2, 3), (1, 1), _same(k),
+                                              dimension_numbers=("NHWC", "HWOI", "NHWC")))
+    if not isinstance(dW, SymbolicZero):
+        # conv(x, dW) with x read as (in, H, W, batch) and the result (H, W, batch, out): its transpose in dW
+        # is canonical, x as in_channels images of batch features convolved with g as an (H, W, batch, out)
+        # kernel, the product the hand-written backward computes.
+        t = lax.conv_general_dilated(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(dW, (2, 0, 1, 3)), (1, 1),
+                                     _same(k), dimension_numbers=("CHWN", "IHWO", "HWNC"))
+        terms.append(jnp.transpose(t, (2, 0, 1, 3)))
+    out = _conv_nhwc(x, W, k)
+    return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
 
 
 def _conv2d_backward(g, out, x, W):
@@ -107,16 +148,55 @@ def conv2d(x, W):
 
     Backward (hand-written, each product one ``lax.conv_general_dilated``): ``dx`` = the output gradient
     correlated with the flipped kernel (channels swapped); ``dW`` = the input correlated with the output
-    gradient, the batch summed over as the contracted axis. These are the products ``jax.vjp`` derives, written
-    channels-last so that they stay fast inside ``lax.scan``, where ``jax.vjp``'s do not.
+    gradient, the batch summed over as the contracted axis; both written channels-last so that they stay fast
+    inside ``lax.scan``.
+
+    ``grad="autodiff"``: ``jax.grad`` derives both backward products itself, by transposing the forward's
+    derivative, declared as the product rule of a bilinear map (``jax.custom_jvp``:
+    ``d conv(x, W) = conv(dx, W) + conv(x, dW)``) in the layouts whose transposes are channels-last; jax's own
+    rule for ``lax.conv_general_dilated`` would give products XLA:CPU runs 10-60x slower inside ``lax.scan``
+    (see the comment above ``_conv_channels_last``). Forward mode (``jax.jvp``) works too, but its tangent
+    convolutions are not channels-last.
 
     Example: a 3x3 image of ones and a 3x3 kernel of ones give the number of in-image neighbours of each
     pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/test_ops_conv.py checks it).
     """
-    k = check_conv_args(x, W, "conv2d")
+    check_conv_args(x, W, "conv2d")
     x, W = promote(x, W)
-    out = _conv_nhwc(jnp.transpose(x, (0, 2, 3, 1)), jnp.transpose(W, (2, 3, 0, 1)), k)
+    out = _conv_channels_last(jnp.transpose(x, (0, 2, 3, 1)), jnp.transpose(W, (2, 3, 0, 1)))
     return jnp.transpose(out, (0, 3, 1, 2))
+
+
+def _channel_bias_add_backward(g, out, x, B):
+    # out = x + B with B broadcast over the batch and the pixels: dL/dx = g, dL/dB = the sum of g over the
+    # batch and the pixels, one value per channel (as bias_add sums over the batch).
+    return g.astype(x.dtype), jnp.sum(g, axis=(0, 2, 3), keepdims=True).astype(B.dtype)
+
+
+@op(_channel_bias_add_backward)
+def channel_bias_add(x, B):
+    """``x + B``, one bias per channel: the bias of PyTorch's ``nn.Conv2d`` (the book's ch. 7 ConvLayer).
+
+    Args:
+      x: (batch, channels, height, width), floating point.
+      B: (1, channels, 1, 1), broadcast over the batch and the pixels (the layout of ``bias_add``'s
+        ``(1, features)``; PyTorch stores ``(channels,)``: ``B.reshape(1, -1, 1, 1)``).
+
+    Returns:
+      (batch, channels, height, width) in the dtype ``x + B`` promotes to.
+
+    Backward (hand-written): ``dx = g``; ``dB`` = g summed over the batch and the pixels, ``(1, channels, 1, 1)``.
+
+    Raises:
+      ValueError: x is not 4-D, or B is not (1, channels, 1, 1).
+      TypeError: x is not floating point.
+    """
+    expect_rank(x, 4, "channel_bias_add input", "(batch, channels, height, width)")
+    expect_float_array(x, "channel_bias_add input")
+    if shape_of(B) != (1, x.shape[1], 1, 1):
+        raise ValueError(f"channel_bias_add: B must have shape (1, {x.shape[1]}, 1, 1), one bias per channel of "
+                         f"the input {shape_of(x)}, got {shape_of(B)}")
+    return x + B
 
 
 def im2col(x, k: int):
