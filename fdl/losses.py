@@ -51,8 +51,8 @@ def mean_squared_error(p, y, *, over="batch"):
     """
     expect_same_shape(p, y, "mean_squared_error")
     if p.ndim < 1 or p.size == 0:
-        raise ValueError(f"mean_squared_error: expected a non-empty batch of predictions (batch, ...), got shape "
-                         f"{shape_of(p)}; an empty batch has no mean")
+        raise ValueError(f"mean_squared_error: expected a non-empty batch, got shape {shape_of(p)}; "
+                         "an empty batch has no mean")
     return jnp.sum((p - y) ** 2) / _mse_count(p, over)
 
 
@@ -119,7 +119,7 @@ def _check_ce_shapes(z, y):
     if jnp.ndim(z) < 2:
         expect_rank(z, 2, "softmax_cross_entropy logits", "(batch, classes)")
     if z.size == 0:
-        raise ValueError(f"softmax_cross_entropy: expected a non-empty batch, got logits of shape {shape_of(z)}")
+        raise ValueError(f"softmax_cross_entropy: expected a non-empty batch, got shape {shape_of(z)}")
     if z.shape[-1] == 1:
         raise ValueError(
             f"softmax_cross_entropy: the logits {shape_of(z)} have a single class column; the softmax of one logit "
