@@ -8,6 +8,7 @@ file was left behind. Nothing here touches the network: the MNIST sources are re
 from __future__ import annotations
 
 import importlib
+import math
 import shutil
 import urllib.error
 from pathlib import Path
@@ -201,8 +202,14 @@ def test_labels_out_of_range(labels, n, message):
 
 def test_labels_instead_of_one_hot_targets():
     z = jnp.zeros((4, 3))
-    with pytest.raises(ValueError, match=r"logits and targets must have the same shape, got \(4, 3\) and \(4,\)"):
-        losses.softmax_cross_entropy(z, jnp.array([0, 1, 2, 1]))
+    # integer class labels are accepted (as accuracy accepts them): the same loss as one-hot rows
+    assert float(losses.softmax_cross_entropy(z, jnp.array([0, 1, 2, 1]))) == pytest.approx(math.log(3))
+    with pytest.raises(ValueError, match=r"class labels must lie in \[0, 3\) for 3 logits per row, got \[3\]"):
+        losses.softmax_cross_entropy(z, jnp.array([0, 1, 3, 1]))
+    with pytest.raises(ValueError, match=r"integer class labels must have shape \(4,\).*fdl\.data\.one_hot"):
+        losses.softmax_cross_entropy(z, jnp.array([[0], [1], [2], [1]]))
+    with pytest.raises(ValueError, match=r"fit: integer class labels must lie in \[0, 1\) .* got labels from 0 to 1"):
+        train(X, (X[:, 0] > 0).astype(np.int64))  # a model with one output cannot take 2 classes
     text = importlib.import_module("fdl.text")
     with pytest.raises(ValueError, match="characters not in the vocabulary of 3: 'd'"):
         text.Vocabulary.from_text("abc").encode("abd")

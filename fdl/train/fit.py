@@ -244,6 +244,20 @@ def _check_data(X, y, what: str):
     return X, y
 
 
+def _check_labels(model, X, y, what: str) -> None:
+    """Integer class labels must index the model's outputs (inside jit an out-of-range label gives NaN)."""
+    if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
+        return
+    try:
+        classes = model.output_shape(X.shape[1:])[-1]
+    except Exception:  # a model that cannot say: the loss checks what it can
+        return
+    if y.min() < 0 or y.max() >= classes:
+        raise ValueError(f"{what}: integer class labels must lie in [0, {classes}) for the model's {classes} "
+                         f"outputs, got labels from {y.min()} to {y.max()}; give the last layer one output per "
+                         "class")
+
+
 def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,
                    eval_every_steps: int | None = None) -> list[Chunk]:
     """The chunks of ``epochs`` shuffled passes over ``n`` examples: one chunk per epoch, evaluated every
@@ -329,6 +343,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     if restart and state is not None:
         raise ValueError("fit: state= is only used with restart=False (restart=True initialises afresh)")
 
+    _check_labels(model, X_train, y_train, "fit")
     n = len(X_train)
     sampler = ShuffledEpochs(n, batch_size)
     tx = build(optimizer, epochs, sampler.full_steps + sampler.ragged)
