@@ -25,13 +25,14 @@ VJPs (``grad="manual"``). Side by side: the final metric of both, the gradient a
   test images and their reconstructions, images decoded from random encodings in [-1, 1], and the t-SNE of
   the test encodings coloured by digit (scikit-learn, the ``tsne`` extra).
 
-The layers are the book's PyTorch ones, built from fdl's ops: every weight and bias starts from PyTorch's
-default U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the convolutions have PyTorch's per-channel bias (fdl's
-conv2d layer, like the book's ch. 5 Conv2D, has none; :func:`channel_bias_add` is the op with its
-hand-written backward). Measured after one epoch with fdl's Glorot init and no conv bias instead: the
-autoencoder's MSE on the first 1000 test images 0.092 (seed 0; 0.072 with PyTorch's init alone, 0.069 with
-init and bias) and the ConvNet's test accuracy 95.9 % and 96.6 % (seeds 0, 1; 97.1 % and 96.6 % as here). Dropout is
-PyTorch's ``nn.Dropout`` (inverted: scaled by 1 / 0.8 while training).
+The layers are the book's PyTorch ones, built from fdl's layers: every weight and bias starts from PyTorch's
+default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (``weight_init="pytorch_uniform"``), and the convolutions have
+PyTorch's per-channel bias (``conv2d(..., use_bias=True)``, the op :func:`fdl.ops.channel_bias_add` with its
+hand-written backward; the book's ch. 5 Conv2D has none). Measured after one epoch with fdl's Glorot init
+and no conv bias instead: the autoencoder's MSE on the first 1000 test images 0.092 (seed 0; 0.072 with
+PyTorch's init alone, 0.069 with init and bias) and the ConvNet's test accuracy 95.9 % and 96.6 % (seeds 0,
+1; 97.1 % and 96.6 % with PyTorch's init and bias). Dropout is PyTorch's ``nn.Dropout`` (inverted: scaled by
+1 / 0.8 while training).
 
 Every model trains through :func:`fdl.fit` (the character LSTM through
 :func:`fdl.recurrent.fit_chars`): compiled ``lax.scan`` chunks with the data on the device, for both
@@ -43,7 +44,6 @@ gradient paths; the time per step is the chunks' wall time (no compilation, no e
 from __future__ import annotations
 
 import functools
-import math
 import time
 
 import jax
@@ -52,16 +52,14 @@ import numpy as np
 import optax
 
 import fdl
-from fdl import dense, serial
+from fdl import conv2d, dense, serial
 from fdl.book import CH07
 from fdl.data import boston_split, load_mnist, load_text, mnist_preprocess, one_hot
 from fdl.experiment import Results, format_table, mean_sd, parse_args
-from fdl.layers import Layer, apply_dropout, reshape
+from fdl.init import uniform_fan_in
+from fdl.layers import Layer, reshape
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.metrics import accuracy
-from fdl.ops import conv2d as conv2d_op
-from fdl.ops import flatten as flatten_op
-from fdl.ops import get_activation, op
 from fdl.recurrent import rnn_layer
 from fdl.recurrent.model import char_loss, fit_chars, stack
 from fdl.text import Vocabulary, book_batch, split, windows
@@ -72,60 +70,17 @@ pixel_mse = functools.partial(mean_squared_error, over="elements")
 SEQ_LEN = 25
 
 
-def _uniform(key, shape, fan_in: int, dtype):
-    """PyTorch's default initialisation of nn.Linear, nn.Conv2d and nn.LSTM: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-    bound = 1.0 / math.sqrt(fan_in)
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-
-def _channel_bias_backward(g, out, x, B):
-    # out = x + B with B broadcast over the batch and the pixels: dL/dB sums g over those axes.
-    return g, jnp.sum(g, axis=(0, 2, 3), keepdims=True)
-
-
-@op(_channel_bias_backward)
-def channel_bias_add(x, B):
-    """``x + B``: x (batch, C, H, W), B (1, C, 1, 1), the per-channel bias of PyTorch's ``nn.Conv2d``."""
-    if B.shape != (1, x.shape[1], 1, 1):
-        raise ValueError(f"channel_bias_add: B must have shape (1, {x.shape[1]}, 1, 1) for input {x.shape}, "
-                         f"got {B.shape}")
-    return x + B
-
-
 def linear(neurons: int, activation="linear", *, dropout: float = 1.0) -> Layer:
-    """The book's ch. 7 DenseLayer (nn.Linear, activation, nn.Dropout): fdl's dense with PyTorch's init."""
-    layer = dense(neurons, activation, dropout=dropout, dropout_mode="inverted")
-
-    def init(key, input_shape, dtype=jnp.float32):
-        layer.init(key, input_shape, dtype)  # checks the shape
-        kw, kb = jax.random.split(key)
-        return {"W": _uniform(kw, (input_shape[0], neurons), input_shape[0], dtype),
-                "B": _uniform(kb, (1, neurons), input_shape[0], dtype)}
-
-    return layer._replace(init=init)
+    """The book's ch. 7 DenseLayer (nn.Linear, activation, nn.Dropout): fdl's dense with PyTorch's init and
+    PyTorch's (inverted) dropout."""
+    return dense(neurons, activation, weight_init="pytorch_uniform", dropout=dropout, dropout_mode="inverted")
 
 
 def conv(out_channels: int, activation="tanh", *, dropout: float = 1.0, flatten: bool = False, k: int = 5) -> Layer:
     """The book's ch. 7 ConvLayer: nn.Conv2d (k x k, "same" padding, a bias per channel), activation, flatten,
-    nn.Dropout; PyTorch's init. fdl's own conv2d layer has no bias, as the book's ch. 5 Conv2D."""
-    act = get_activation(activation)
-
-    def init(key, input_shape, dtype=jnp.float32):
-        if len(input_shape) != 3:
-            raise ValueError(f"conv: expects (channels, height, width) per example, got {tuple(input_shape)}")
-        kw, kb, fan_in = *jax.random.split(key), input_shape[0] * k * k
-        return {"W": _uniform(kw, (input_shape[0], out_channels, k, k), fan_in, dtype),
-                "B": _uniform(kb, (1, out_channels, 1, 1), fan_in, dtype)}
-
-    def apply(params, x, *, key=None, train=False, grad="manual"):
-        y = act(channel_bias_add(conv2d_op(x, params["W"], grad=grad), params["B"], grad=grad), grad=grad)
-        y = flatten_op(y, grad=grad) if flatten else y
-        return apply_dropout(y, dropout, key=key, train=train, grad=grad, mode="inverted")
-
-    def output_shape(input_shape):
-        return (out_channels * input_shape[1] * input_shape[2],) if flatten else (out_channels, *input_shape[1:])
-
-    return Layer(init, apply, output_shape, f"conv({out_channels}, {activation}{', flatten' if flatten else ''})")
+    nn.Dropout: fdl's conv2d with ``use_bias=True`` and PyTorch's init (the book's ch. 5 Conv2D has no bias)."""
+    return conv2d(out_channels, k, activation, weight_init="pytorch_uniform", use_bias=True, dropout=dropout,
+                  dropout_mode="inverted", flatten=flatten)
 
 
 def boston_model():
@@ -152,8 +107,8 @@ def char_lstm(hidden: int, vocab: int):
     def init(key, input_shape, dtype=jnp.float32):
         leaves, tree = jax.tree.flatten(model.init(key, input_shape, dtype))
         keys = jax.random.split(key, len(leaves))
-        return jax.tree.unflatten(tree, [_uniform(k, a.shape, hidden, dtype) for k, a in zip(keys, leaves,
-                                                                                              strict=True)])
+        return jax.tree.unflatten(tree, [uniform_fan_in(k, a.shape, hidden, dtype)
+                                         for k, a in zip(keys, leaves, strict=True)])
 
     return model._replace(init=init)
 

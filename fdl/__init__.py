@@ -20,8 +20,7 @@ from . import (
     testing,
     text,
 )
-from .layers import Layer, conv2d, dense, dropout, flatten, reshape, serial
-from .layers.core import summary
+from .layers import Layer, conv2d, dense, dropout, flatten, reshape, serial, summary
 from .losses import mean_squared_error, softmax_cross_entropy
 from .train import History, TrainState, evaluate, fit, make_train_step, predict
 

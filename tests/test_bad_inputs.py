@@ -315,7 +315,8 @@ def test_non_positive_hyperparameters_conv_recurrent_text():
 UNKNOWN_NAMES = {
     "dense activation": (lambda: dense(3, "relu6"), r"unknown activation 'relu6'; choose one of \['leaky_relu', "),
     "dense weight_init": (lambda: dense(3, weight_init="he"),
-                          r"unknown weight_init 'he'; choose one of \('standard', 'glorot', 'book_glorot'\)"),
+                          r"unknown weight_init 'he'; choose one of \('standard', 'glorot', 'book_glorot', "
+                          r"'pytorch_uniform', 'zeros'\)"),
     "activation lookup": (lambda: ops.get_activation("softplus"), "unknown activation 'softplus'; choose one of"),
     "loss lookup": (lambda: losses.get_loss("hinge"), "unknown loss 'hinge'; choose one of"),
     "grad mode": (lambda: train(grad="numeric"), r"grad must be one of \('manual', 'autodiff'\), got 'numeric'"),

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from fdl.book import CH07
 from fdl.experiment import SMOKE_NOTE
 from fdl.losses import mean_squared_error, softmax_cross_entropy
-from fdl.testing import check_model, check_op
+from fdl.testing import check_model
 
 ROOT = Path(__file__).resolve().parents[1]
 PATHS = ("jax.grad", "hand-written VJPs")
@@ -64,20 +63,6 @@ def test_ch07_quick(tmp_path):
     pictures |= {"ae_tsne.png"} if installed("sklearn") else set()
     written = {p.name for p in tmp_path.glob("*.png")}
     assert written == (pictures if installed("matplotlib") else set())
-
-
-@pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 3, 4, 5), (5, 7, 6, 6)])
-def test_channel_bias_add_backward_matches_autodiff(ch07, shape):
-    kx, kb = jax.random.split(jax.random.key(shape[1]))
-    x = jax.random.normal(kx, shape, jnp.float64)
-    B = jax.random.normal(kb, (1, shape[1], 1, 1), jnp.float64)
-    check_op(ch07.channel_bias_add, x, B)
-    np.testing.assert_allclose(ch07.channel_bias_add(x, B)[:, 0], x[:, 0] + B[0, 0, 0, 0])
-
-
-def test_channel_bias_add_rejects_a_wrong_bias_shape(ch07):
-    with pytest.raises(ValueError, match=r"channel_bias_add: B must have shape \(1, 3, 1, 1\)"):
-        ch07.channel_bias_add(jnp.zeros((2, 3, 4, 4)), jnp.zeros((1, 3)))
 
 
 def test_pytorch_style_conv_net_gradients_match_autodiff(ch07):

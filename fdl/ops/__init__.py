@@ -2,7 +2,7 @@
 
 from ._op import GRAD_MODES, Op, op
 from .activations import ACTIVATIONS, get_activation, leaky_relu, linear, relu, sigmoid, tanh
-from .conv import conv2d, conv2d_im2col, im2col
+from .conv import channel_bias_add, conv2d, conv2d_im2col, im2col
 from .conv_loops import conv_1d, conv_2d
 from .dense import bias_add, weight_multiply
 from .dropout import dropout, dropout_mask
@@ -10,6 +10,7 @@ from .reshape import flatten
 
 __all__ = [
     "GRAD_MODES", "Op", "op", "ACTIVATIONS", "get_activation", "linear", "sigmoid", "tanh", "relu", "leaky_relu",
-    "weight_multiply", "bias_add", "dropout", "dropout_mask", "flatten", "conv2d", "conv2d_im2col", "im2col", "conv_1d",
+    "weight_multiply", "bias_add", "dropout", "dropout_mask", "flatten", "channel_bias_add", "conv2d", "conv2d_im2col",
+    "im2col", "conv_1d",
     "conv_2d",
 ]
