@@ -36,7 +36,14 @@ GRAD_MODES = ("manual", "autodiff")
 
 
 def check_grad_mode(grad: str) -> str:
-    """Return ``grad`` if it names a gradient mode, else raise a ValueError that lists the modes."""
+    """Return ``grad`` if it names a gradient mode.
+
+    Args:
+      grad: ``"manual"`` (the hand-written backward) or ``"autodiff"`` (``jax.grad`` of the plain forward).
+
+    Raises:
+      ValueError: ``grad`` is not one of ``GRAD_MODES``; the message lists them.
+    """
     if grad not in GRAD_MODES:
         raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
     return grad
@@ -44,6 +51,14 @@ def check_grad_mode(grad: str) -> str:
 
 class Op:
     """A forward (plain ``jnp``) and the book's backward for it, callable with ``grad="manual" | "autodiff"``.
+
+    Mirrors the book's ``Operation`` / ``ParamOperation`` (book ch. 3). Shapes and dtypes are those of the
+    wrapped forward; each gradient comes back in the dtype of its primal input (``float0`` zeros for integer
+    or boolean inputs).
+
+    Calling it raises ValueError for a ``grad`` other than ``"manual"`` / ``"autodiff"``, and (on the manual
+    path, when the gradient is taken) TypeError if the backward does not return a tuple with one gradient per
+    array argument; otherwise whatever the forward raises.
 
     Attributes:
       name: the op's name, used in error messages.
@@ -110,7 +125,18 @@ def _like_primal(grad, primal):
 
 
 def op(backward: Callable) -> Callable[[Callable], Op]:
-    """Decorator: ``@op(backward)`` on a plain forward makes it an :class:`Op`."""
+    """Decorator: ``@op(backward)`` on a plain forward makes it an :class:`Op` (book ch. 3: Operation).
+
+    Args:
+      backward: ``backward(g, out, *arrays, **static) -> tuple``, one gradient per array argument of the
+        forward (``None`` for one that takes no gradient), each of that argument's shape; ``g`` has the
+        forward output's shape.
+
+    Returns:
+      A function that wraps a forward into an :class:`Op`. The returned op raises TypeError, when its
+      hand-written gradient is taken, if ``backward`` returns something other than a tuple of one gradient
+      per array argument.
+    """
 
     def wrap(forward: Callable) -> Op:
         return Op(forward, backward)

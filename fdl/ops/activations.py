@@ -22,7 +22,10 @@ def _linear_backward(g, out, x):
 
 @op(_linear_backward)
 def linear(x):
-    """The identity, ``out = x`` (book: Linear)."""
+    """The identity, ``out = x``; backward passes ``g`` through (book ch. 3: Linear).
+
+    x: any shape and floating dtype; the output has the same shape and dtype. Raises nothing itself.
+    """
     return x
 
 
@@ -32,7 +35,11 @@ def _sigmoid_backward(g, out, x):
 
 @op(_sigmoid_backward)
 def sigmoid(x):
-    """``1 / (1 + exp(-x))``; backward ``g * s * (1 - s)`` (book: Sigmoid)."""
+    """``1 / (1 + exp(-x))``; backward ``g * s * (1 - s)`` (book ch. 3: Sigmoid).
+
+    x: any shape and floating dtype; the output has the same shape and dtype, values in (0, 1). Raises nothing
+    itself.
+    """
     return jax.nn.sigmoid(x)
 
 
@@ -42,7 +49,11 @@ def _tanh_backward(g, out, x):
 
 @op(_tanh_backward)
 def tanh(x):
-    """``tanh(x)``; backward ``g * (1 - out^2)`` (book: Tanh)."""
+    """``tanh(x)``; backward ``g * (1 - out^2)`` (book ch. 4: Tanh).
+
+    x: any shape and floating dtype; the output has the same shape and dtype, values in (-1, 1). Raises
+    nothing itself.
+    """
     return jnp.tanh(x)
 
 
@@ -54,10 +65,11 @@ def _relu_backward(g, out, x):
 
 @op(_relu_backward)
 def relu(x):
-    """``max(x, 0)``; backward passes ``g`` only where ``x > 0`` (book: ReLU, erratum 3 fixed).
+    """``max(x, 0)``; backward passes ``g`` only where ``x > 0`` (book ch. 4: ReLU, erratum 3 fixed).
 
     x: any shape and floating dtype; the output has the same. At the kink ``x = 0`` the derivative is 0 in
     both gradient modes (the forward is ``where(x > 0, x, 0)``, so ``jax.grad`` agrees with the backward).
+    Raises nothing itself.
     """
     return jnp.where(x > 0, x, jnp.zeros_like(x))
 
@@ -71,7 +83,7 @@ def leaky_relu(x, *, slope=0.2):
     """``x`` where ``x > 0``, else ``slope * x`` (book ch. 1, slope 0.2).
 
     x: any shape and floating dtype; ``slope`` a static Python float. At the kink ``x = 0`` the derivative is
-    ``slope`` in both gradient modes.
+    ``slope`` in both gradient modes. Raises nothing itself (``slope`` is not checked).
     """
     return jnp.where(x > 0, x, slope * x)
 
@@ -80,7 +92,18 @@ ACTIVATIONS = {"linear": linear, "sigmoid": sigmoid, "tanh": tanh, "relu": relu,
 
 
 def get_activation(name):
-    """Look an activation op up by name; an unknown name raises a ValueError listing the known ones."""
+    """Look an activation op up by name (the book's layers take an activation Operation, ch. 3-4).
+
+    Args:
+      name: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, or ``None`` (linear); any
+        non-string (e.g. an :class:`~fdl.ops.Op` or a function) is returned unchanged, unchecked.
+
+    Returns:
+      The activation: it maps an array of any shape to one of the same shape and dtype.
+
+    Raises:
+      ValueError: an unknown name; the message lists the known ones.
+    """
     if name is None:
         return linear
     if not isinstance(name, str):

@@ -38,14 +38,36 @@ from ._op import op
 
 
 def expect_float_array(x, what: str) -> None:
-    """TypeError unless ``x`` holds floating-point numbers (reads ``x.dtype``, so it also works on tracers)."""
+    """Check that ``x`` holds floating-point numbers (reads ``x.dtype``, so it also works on tracers).
+
+    Args:
+      x: an array or tracer of any shape.
+      what: how the error message names ``x``.
+
+    Raises:
+      TypeError: x's dtype is not floating point (integer, boolean, complex); the message says how to convert.
+    """
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{what}: expected floating-point values, got dtype {x.dtype}; "
                         "convert with x.astype('float32')")
 
 
 def check_conv_args(x, W, name: str) -> int:
-    """Validate an NCHW input and an ``(in, out, k, k)`` kernel; return ``k``."""
+    """Validate an NCHW input and an ``(in, out, k, k)`` kernel; return ``k`` (the book's Conv2D_Op shapes, ch. 5).
+
+    Args:
+      x: (batch, in_channels, height, width), floating point.
+      W: (in_channels, out_channels, k, k), k odd. Its dtype is not checked.
+      name: the op's name for the error messages.
+
+    Returns:
+      The kernel size ``k`` (a Python int).
+
+    Raises:
+      ValueError: x or W is not 4-D, the kernel is not square, ``k`` is even, or x's channel count differs
+        from W's ``in_channels``.
+      TypeError: x is not floating point.
+    """
     expect_rank(x, 4, f"{name} input", "(batch, in_channels, height, width)")
     expect_rank(W, 4, f"{name} kernel W", "(in_channels, out_channels, k, k)")
     expect_float_array(x, f"{name} input")
@@ -63,7 +85,10 @@ def check_conv_args(x, W, name: str) -> int:
 
 
 def promote(x, W):
-    """Both arrays in their common dtype (as ``x @ W`` would promote them); XLA's conv needs one dtype."""
+    """Both arrays in their common dtype (as ``x @ W`` would promote them); XLA's conv needs one dtype.
+
+    Shapes are unchanged; returns ``(x, W)`` cast to ``jnp.result_type(x, W)``. Raises nothing itself.
+    """
     dtype = jnp.result_type(x, W)
     return x.astype(dtype), W.astype(dtype)
 
@@ -140,11 +165,17 @@ def conv2d(x, W):
     """Same-padded, stride-1 2-D convolution on XLA's convolution primitive (book: Conv2D_Op).
 
     Args:
-      x: (batch, in_channels, height, width).
+      x: (batch, in_channels, height, width), floating point.
       W: (in_channels, out_channels, k, k), k odd.
 
     Returns:
-      (batch, out_channels, height, width): ``out[n, o, i, j] = sum_{c,p,q} x_pad[n, c, i+p, j+q] W[c, o, p, q]``.
+      (batch, out_channels, height, width): ``out[n, o, i, j] = sum_{c,p,q} x_pad[n, c, i+p, j+q] W[c, o, p, q]``,
+      in the promoted dtype of x and W; the gradients come back in x's and W's own dtypes.
+
+    Raises:
+      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
+        x and W differ.
+      TypeError: x is not floating point.
 
     Backward (hand-written, each product one ``lax.conv_general_dilated``): ``dx`` = the output gradient
     correlated with the flipped kernel (channels swapped); ``dW`` = the input correlated with the output
@@ -206,6 +237,16 @@ def im2col(x, k: int):
     ``(i, j)``, channel-major: column ``c * k*k + p * k + q`` is ``x_pad[n, c, i + p, j + q]``, the order of
     ``W.reshape`` over ``(in, k, k)``. (book: get_image_patches, which loops over the H*W positions; here the
     loop runs over the k*k kernel offsets, each one a shifted view of the whole padded batch.)
+
+    Args:
+      x: (batch, C, H, W), any dtype (kept in the result).
+      k: the kernel size, a Python int (odd for the "same" size; not checked).
+
+    Returns:
+      (batch, H*W, C*k*k) in x's dtype.
+
+    Raises nothing itself: it does not check its arguments (a non-4-D x fails when its shape is unpacked;
+    :func:`conv2d_im2col` checks before calling it).
     """
     n, c, h, w = x.shape
     m = k // 2
@@ -252,6 +293,19 @@ def conv2d_im2col(x, W):
     ``out = im2col(x) @ W_matrix``: (batch, H*W, C*k*k) @ (C*k*k, out_channels) -> (batch, H*W, out), then
     reshaped to (batch, out_channels, H, W). Backward: ``dW = patches^T @ g`` and
     ``dx = im2col(g) @ flipped-kernel matrix`` (see :func:`conv2d` for shapes and checks).
+
+    Args:
+      x: (batch, in_channels, height, width), floating point.
+      W: (in_channels, out_channels, k, k), k odd.
+
+    Returns:
+      (batch, out_channels, height, width) in the promoted dtype of x and W; the gradients come back in x's
+      and W's own dtypes.
+
+    Raises:
+      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
+        x and W differ.
+      TypeError: x is not floating point.
     """
     k = check_conv_args(x, W, "conv2d_im2col")
     n, _, h, w = x.shape

@@ -55,7 +55,15 @@ def _conv_1d_backward(g, out, x, w):
 
 @op(_conv_1d_backward)
 def conv_1d(x, w):
-    """Same-padded 1-D convolution with loops. x: (length,) or (batch, length); w: (k,), k odd -> x's shape."""
+    """Same-padded 1-D convolution with loops (book ch. 5: conv_1d, and its batched form).
+
+    x: (length,) or (batch, length), floating point; w: (k,), k odd -> x's shape, in the promoted dtype of x
+    and w. The gradients come back in x's and w's own dtypes; a batch is summed over in the kernel gradient.
+
+    Raises:
+      ValueError: x is not 1-D or 2-D, or w is not 1-D of odd length.
+      TypeError: x is not floating point.
+    """
     k = _check_1d(x, w)
     x_pad = _pad_last(x, k // 2)
     return jnp.stack([sum(w[p] * x_pad[..., o + p] for p in range(k)) for o in range(x.shape[-1])], axis=-1)
@@ -87,10 +95,16 @@ def _conv_2d_backward(g, out, x, W):
 
 @op(_conv_2d_backward)
 def conv_2d(x, W):
-    """Same-padded 2-D convolution with loops (book: the chapter's multi-channel, batched Conv2D).
+    """Same-padded 2-D convolution with loops (book ch. 5: the chapter's multi-channel, batched Conv2D).
 
-    x: (batch, in_channels, H, W); W: (in_channels, out_channels, k, k), k odd -> (batch, out_channels, H, W),
-    the same function as :func:`fdl.ops.conv.conv2d`.
+    x: (batch, in_channels, H, W), floating point; W: (in_channels, out_channels, k, k), k odd ->
+    (batch, out_channels, H, W) in the promoted dtype, the same function as :func:`fdl.ops.conv.conv2d`.
+    The gradients come back in x's and W's own dtypes.
+
+    Raises:
+      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
+        x and W differ.
+      TypeError: x is not floating point.
     """
     check_conv_args(x, W, "conv_2d")
     c_in, c_out, k, _ = W.shape

@@ -15,7 +15,8 @@ def _weight_multiply_backward(g, out, x, W):
 
 @op(_weight_multiply_backward)
 def weight_multiply(x, W):
-    """``x @ W``. x: (batch, in_features), W: (in_features, out_features) -> (batch, out_features).
+    """``x @ W`` (book ch. 3: WeightMultiply). x: (batch, in_features), W: (in_features, out_features) ->
+    (batch, out_features).
 
     The output has the promoted dtype of x and W; the gradients come back in x's and W's own dtypes (float32
     params with float64 data get float32 gradients, see :class:`~fdl.ops.Op`). Raises ValueError for a rank
@@ -37,7 +38,14 @@ def _bias_add_backward(g, out, x, B):
 
 @op(_bias_add_backward)
 def bias_add(x, B):
-    """``x + B``. x: (batch, n), B: (1, n) -> (batch, n)."""
+    """``x + B`` (book ch. 3: BiasAdd). x: (batch, n), B: (1, n) -> (batch, n).
+
+    The output has the promoted dtype of x and B; the gradients come back in x's and B's own dtypes
+    (``dB`` is the batch sum of ``g``, shape (1, n)).
+
+    Raises:
+      ValueError: x is not 2-D, or B's shape is not ``(1, n)`` for x's ``n`` features.
+    """
     expect_rank(x, 2, "bias_add input", "(batch, features)")
     if shape_of(B) != (1, x.shape[1]):
         raise ValueError(f"bias_add: B must have shape (1, {x.shape[1]}) for input {shape_of(x)}, "

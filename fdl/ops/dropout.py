@@ -23,12 +23,24 @@ def _dropout_backward(g, out, x, mask):
 
 @op(_dropout_backward)
 def dropout(x, mask):
-    """``x * mask``; backward ``g * mask`` (book: Dropout._input_grad). ``mask`` broadcasts against ``x``."""
+    """``x * mask``; backward ``g * mask`` (book ch. 4: Dropout._input_grad).
+
+    x: any shape, floating dtype. ``mask``: an array that broadcasts against ``x`` (from :func:`dropout_mask`:
+    x's shape in training, a scalar at inference); it takes no gradient. The output has the broadcast shape
+    and the promoted dtype. Raises nothing itself (a mask that does not broadcast fails in ``jax.numpy``).
+    """
     return x * mask
 
 
 def check_mode(mode):
-    """Raise a clear error unless ``mode`` is ``"book"`` or ``"inverted"``."""
+    """Check a dropout mode name.
+
+    Args:
+      mode: ``"book"`` or ``"inverted"``.
+
+    Raises:
+      ValueError: any other value; the message lists the two modes.
+    """
     if mode not in MODES:
         raise ValueError(f"dropout mode must be one of {MODES}, got {mode!r}")
 
@@ -38,6 +50,22 @@ def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.fl
 
     Training: Bernoulli(keep_prob) draws (divided by keep_prob when ``mode == "inverted"``).
     Inference: the scalar ``keep_prob`` for the book's form, 1 for inverted dropout.
+
+    Args:
+      key: a ``jax.random`` key; needed in training, ignored (may be ``None``) at inference.
+      shape: the mask's shape in training, normally that of the activations it multiplies.
+      keep_prob: probability of keeping a unit, in (0, 1].
+      mode: ``"book"`` (scale by ``keep_prob`` at inference) or ``"inverted"`` (scale by ``1 / keep_prob``
+        in training).
+      train: draw a random mask (``True``) or return the inference scalar (``False``).
+      dtype: the mask's dtype (default float32).
+
+    Returns:
+      In training an array of ``shape`` and ``dtype`` holding 0 and 1 (or 0 and ``1 / keep_prob``); at
+      inference a 0-D array of ``dtype``.
+
+    Raises:
+      ValueError: ``keep_prob`` outside (0, 1], an unknown ``mode``, or ``key is None`` in training.
     """
     expect_probability(keep_prob, "dropout keep_prob")
     check_mode(mode)
