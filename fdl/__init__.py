@@ -24,7 +24,7 @@ from .layers import Layer, conv2d, dense, dropout, flatten, reshape, serial, sum
 from .losses import mean_squared_error, softmax_cross_entropy
 from .train import History, TrainState, evaluate, fit, make_train_step, predict
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "autodiff", "checkpoint", "init", "layers", "losses", "metrics", "ops", "optim", "parallel", "precision",
