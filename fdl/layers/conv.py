@@ -38,7 +38,11 @@ IMPLEMENTATIONS = {"xla": conv2d_xla, "im2col": conv2d_im2col, "loops": conv2d_l
 
 
 def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, k: int) -> tuple[int, int]:
-    """The (fan_in, fan_out) a named initialiser uses for a conv kernel (see the module docstring)."""
+    """The (fan_in, fan_out) a named initialiser uses for a conv kernel (see the module docstring).
+
+    ``(in_channels, out_channels)`` for ``"book_glorot"`` (the book's ch. 5 Conv2D scale, erratum 5), else
+    ``(in_channels * k * k, out_channels * k * k)``. Python ints; raises nothing (the name is not checked).
+    """
     if weight_init == "book_glorot":
         return in_channels, out_channels
     return in_channels * k * k, out_channels * k * k
@@ -47,7 +51,7 @@ def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, 
 def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
            use_bias: bool = False, bias_init: str | Callable | None = None, dropout: float = 1.0,
            dropout_mode: str = "book", flatten: bool = False, impl: str = "xla") -> Layer:
-    """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``dropout < 1`` (book: Conv2D).
+    """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``dropout < 1`` (book ch. 5: Conv2D).
 
     Args:
       out_channels: output channels.
@@ -67,6 +71,18 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
     Params: ``{"W": (in_channels, out_channels, k, k)}``, and ``"B": (1, out_channels, 1, 1)`` with ``use_bias``.
     Input ``(batch, in_channels, H, W)``; output
     ``(batch, out_channels, H, W)``, or ``(batch, out_channels * H * W)`` with ``flatten=True``.
+    The params are in the ``dtype`` given to ``init`` (float32 by default); the input must be floating point;
+    the output has the promoted dtype of the input and the params.
+
+    Raises:
+      ValueError: at construction, ``out_channels`` or ``param_size`` not a positive integer, an even
+        ``param_size``, ``dropout`` outside (0, 1], an unknown ``dropout_mode``, ``impl``, ``activation`` or
+        initialiser name, or ``bias_init`` without ``use_bias``; from ``init`` / ``output_shape``, an example
+        shape that is not ``(channels, height, width)``, or an initialiser function that returns another
+        shape; from ``apply``, an input that is not 4-D or whose channel count differs from ``W``'s, or
+        ``train=True`` with dropout and no ``key``.
+      TypeError: at construction, ``use_bias`` not a bool, or an initialiser neither a name nor a function;
+        from ``apply``, an input that is not floating point.
     """
     expect_positive(out_channels, "conv2d out_channels", integer=True)
     expect_positive(param_size, "conv2d param_size", integer=True)

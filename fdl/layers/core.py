@@ -34,7 +34,14 @@ from ..ops.reshape import unflatten as unflatten_op
 
 
 class Layer(NamedTuple):
-    """``init``, ``apply`` and ``output_shape`` of one layer (or of a whole model built by :func:`serial`)."""
+    """``init``, ``apply`` and ``output_shape`` of one layer (or of a whole model built by :func:`serial`).
+
+    Mirrors the book's ``Layer`` (book ch. 3), whose ``forward`` / ``backward`` are ``apply`` and the ops'
+    hand-written backward passes; the params live outside the layer. Shapes: ``input_shape`` / ``output_shape``
+    are one example's, without the batch axis; ``apply`` takes and returns arrays with a leading batch axis.
+    ``init`` returns a pytree of arrays in the ``dtype`` it is given. The constructors and ``apply`` raise
+    ValueError or TypeError for bad arguments, as each layer's constructor documents.
+    """
 
     init: Callable
     apply: Callable
@@ -61,7 +68,14 @@ def _same_shape(input_shape):
 
 
 def flatten() -> Layer:
-    """Flatten each example to a vector (book ch. 5: Flatten)."""
+    """Flatten each example to a vector (book ch. 5: Flatten).
+
+    ``apply``: (batch, ...) -> (batch, prod(...)), dtype kept; no params. ``output_shape((c, h, w))`` is
+    ``(c * h * w,)``.
+
+    Raises:
+      ValueError: (from ``apply``) an input with no batch axis (0-D).
+    """
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         return flatten_op(x, grad=grad)
@@ -79,6 +93,11 @@ def reshape(shape: tuple) -> Layer:
     """Reshape each example to ``shape`` (e.g. ``(7, 28, 28)`` after a dense layer, as ch. 7's decoder).
 
     Its backward is the reshape back, which ``flatten``'s op already provides: both are views of one array.
+
+    ``apply``: (batch, ...) -> (batch, *shape), dtype kept; no params.
+
+    Raises:
+      ValueError: (from ``apply``) an input whose examples do not hold ``prod(shape)`` values, or a 0-D input.
     """
     shape = tuple(int(d) for d in shape)
 
@@ -98,14 +117,31 @@ def reshape(shape: tuple) -> Layer:
 
 
 def apply_dropout(x, keep_prob, *, key, train, grad, mode="book"):
-    """Dropout with the book's semantics, shared by every layer that has a ``dropout`` argument."""
+    """Dropout with the book's semantics, shared by every layer that has a ``dropout`` argument (book ch. 4).
+
+    x: any shape, floating point; returns x's shape and dtype (``x`` itself when ``keep_prob == 1``). The mask
+    is drawn in x's dtype from ``key`` (see :func:`fdl.ops.dropout_mask`).
+
+    Raises:
+      ValueError: ``key is None`` with ``train=True``, ``keep_prob`` outside (0, 1], or an unknown ``mode``
+        (unless ``keep_prob == 1``, which returns before any check); a ``grad`` other than
+        ``"manual"`` / ``"autodiff"``.
+    """
     if keep_prob == 1.0:
         return x
     return dropout_op(x, dropout_mask(key, x.shape, keep_prob, mode=mode, train=train, dtype=x.dtype), grad=grad)
 
 
 def dropout(keep_prob: float, *, mode: str = "book") -> Layer:
-    """A stand-alone dropout layer keeping each unit with probability ``keep_prob`` (book ch. 4)."""
+    """A stand-alone dropout layer keeping each unit with probability ``keep_prob`` (book ch. 4: Dropout).
+
+    ``apply``: any (batch, ...) floating input -> the same shape and dtype; no params. ``mode`` is ``"book"``
+    (scale by ``keep_prob`` at inference) or ``"inverted"``.
+
+    Raises:
+      ValueError: at construction, ``keep_prob`` outside (0, 1] or an unknown ``mode``; from ``apply``,
+        ``train=True`` without a ``key`` (when ``keep_prob < 1``).
+    """
     expect_probability(keep_prob, "dropout keep_prob")
     check_mode(mode)
 
@@ -120,6 +156,17 @@ def serial(*layers: Layer) -> Layer:
 
     The key passed to ``init`` or ``apply`` is split once per layer, so each layer's randomness is
     independent and reproducible.
+
+    Shapes: ``init(key, input_shape, dtype)`` threads one example's shape through the layers'
+    ``output_shape``; ``apply`` maps (batch, *input_shape) to (batch, *output_shape(input_shape)), with the
+    dtypes the layers give.
+
+    Raises:
+      ValueError: at construction, no layers; from ``apply``, a ``grad`` other than ``"manual"`` /
+        ``"autodiff"`` or params for a different number of layers.
+      TypeError: at construction, an argument that is not a :class:`Layer` (e.g. ``fdl.flatten`` uncalled).
+        A ValueError or TypeError raised by a layer's ``apply`` is re-raised as the same type, its message
+        prefixed with ``layer i (name):``.
     """
     if not layers:
         raise ValueError("serial needs at least one layer")
@@ -173,7 +220,7 @@ def summary(model: Layer, input_shape, dtype=jnp.float32) -> str:
 
     Raises:
         TypeError: ``model`` is not a Layer. Errors of the layers' own ``init`` (e.g. a dense layer after a
-        4-D output without ``flatten()``) propagate with their messages.
+            4-D output without ``flatten()``) propagate with their messages.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"summary: expected a Layer (e.g. fdl.serial(...)), got {type(model).__name__}")

@@ -16,7 +16,7 @@ from .core import Layer, apply_dropout
 
 def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "standard",
           bias_init: str | Callable | None = None, dropout: float = 1.0, dropout_mode: str = "book") -> Layer:
-    """``activation(x W + B)``, then dropout when ``dropout < 1`` (book: Dense).
+    """``activation(x W + B)``, then dropout when ``dropout < 1`` (book ch. 3-4: Dense).
 
     Args:
       neurons: output features.
@@ -27,7 +27,17 @@ def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "s
       dropout: keep probability; 1.0 means no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"`` (scale while training).
 
-    Params: ``{"W": (in, neurons), "B": (1, neurons)}``. Input ``(batch, in)``, output ``(batch, neurons)``.
+    Params: ``{"W": (in, neurons), "B": (1, neurons)}`` in the ``dtype`` given to ``init`` (float32 by default).
+    Input ``(batch, in)``, floating point; output ``(batch, neurons)`` in the promoted dtype of the input and the
+    params.
+
+    Raises:
+      ValueError: at construction, ``neurons`` not a positive integer, ``dropout`` outside (0, 1], an unknown
+        ``dropout_mode``, ``activation`` or initialiser name; from ``init``, an example shape that is not
+        ``(features,)`` (put ``flatten()`` before it) or an initialiser function that returns another shape;
+        from ``apply``, an input that is not 2-D or whose feature count differs from ``W``'s, or
+        ``train=True`` with dropout and no ``key``.
+      TypeError: at construction, ``weight_init`` / ``bias_init`` neither a name nor a function.
     """
     expect_positive(neurons, "dense neurons", integer=True)
     expect_probability(dropout, "dense dropout (keep probability)")
