@@ -36,7 +36,7 @@ def _mse_backward(g, out, p, y, *, over):
 
 @op(_mse_backward)
 def mean_squared_error(p, y, *, over="batch"):
-    """``L = sum((p - y)^2) / batch``; ``dL/dp = 2 (p - y) / batch`` (book: MeanSquaredError).
+    """``L = sum((p - y)^2) / batch``; ``dL/dp = 2 (p - y) / batch`` (book ch. 3: MeanSquaredError).
 
     p, y: (batch, ...) of the same shape. With one output per example this is the usual MSE; with several
     it is the squared error summed over outputs, averaged over the batch, as the book defines it.
@@ -96,6 +96,21 @@ def class_targets(z, y, what: str = "softmax_cross_entropy"):
     Integer labels must have shape ``z.shape[:-1]`` and lie in ``[0, classes)``; out-of-range labels raise a
     ValueError when their values are known (outside ``jit``) and give a NaN row (so a NaN loss, never a silent
     0) inside ``jit``. Float targets are returned unchanged.
+
+    The book's ch. 4 SoftmaxCrossEntropy takes one-hot rows only; this lets the loss take labels too (as
+    PyTorch's ``CrossEntropyLoss`` in ch. 7).
+
+    Args:
+      z: logits, (..., classes); only its shape and dtype are read.
+      y: integer labels of shape ``z.shape[:-1]``, or floating targets of any shape (not checked here).
+      what: the loss's name for the error messages.
+
+    Returns:
+      Integer labels: one-hot rows of z's shape and dtype. Otherwise ``y`` as given (as an array).
+
+    Raises:
+      ValueError: integer labels whose shape is not ``z.shape[:-1]``, or (outside ``jit``) labels outside
+        ``[0, classes)``.
     """
     if not hasattr(y, "dtype"):
         y = jnp.asarray(y)
@@ -143,7 +158,7 @@ def softmax_cross_entropy_forward(z, y):
     """Categorical cross-entropy of softmax(z) against one-hot (or probability) targets y.
 
     ``L = -sum(y * log softmax(z)) / N`` over the N rows (all axes but the last, the class axis);
-    ``dL/dz = (softmax(z) - y) / N`` for one-hot y (book: SoftmaxCrossEntropy).
+    ``dL/dz = (softmax(z) - y) / N`` for one-hot y (book ch. 4: SoftmaxCrossEntropy).
 
     Erratum 1: the book prints a per-class *binary* cross-entropy but returns the gradient above, which
     belongs to this categorical loss. fdl's loss is the one whose gradient it returns, so the book's printed
@@ -184,6 +199,19 @@ LOSSES = {"mse": mean_squared_error, "mean_squared_error": mean_squared_error,
 
 
 def get_loss(name):
+    """Look a loss up by name (book ch. 3: MeanSquaredError; ch. 4: SoftmaxCrossEntropy).
+
+    Args:
+      name: ``"mse"`` / ``"mean_squared_error"`` or ``"softmax_cross_entropy"`` / ``"cross_entropy"``; any
+        non-string (an :class:`~fdl.ops.Op` or a function ``loss(p, y) -> scalar``) is returned unchanged,
+        unchecked.
+
+    Returns:
+      The loss: ``loss(p, y, grad="manual") -> scalar``.
+
+    Raises:
+      ValueError: an unknown name; the message lists the known ones.
+    """
     if not isinstance(name, str):
         return name
     try:

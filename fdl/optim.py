@@ -44,6 +44,19 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
     Linear: ``lr -= (lr - final_lr) / (epochs - 1)`` after every epoch; exponential:
     ``lr *= (final_lr / lr) ** (1 / (epochs - 1))`` (book: ``Optimizer._setup_decay``, ``_decay_lr``).
     With one epoch there is nothing to decay: the rate is ``lr`` (the book divides by zero, erratum 6).
+
+    Args:
+      lr: the first epoch's rate, > 0.
+      final_lr: the last epoch's rate, > 0, or ``None`` for no decay.
+      decay_type: ``"linear"``, ``"exponential"``, or ``None`` for no decay.
+      epochs: the number of epochs, a positive integer.
+
+    Returns:
+      ``epochs`` Python floats.
+
+    Raises:
+      ValueError: ``lr``, ``final_lr`` or ``epochs`` not positive (``epochs`` not an integer), only one of
+        ``final_lr`` and ``decay_type`` given, or an unknown ``decay_type``.
     """
     expect_positive(lr, "learning rate")
     expect_positive(epochs, "epochs", integer=True)
@@ -66,7 +79,16 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
 
 def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None, *, epochs: int,
                        steps_per_epoch: int) -> optax.Schedule:
-    """An optax schedule (step -> rate) that holds each epoch's rate for ``steps_per_epoch`` steps."""
+    """An optax schedule (step -> rate) that holds each epoch's rate for ``steps_per_epoch`` steps.
+
+    The book decays once per epoch (ch. 4: ``Optimizer._decay_lr``); the rates are
+    :func:`epoch_learning_rates`. ``schedule(step)`` takes an integer step count (a scalar array inside
+    ``jit``) and returns a 0-D array of the rate (float64 with x64 on, else float32); steps past the last
+    epoch keep its rate.
+
+    Raises:
+      ValueError: ``steps_per_epoch`` not a positive integer, or any of :func:`epoch_learning_rates`' errors.
+    """
     expect_positive(steps_per_epoch, "steps_per_epoch", integer=True)
     rates = jnp.asarray(epoch_learning_rates(lr, final_lr, decay_type, epochs))
 
@@ -77,7 +99,16 @@ def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None
 
 
 class Decaying:
-    """An optimizer factory ``(epochs, steps_per_epoch) -> GradientTransformation`` with per-epoch decay."""
+    """An optimizer factory ``(epochs, steps_per_epoch) -> GradientTransformation`` with per-epoch decay.
+
+    The book's decay (ch. 4: ``Optimizer._setup_decay``): ``make`` receives the :func:`per_epoch_schedule`
+    once ``fit`` knows the run's length.
+
+    Raises:
+      ValueError: at construction, the errors of :func:`epoch_learning_rates` for ``lr``, ``final_lr`` and
+        ``decay_type``; when called, ``epochs`` or ``steps_per_epoch`` not a positive integer, and whatever
+        ``make`` raises.
+    """
 
     def __init__(self, make: Callable[[optax.Schedule], optax.GradientTransformation], name: str,
                  lr: float, final_lr: float, decay_type: str):
@@ -94,7 +125,15 @@ class Decaying:
 
 @_constructor("fdl.optim.sgd(0.01)")
 def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | None = None) -> OptimizerLike:
-    """Plain SGD, ``p -= lr * g`` (book: SGD), optionally with per-epoch decay to ``final_lr``."""
+    """Plain SGD, ``p -= lr * g`` (book ch. 3: SGD), optionally with per-epoch decay to ``final_lr`` (ch. 4).
+
+    Returns ``optax.sgd(lr)`` without decay, a :class:`Decaying` factory with it. Works on any params
+    pytree; each update has its gradient's shape.
+
+    Raises:
+      ValueError: ``lr`` or ``final_lr`` not positive, only one of ``final_lr`` and ``decay_type`` given, or an
+        unknown ``decay_type``.
+    """
     epoch_learning_rates(lr, final_lr, decay_type, 2)
     if decay_type is None:
         return optax.sgd(lr)
@@ -108,6 +147,16 @@ def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> opt
     The learning rate is applied *before* the velocity is accumulated, so a velocity built up at an old rate
     keeps its size when the rate decays. ``optax.sgd(lr, momentum=mu)`` applies the rate after
     (``v = mu * v + g; p -= lr_t * v``), which is the same only while the rate is constant.
+
+    Args:
+      learning_rate: a float, or an optax schedule ``step -> rate``.
+      mu: the momentum, in [0, 1).
+
+    Returns:
+      An ``optax.GradientTransformation`` whose state holds one velocity per param, of its shape and dtype.
+
+    Raises:
+      ValueError: ``mu`` outside [0, 1). The rate is not checked here (:func:`momentum` checks it).
     """
     if not 0.0 <= mu < 1.0:
         raise ValueError(f"momentum mu must be in [0, 1), got {mu!r}")
@@ -119,7 +168,15 @@ def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> opt
 @_constructor("fdl.optim.momentum(0.01, 0.9)")
 def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None,
              decay_type: str | None = None) -> OptimizerLike:
-    """The book's SGD with momentum (:func:`book_momentum`), optionally with per-epoch decay to ``final_lr``."""
+    """The book's SGD with momentum (:func:`book_momentum`), optionally with per-epoch decay to ``final_lr``.
+
+    Book ch. 4: SGDMomentum. Returns a transformation without decay, a :class:`Decaying` factory with it.
+
+    Raises:
+      ValueError: ``lr`` or ``final_lr`` not positive, only one of ``final_lr`` and ``decay_type`` given, an
+        unknown ``decay_type``, or ``mu`` outside [0, 1) (with decay, only when the factory is called, e.g.
+        by ``fit``).
+    """
     epoch_learning_rates(lr, final_lr, decay_type, 2)
     if decay_type is None:
         return book_momentum(lr, mu)
@@ -127,6 +184,11 @@ def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None
 
 
 class AdaGradState(NamedTuple):
+    """:func:`adagrad`'s state (book ch. 6: AdaGrad's sums of squares).
+
+    ``sum_squares``: a pytree like the params, of their shapes and dtypes, starting at 0.
+    """
+
     sum_squares: optax.Updates
 
 
@@ -135,6 +197,11 @@ def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation
     """The book's AdaGrad: ``s += eps + g^2; p -= lr * g / sqrt(s)`` with ``s`` starting at 0 (book: AdaGrad).
 
     ``optax.adagrad`` differs: its accumulator starts at 0.1 and ``eps`` is added outside the square root.
+
+    The state (:class:`AdaGradState`) has the params' shapes and dtypes; each update has its gradient's shape.
+
+    Raises:
+      ValueError: ``lr`` or ``eps`` not positive.
     """
     expect_positive(lr, "adagrad learning rate")
     expect_positive(eps, "adagrad eps")
@@ -152,7 +219,14 @@ def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation
 
 @_constructor("fdl.optim.clip(2.0)")
 def clip(max_delta: float = 2.0) -> optax.GradientTransformation:
-    """Element-wise gradient clipping to ``[-max_delta, max_delta]`` (book ch. 6), i.e. ``optax.clip``."""
+    """Element-wise gradient clipping to ``[-max_delta, max_delta]`` (book ch. 6), i.e. ``optax.clip``.
+
+    Shapes and dtypes of the updates are kept; chain it before the optimizer
+    (``optax.chain(clip(2.0), adagrad(0.01))``).
+
+    Raises:
+      ValueError: ``max_delta`` not positive.
+    """
     expect_positive(max_delta, "clip max_delta")
     return optax.clip(max_delta)
 
@@ -164,6 +238,8 @@ def uncalled_constructor(optimizer) -> str | None:
     identity) and optax's (``optax.adam``, ``optax.sgd``, ...: a callable from the ``optax`` package, or one
     whose first parameter is ``learning_rate``), also inside ``functools.partial``. Such a callable would be
     taken for an ``(epochs, steps_per_epoch)`` factory and run as ``adam(learning_rate=epochs, b1=steps)``.
+
+    Not in the book (its optimizers are objects built with their rate). Raises nothing.
     """
     if isinstance(optimizer, optax.GradientTransformation | Decaying) or not callable(optimizer):
         return None
@@ -193,10 +269,13 @@ def _is_optax_constructor(fn) -> bool:
 def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
     """Resolve an optimizer or an optimizer factory into a GradientTransformation.
 
+    The book's ``Trainer.fit`` tells its optimizer the run's length the same way (ch. 4: ``optim.max_epochs``).
+
     Args:
         optimizer: an ``optax.GradientTransformation`` (returned as it is), or a factory
             ``(epochs, steps_per_epoch) -> GradientTransformation`` such as :class:`Decaying` (called).
-        epochs, steps_per_epoch: the run's length, passed to a factory.
+        epochs: the run's number of epochs, passed to a factory.
+        steps_per_epoch: the run's number of steps (batches) per epoch, passed to a factory.
 
     Raises:
         TypeError: ``optimizer`` is a constructor passed uncalled (``optax.adam`` or ``fdl.optim.sgd`` instead
