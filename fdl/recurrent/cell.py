@@ -32,13 +32,21 @@ import jax.numpy as jnp
 
 
 class RNNState(NamedTuple):
-    """State of a vanilla RNN or GRU layer: the hidden state ``H`` (batch or 1, hidden)."""
+    """State of a vanilla RNN or GRU layer: the hidden state ``H`` (batch or 1, hidden).
+
+    The book's ch. 6 ``start_H``, carried between batches as its batch mean, (1, hidden). A plain container:
+    nothing is checked here (the layer's ``apply`` checks the shapes).
+    """
 
     H: jax.Array
 
 
 class LSTMState(NamedTuple):
-    """State of an LSTM layer: hidden state ``H`` and cell state ``C``, each (batch or 1, hidden)."""
+    """State of an LSTM layer: hidden state ``H`` and cell state ``C``, each (batch or 1, hidden).
+
+    The book's ch. 6 ``start_H`` and ``start_C``. A plain container: nothing is checked here (the layer's
+    ``apply`` checks the shapes).
+    """
 
     H: jax.Array
     C: jax.Array
@@ -66,7 +74,11 @@ class Cell(NamedTuple):
 
 
 def cast_like(tree, like):
-    """``tree`` with every leaf cast to the dtype of the matching leaf of ``like``."""
+    """``tree`` with every leaf cast to the dtype of the matching leaf of ``like`` (shapes unchanged).
+
+    Infrastructure for the ``custom_vjp`` dtype contract (no book counterpart). Raises ValueError (from
+    ``jax.tree.map``) if the two trees have different structures.
+    """
     return jax.tree.map(lambda a, b: a.astype(b.dtype), tree, like)
 
 
@@ -76,6 +88,11 @@ def from_node(name: str, shapes: Callable, state: type, node: Callable, node_bac
     ``forward``: ``lax.scan`` of ``node`` over the time axis, keeping each step's cache (the book's node
     objects, one per step, hold the same values on ``self``). ``backward``: a reverse scan of
     ``node_backward`` carrying ``dstate`` to the step before and the running sum of the weight gradients.
+
+    Shapes as :class:`Cell` documents (time-major ``xs`` (T, batch, in)); the weight gradients come back in the
+    params' dtypes, ``dxs`` in ``xs``'s dtype, ``dstate0`` in ``state0``'s. Nothing is checked here: errors
+    come from ``node`` / ``node_backward`` or from ``lax.scan`` (e.g. a node that changes the state's shape
+    or dtype raises TypeError).
     """
 
     def forward(params, xs, state0):

@@ -29,6 +29,8 @@ __all__ = ["CELLS", "GRU", "GRU_FUSED", "IMPLS", "LSTM", "LSTM_FUSED", "RNN", "R
 def get_cell(name: str, impl: str = "fused") -> Cell:
     """The cell ``name`` (``"rnn"``, ``"lstm"``, ``"gru"``) in implementation ``impl`` (``"fused"`` or ``"node"``).
 
+    Book ch. 6: RNNNode, LSTMNode, GRUNode. The cell's shapes are those :class:`Cell` documents.
+
     Raises:
       ValueError: an unknown name or implementation; the message lists the known ones.
     """

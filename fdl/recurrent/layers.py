@@ -47,6 +47,9 @@ class RecurrentLayer(NamedTuple):
     * ``apply(params, x, state, *, grad="manual") -> (y, next_state)``; ``x`` (batch, T, in),
       ``y`` (batch, T, output_size).
     * ``zero_state(dtype=float32)``: the state of shape (1, hidden) with zeros.
+
+    Book ch. 6: RNNLayer, LSTMLayer, GRULayer. Built by :func:`rnn_layer`, which lists the errors
+    ``init`` and ``apply`` raise.
     """
 
     init: Callable
@@ -109,6 +112,14 @@ def run(cell: Cell, params, x, state0, *, grad: str = "manual"):
     """Run ``cell`` over ``x`` (batch, T, in) from ``state0``: ``(y (batch, T, out), last state (batch, hidden))``.
 
     ``grad="manual"``: the cell's hand-written backward; ``"autodiff"``: ``jax.grad`` of ``cell.forward``.
+    The book's RNNLayer / LSTMLayer / GRULayer forward and backward over the sequence (ch. 6). ``state0``'s
+    fields may be (1, hidden) (broadcast over the batch) or (batch, hidden); the outputs are in the promoted
+    dtype of x and the params, the gradients in each input's own dtype.
+
+    Raises:
+      ValueError: a ``grad`` other than ``"manual"`` / ``"autodiff"``; on the manual path, when the gradient
+        is taken, a cell backward that returns gradients for other params than the cell has. Shapes are not
+        checked here (the layer's ``apply`` checks them).
     """
     if check_grad_mode(grad) == "manual":
         return _bptt(cell)(params, x, state0)
@@ -132,7 +143,13 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
         form); same params, same numbers (see :mod:`fdl.recurrent.cells`).
 
     Raises:
-      ValueError: a size that is not a positive integer, an unknown ``cell``, ``impl`` or ``weight_init``.
+      ValueError: at construction, a size that is not a positive integer, an unknown ``cell``, ``impl`` or
+        ``weight_init``; from ``init``, an ``input_shape`` that is not one step's ``(features,)``; from
+        ``apply``, an x that is not 3-D (batch, T, features), whose feature count differs from the params', or
+        with an empty batch or sequence, a state field not (1, hidden) or (batch, hidden), or an unknown
+        ``grad``.
+      TypeError: from ``apply``, a non-floating x, or a state of the wrong type (e.g. an ``RNNState`` for an
+        LSTM layer).
 
     Example: ``rnn_layer(256, 128, "rnn")`` then ``rnn_layer(256, vocab, "lstm")`` stack (book ch. 6).
     """

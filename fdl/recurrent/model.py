@@ -30,7 +30,12 @@ REDUCTIONS = ("mean", "sum")
 
 
 class RecurrentModel(NamedTuple):
-    """``init(key, (vocab,)) -> [params]``, ``apply(params, x, states, *, grad) -> (y, states)``, ``zero_state()``."""
+    """``init(key, (vocab,)) -> [params]``, ``apply(params, x, states, *, grad) -> (y, states)``, ``zero_state()``.
+
+    The book's ch. 6 RNNModel, with its params and states outside it. ``x``: (batch, T, vocab) floating;
+    ``y``: (batch, T, last layer's output_size); ``states``: a list, one state per layer (each field
+    (1, hidden) or (batch, hidden)). Built by :func:`stack`, which documents the errors ``apply`` raises.
+    """
 
     init: Callable
     apply: Callable
@@ -43,8 +48,20 @@ class RecurrentModel(NamedTuple):
 
 
 def stack(*layers: RecurrentLayer) -> RecurrentModel:
-    """Recurrent layers in order (book: RNNModel(layers=[...])), e.g. ``stack(rnn_layer(256, 128, "rnn"),
-    rnn_layer(256, vocab, "lstm"))``. Params and states are lists, one entry per layer."""
+    """Recurrent layers in order (book ch. 6: ``RNNModel(layers=[...])``).
+
+    E.g. ``stack(rnn_layer(256, 128, "rnn"), rnn_layer(256, vocab, "lstm"))``. Params and states are lists,
+    one entry per layer. ``init(key, (vocab,), dtype)`` gives params in ``dtype``; ``zero_state(dtype)`` a
+    list of zero states of shape (1, hidden); ``apply(params, x, states, *, grad)`` maps x (batch, T, in)
+    to ``(y (batch, T, out), next states)``, each next state the batch mean of the last one, (1, hidden).
+
+    Raises:
+      ValueError: at construction, no layers; from ``apply``, a ``grad`` other than ``"manual"`` /
+        ``"autodiff"``, or params or states for a different number of layers.
+      TypeError: at construction, an argument that is not a :class:`~fdl.recurrent.RecurrentLayer`. A
+        ValueError or TypeError of a layer's ``apply`` is re-raised as the same type, its message prefixed
+        with ``layer i (name):``.
+    """
     if not layers:
         raise ValueError("stack needs at least one recurrent layer")
     for i, layer in enumerate(layers):
@@ -80,7 +97,17 @@ def stack(*layers: RecurrentLayer) -> RecurrentModel:
 
 def char_loss(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: int, *, grad: str = "manual",
               reduction: str = "mean", dtype=jnp.float32):
-    """``(loss, (cross-entropy per character, next states))`` for integer windows ``x_ids, y_ids`` (batch, T)."""
+    """``(loss, (cross-entropy per character, next states))`` for integer windows ``x_ids, y_ids`` (batch, T).
+
+    The book's ch. 6 RNNTrainer step's loss (softmax cross-entropy at every step; see the module docstring for
+    ``reduction``). The ids are one-hot encoded in ``dtype`` (an id outside ``[0, vocab_size)`` gives a row of
+    zeros, unchecked here; :func:`fit_chars` checks its ids). ``loss`` and the cross-entropy are 0-D arrays in
+    the computation's dtype; ``states`` is a list as ``model.apply`` returns it.
+
+    Raises:
+      ValueError: an unknown ``reduction`` or ``grad``, states or params for another number of layers.
+        Errors of the layers' ``apply`` (ValueError / TypeError, prefixed ``layer i (name):``) propagate.
+    """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     x = jax.nn.one_hot(x_ids, vocab_size, dtype=dtype)
@@ -98,6 +125,10 @@ def char_loss_fn(model: RecurrentModel, vocab_size: int, *, grad: str = "manual"
     The layers' start states travel as the train state's ``aux``: each batch starts from the states the
     previous one ended with (batch means of the last states, with no gradient), as the book's layers keep
     ``start_H``. ``x_ids, y_ids``: integer windows ``(batch, T)``; ``reduction`` as in :func:`char_loss`.
+
+    Raises:
+      ValueError: at construction, a ``grad`` other than ``"manual"`` / ``"autodiff"`` or an unknown
+        ``reduction``; when called, the errors of :func:`char_loss`.
     """
     check_grad_mode(grad)
     if reduction not in REDUCTIONS:
@@ -118,6 +149,10 @@ class CharWindows(NamedTuple):
     ``batches="random"``: start positions drawn uniformly by ``jax.random.fold_in(key, step)`` (the same
     windows as :func:`fdl.text.random_batch`); ``batches="book"``: the book's consecutive windows
     (:func:`fdl.text.book_batch`). ``n`` is the length of the text.
+
+    ``batch(ids, starts)`` returns ``(x_ids, y_ids)``, each (batch_size, sequence_length) in the ids' integer
+    dtype. Nothing is checked here (:func:`fit_chars` checks the text's length and ``batches``); any
+    ``batches`` other than ``"book"`` draws random windows.
     """
 
     n: int
@@ -167,10 +202,12 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
       log: as :func:`fdl.train.train`.
       plugins: as :func:`fdl.train.train` (e.g. ``[fdl.train.DataParallel("all")]``).
 
-    Raises ValueError for ids that are not a 1-D integer array inside the vocabulary, a text too short for
-    one batch, or an unknown ``batches``.
+    Returns:
+      The final :class:`~fdl.train.TrainState` (``state.aux`` holds the carried states) and the history.
 
-    Returns the final :class:`~fdl.train.TrainState` (``state.aux`` holds the carried states) and the history.
+    Raises:
+      ValueError: ids that are not a 1-D integer array inside the vocabulary, a text too short for one batch,
+        or an unknown ``batches``, ``grad`` or ``reduction``.
     """
     from ..train import Chunk, TrainState, make_chunk, make_train_step, train
 
@@ -209,7 +246,12 @@ def make_char_train_step(*args, **kwargs):
 
 
 def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:
-    """Jitted ``(params, states, x_ids, y_ids) -> cross-entropy per character`` (nats) from ``states``."""
+    """Jitted ``(params, states, x_ids, y_ids) -> cross-entropy per character`` (nats) from ``states``.
+
+    The book's ch. 6 validation loss, but the categorical cross-entropy (erratum 1) and per character.
+    ``x_ids, y_ids``: integer (batch, T); returns a 0-D array in the computation's dtype. Raises, when
+    called, the errors of :func:`char_loss`.
+    """
 
     def evaluate(params, states, x_ids, y_ids):
         return char_loss(model, params, x_ids, y_ids, states, vocab_size)[1][0]
@@ -219,6 +261,11 @@ def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:
 
 def gradient_norms(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: int,
                    grad: str = "manual") -> Sequence[dict]:
-    """The largest absolute gradient of every parameter, per layer (to show every weight learns)."""
+    """The largest absolute gradient of every parameter, per layer (to show every weight learns).
+
+    Shows erratum 2 fixed: with the book's GRU every weight but ``W_v, B_v`` gets exactly zero gradient (book
+    ch. 6). ``x_ids, y_ids``: integer (batch, T). Returns one dict per layer, ``{param name: float}``.
+    Raises the errors of :func:`char_loss`.
+    """
     grads = jax.grad(lambda p: char_loss(model, p, x_ids, y_ids, states, vocab_size, grad=grad)[0])(params)
     return [{k: float(jnp.max(jnp.abs(g))) for k, g in layer.items()} for layer in grads]
