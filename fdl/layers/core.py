@@ -151,6 +151,30 @@ def dropout(keep_prob: float, *, mode: str = "book") -> Layer:
     return Layer(_no_params, apply, _same_shape, f"dropout({keep_prob})")
 
 
+def check_layers(layers, kind: type, what: str, expected: str) -> None:
+    """Raise ValueError for no layers, TypeError for an argument that is not a ``kind`` (shared by
+    :func:`serial` and :func:`fdl.recurrent.stack`)."""
+    if not layers:
+        raise ValueError(f"{what} needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, kind):
+            raise TypeError(f"{what}: argument {i} is {layer!r}, not {expected}")
+
+
+def init_in_order(layers) -> Callable:
+    """``init(key, input_shape, dtype=float32) -> [params per layer]``: each layer initialised with its own key
+    (``jax.random.split`` once per layer) on the shape the previous layer outputs."""
+
+    def init(key, input_shape, dtype=jnp.float32):
+        params, shape = [], tuple(input_shape)
+        for layer, k in zip(layers, jax.random.split(key, len(layers)), strict=True):
+            params.append(layer.init(k, shape, dtype))
+            shape = layer.output_shape(shape)
+        return params
+
+    return init
+
+
 def serial(*layers: Layer) -> Layer:
     """Compose layers in order (book: NeuralNetwork). Params are a list, one entry per layer.
 
@@ -168,18 +192,8 @@ def serial(*layers: Layer) -> Layer:
         A ValueError or TypeError raised by a layer's ``apply`` is re-raised as the same type, its message
         prefixed with ``layer i (name):``.
     """
-    if not layers:
-        raise ValueError("serial needs at least one layer")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"serial: argument {i} is {layer!r}, not a Layer (did you forget to call it?)")
-
-    def init(key, input_shape, dtype=jnp.float32):
-        params, shape = [], tuple(input_shape)
-        for layer, k in zip(layers, jax.random.split(key, len(layers)), strict=True):
-            params.append(layer.init(k, shape, dtype))
-            shape = layer.output_shape(shape)
-        return params
+    check_layers(layers, Layer, "serial", "a Layer (did you forget to call it?)")
+    init = init_in_order(layers)
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         check_grad_mode(grad)

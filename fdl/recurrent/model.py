@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from .. import text as fdl_text
+from ..layers.core import check_layers, init_in_order
 from ..losses import softmax_cross_entropy
 from ..ops._op import check_grad_mode
 from .layers import RecurrentLayer
@@ -62,18 +63,8 @@ def stack(*layers: RecurrentLayer) -> RecurrentModel:
         ValueError or TypeError of a layer's ``apply`` is re-raised as the same type, its message prefixed
         with ``layer i (name):``.
     """
-    if not layers:
-        raise ValueError("stack needs at least one recurrent layer")
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, RecurrentLayer):
-            raise TypeError(f"stack: argument {i} is {layer!r}, not a RecurrentLayer (made by rnn_layer)")
-
-    def init(key, input_shape, dtype=jnp.float32):
-        params, shape = [], tuple(input_shape)
-        for layer, k in zip(layers, jax.random.split(key, len(layers)), strict=True):
-            params.append(layer.init(k, shape, dtype))
-            shape = layer.output_shape(shape)
-        return params
+    check_layers(layers, RecurrentLayer, "stack", "a RecurrentLayer (made by rnn_layer)")
+    init = init_in_order(layers)
 
     def zero_state(dtype=jnp.float32):
         return [layer.zero_state(dtype) for layer in layers]
