@@ -19,7 +19,12 @@ def _jitted_apply(model):
 def predict(model, params, X, *, batch_size: int | None = None):
     """``model.apply(params, X)`` at inference (no dropout), jitted, in chunks of ``batch_size`` rows if given.
 
-    ``X``: ``(n, *input_shape)``; returns ``(n, *output_shape)`` in the params' dtype.
+    ``X``: ``(n, *input_shape)``; returns ``(n, *output_shape)`` in the params' dtype. The book's
+    ``NeuralNetwork.forward`` with inference set (ch. 3; ch. 4's dropout scales by ``keep_prob``).
+
+    Raises:
+      ValueError, TypeError: the model's own errors for an input of the wrong shape or dtype (e.g. a dense
+        layer given 4-D images), with the layer named; nothing is checked here.
     """
     apply = _jitted_apply(model)
     if batch_size is None or len(X) <= batch_size:
@@ -33,6 +38,14 @@ def evaluate(model, loss, params, X, y, metrics: Mapping[str, Callable] | None =
 
     ``metrics`` maps names to ``fn(predictions, targets)``; predictions are computed in chunks of
     ``batch_size`` rows (memory), the loss and metrics over all rows at once.
+
+    The book's ch. 3 ``Trainer.fit`` evaluation step (the validation loss printed every ``eval_every``
+    epochs); ch. 4 adds accuracy, here a metric. ``y``: ``(n, ...)``; integer class labels stay integer, other
+    targets are cast to the predictions' dtype.
+
+    Raises:
+      ValueError, TypeError: the model's, the loss's or a metric's own errors (e.g. predictions and targets
+        of different shapes); nothing is checked here.
     """
     pred = predict(model, params, X, batch_size=batch_size)
     y = jnp.asarray(y) if jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer) else jnp.asarray(y, pred.dtype)

@@ -31,7 +31,12 @@ from .step import make_train_step, model_loss
 
 class Chunk(NamedTuple):
     """One entry of a schedule: steps ``start .. start + count`` of pass ``epoch`` (plus the ragged last
-    batch if ``ragged``), then an evaluation if ``evaluate``."""
+    batch if ``ragged``), then an evaluation if ``evaluate``.
+
+    Python ints and bools (0-based ``epoch`` and ``start``); ``steps`` is ``count + ragged``. With
+    :func:`fit`'s defaults one chunk is one epoch of the book's ``Trainer.fit`` (ch. 3). A plain container:
+    nothing is checked.
+    """
 
     epoch: int
     start: int
@@ -46,7 +51,10 @@ class Chunk(NamedTuple):
 
 @dataclasses.dataclass
 class History:
-    """What a training run saw.
+    """What a training run saw (the book's ``Trainer.fit`` prints it; ch. 3).
+
+    Losses and seconds are Python floats, positions Python ints; ``evals`` values are Python floats (the
+    metrics as their functions return them, converted with ``float``). A plain container: nothing is checked.
 
     Attributes:
       train_loss: the mean training loss of each chunk run (with :func:`fit`'s defaults, of each epoch).
@@ -81,7 +89,13 @@ class History:
 @dataclasses.dataclass
 class Run:
     """A run in progress, as plugins see it (they may read everything and replace ``state``, ``data``,
-    ``key``, ``done`` and ``shard`` in ``setup``)."""
+    ``key``, ``done`` and ``shard`` in ``setup``).
+
+    The state of the book's ``Trainer`` between epochs (ch. 3). ``state``: a :class:`TrainState`; ``data``:
+    the pytree the sampler reads (e.g. ``(X, y)`` on the device); ``key``: a ``jax.random`` key; ``done`` and
+    ``steps``: chunks and steps completed; ``best_loss``: a Python float (``inf`` before any evaluation).
+    A plain container: nothing is checked.
+    """
 
     state: TrainState
     data: Any
@@ -129,6 +143,15 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
 
     A chunk whose loss, params or optimizer state is not finite stops training with a message naming the
     position; the state from before that chunk is returned (and no checkpoint is written for it).
+
+    Returns:
+      ``(state, history)``: the :class:`TrainState` of the returned position (the last finite state, or the
+      best evaluation's with early stopping) and the :class:`History`.
+
+    Raises:
+      Nothing of its own (a non-finite loss is reported in ``history.stopped``, not raised); the errors of
+      the plugins' hooks, of the chunk (the model's and the loss's, at trace time) and of ``evaluate``
+      propagate, after every plugin's ``close`` has run.
     """
     say = log or (lambda *a, **k: None)
     history = History()
@@ -261,7 +284,18 @@ def _check_labels(model, X, y, what: str) -> None:
 def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,
                    eval_every_steps: int | None = None) -> list[Chunk]:
     """The chunks of ``epochs`` shuffled passes over ``n`` examples: one chunk per epoch, evaluated every
-    ``eval_every`` epochs; or, with ``eval_every_steps``, chunks of that many steps, each evaluated."""
+    ``eval_every`` epochs; or, with ``eval_every_steps``, chunks of that many steps, each evaluated.
+
+    The book's ``Trainer.fit`` loop over epochs (ch. 3) and ch. 5's evaluation "every 100 batches". Returns a
+    list of :class:`Chunk`; an epoch of ``n // batch_size`` full batches and, if ``n % batch_size``, one
+    ragged batch.
+
+    The arguments are not checked here (:func:`fit` checks them first); only Python's own errors arise.
+
+    Raises:
+      ZeroDivisionError: ``batch_size == 0``.
+      ValueError: ``eval_every_steps == 0`` (a ``range`` step of 0), with ``epochs > 0``.
+    """
     full, ragged = divmod(n, batch_size)
     if eval_every_steps is None:
         return [Chunk(e, 0, full, ragged > 0, eval_every is not None and (e + 1) % eval_every == 0)
@@ -315,8 +349,21 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     Every epoch runs as compiled ``lax.scan`` chunks with the data on the device. A non-finite training
     loss, or params that overflow while the loss stays finite, stop training with a message naming the
     epoch and step; ``fit`` returns the last finite params (a checkpoint, if any, is left as it was).
-    Raises ValueError/TypeError for bad arguments or data, naming what to change; fdl 0.1's keyword
-    arguments that moved to plugins raise a TypeError naming the replacement.
+
+    Returns:
+      ``(params, history)``: the params pytree (leaves in ``dtype``, as ``model.init`` made them) and the
+      :class:`History`.
+
+    Raises:
+      ValueError: ``epochs``, ``eval_every``, ``batch_size`` or ``eval_every_steps`` not a positive integer;
+        an unknown ``grad``; data without an example axis, with different numbers of examples in X and y, with
+        no examples, or with NaN/Inf; only one of ``X_test`` and ``y_test``; test examples of another shape
+        than the training examples; ``restart=False`` without ``state`` or ``state`` with ``restart=True``;
+        integer class labels outside the model's outputs; and the model's, the loss's and the plugins' own
+        ValueErrors (e.g. a batch size the devices do not divide).
+      TypeError: a non-floating ``dtype``; non-numeric data; an optimizer that is neither a transformation nor
+        a factory (e.g. ``optax.adam`` uncalled); fdl 0.1's keyword arguments that moved to plugins (the
+        message names the replacement) or any other unknown keyword.
     """
     _refuse_removed(removed)
     check_grad_mode(grad)

@@ -33,6 +33,8 @@ class ShuffledEpochs(NamedTuple):
     ``permute_data`` and ``generate_batches``); ``data`` is ``(X, Y)``, each with ``n`` rows.
 
     Epoch ``e`` uses ``jax.random.fold_in(key, e)``, split into a permutation key and the steps' dropout keys.
+    Each batch is ``(X[rows], Y[rows])``, ``(batch_size, ...)`` in the arrays' own dtypes (the ragged last one
+    ``(n % batch_size, ...)``). Nothing is checked here (``fit`` checks the data and ``batch_size``).
     """
 
     n: int
@@ -62,7 +64,12 @@ class ShuffledEpochs(NamedTuple):
 
 
 class Prebatched(NamedTuple):
-    """``data`` holds one batch per step along its leading axis; step ``k`` gets ``fold_in(key, k)``."""
+    """``data`` holds one batch per step along its leading axis; step ``k`` gets ``fold_in(key, k)``.
+
+    ``data``: a pytree of arrays ``(steps, batch, ...)``; step ``k``'s batch is ``data[k]`` (each leaf's
+    ``[k]``), dtypes kept. Not in the book (benchmarks). Nothing is checked: a step past the leading axis
+    reads a clamped index, as jax's indexing does inside ``jit``.
+    """
 
     def plan(self, data, key, epoch, start, count: int, ragged: bool):
         steps = start + jnp.arange(count)
@@ -73,7 +80,10 @@ class Prebatched(NamedTuple):
 
 
 def all_finite(tree) -> jax.Array:
-    """True when every floating-point leaf of ``tree`` is finite (a scalar boolean array)."""
+    """True when every floating-point leaf of ``tree`` is finite (a scalar boolean array).
+
+    Leaves of any shape; integer and boolean leaves are skipped; an empty tree gives True. Raises nothing.
+    """
     leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(a),
                                                                                          jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
@@ -88,6 +98,13 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None,
     the losses, params and optimizer state are all finite afterwards (checked on the device; the caller
     decides what to do). ``shard(batch)`` may constrain each batch's layout over devices
     (:class:`~fdl.train.DataParallel`); ``on_trace()`` is called each time the chunk is traced.
+
+    The inner loop of the book's ``Trainer.fit`` (ch. 3: one ``train_batch`` and ``optim.step`` per batch),
+    compiled. ``losses`` are in the loss's dtype; ``finite`` is a 0-D boolean array.
+
+    Raises:
+      Nothing itself; when called, the errors of ``step`` (the model's and the loss's, at trace time), and
+      jax's TypeError if ``step`` returns a state whose structure or dtypes differ from the state it got.
     """
 
     def chunk(state: TrainState, data, key, epoch, start, count: int, ragged: bool = False):

@@ -26,7 +26,12 @@ from .._checks import expect_positive
 
 
 class Plugin:
-    """Base class with do-nothing hooks (subclass it, or write any object with the three methods)."""
+    """Base class with do-nothing hooks (subclass it, or write any object with the three methods).
+
+    Each hook takes the :class:`~fdl.train.fit.Run` and returns None; what a plugin raises in a hook stops
+    the run (``close`` still runs). ``order`` (an int, default 50) sorts the plugins. Not in the book: it
+    covers what the book's ``Trainer`` does not (checkpoints, devices, progress).
+    """
 
     order = 50
 
@@ -48,6 +53,13 @@ class Checkpoint(Plugin):
     the history and the early-stopping state, so that a run stopped after chunk k and resumed ends bitwise
     equal to an uninterrupted run (on the CPU). A checkpoint of another model, or a file that is not one, is
     refused with :class:`fdl.checkpoint.CheckpointError` and left untouched.
+
+    Stored arrays keep their shapes and dtypes (see :func:`fdl.checkpoint.save`).
+
+    Raises:
+      ValueError: at construction, ``every`` not a positive integer.
+      CheckpointError: in ``setup`` with ``resume=True``, a file at ``path`` that is not a checkpoint of this
+        run's model and optimizer (a ``ValueError`` subclass).
     """
 
     order = 10
@@ -94,7 +106,15 @@ class DataParallel(Plugin):
     """Data-parallel training over ``devices`` (``"all"``, a platform name such as ``"cpu"`` or ``"gpu"``, a
     count, or a list of devices): a one-axis mesh (:mod:`fdl.parallel`); each batch is split along it, params,
     optimizer state and data are replicated, and XLA inserts the gradient reductions. The batch size must
-    divide evenly among the devices (ValueError otherwise)."""
+    divide evenly among the devices (ValueError otherwise).
+
+    Not in the book. Shapes and dtypes are unchanged; the batch axis (axis 0) is split over the mesh.
+
+    Raises:
+      ValueError: at construction, a platform with no devices here, more devices than there are, or none;
+        in ``setup``, a batch size the number of devices does not divide.
+      TypeError: at construction, ``devices`` of another kind (see :func:`fdl.parallel.make_mesh`).
+    """
 
     order = 20
 
@@ -113,7 +133,11 @@ class DataParallel(Plugin):
 
 class Progress(Plugin):
     """A progress bar over the chunks (tqdm, the ``progress`` extra) with the running training loss; without
-    tqdm, one plain line per chunk through the run's log (and a note saying how to get the bar)."""
+    tqdm, one plain line per chunk through the run's log (and a note saying how to get the bar).
+
+    Not in the book (its ``Trainer`` prints only at evaluations). Raises nothing itself; a missing tqdm is
+    not an error.
+    """
 
     order = 30
 

@@ -8,6 +8,9 @@ from typing import Any, NamedTuple
 class TrainState(NamedTuple):
     """The state a train step reads and returns.
 
+    A pytree (a NamedTuple); shapes and dtypes are those of the params (e.g. float32) and of the optimizer
+    state built from them, which keep their dtypes from step to step. A plain container: nothing is checked.
+
     Attributes:
       params: the model's parameter pytree (e.g. a list of ``{"W", "B"}`` dicts).
       opt_state: the optax optimizer state that goes with ``params``.

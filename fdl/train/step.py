@@ -24,6 +24,13 @@ def model_loss(model, loss, *, grad: str = "manual") -> Callable:
     The model runs in training mode (dropout on, fed by ``key``); ``grad`` chooses the hand-written VJPs
     (``"manual"``) or ``jax.grad`` of the plain forward (``"autodiff"``) for model and loss alike. ``aux``
     passes through unchanged.
+
+    The book's ch. 3 ``NeuralNetwork.train_batch`` forward and loss. ``x``: ``(batch, *input_shape)``; ``y``
+    as the loss takes it; the loss is a 0-D array.
+
+    Raises:
+      ValueError: at construction, a ``grad`` other than ``"manual"`` / ``"autodiff"``. When called, the
+        model's and the loss's own errors (ValueError / TypeError) propagate.
     """
     check_grad_mode(grad)
 
@@ -42,7 +49,13 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     ``optimizer`` (an optax ``GradientTransformation``). Wrap the step in ``jax.jit`` to call it alone, or
     scan it over many batches with :func:`~fdl.train.make_chunk`.
 
-    Raises TypeError for the fdl 0.1 spelling ``make_train_step(model, loss, optimizer, grad=...)``.
+    The book's ch. 3 ``Trainer`` step: ``net.train_batch`` then ``optim.step``. The new params keep the
+    shapes and dtypes of the old (as the optimizer's updates do); ``loss`` is the 0-D array ``loss_fn`` returned.
+
+    Raises:
+      TypeError: the fdl 0.1 spelling ``make_train_step(model, loss, optimizer, grad=...)``, or an optimizer
+        that is not an optax ``GradientTransformation`` (an uncalled constructor such as ``optax.adam``, or
+        an fdl decay factory: build it with :func:`fdl.optim.build`).
     """
     if _old or _old_kw or hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
         raise TypeError("make_train_step(model, loss, optimizer, grad=g) is fdl 0.1's spelling; in fdl 0.2 write "
