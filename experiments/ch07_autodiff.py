@@ -62,6 +62,7 @@ from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.metrics import accuracy
 from fdl.recurrent import rnn_layer
 from fdl.recurrent.model import char_loss, fit_chars, stack
+from fdl.testing import gradient_agreement
 from fdl.text import Vocabulary, book_batch, split, windows
 from fdl.train import model_loss, predict
 
@@ -111,19 +112,6 @@ def char_lstm(hidden: int, vocab: int):
                                          for k, a in zip(keys, leaves, strict=True)])
 
     return model._replace(init=init)
-
-
-def gradient_agreement(loss_of, params, *batch) -> float:
-    """``max |g_manual - g_autodiff| / max |g_autodiff|`` over all parameters, in float64.
-
-    ``loss_of(grad)`` is ``(params, *batch) -> scalar``; float arrays are cast to float64, integers kept.
-    """
-    with jax.enable_x64(True):
-        cast = lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a
-        params, batch = jax.tree.map(cast, params), jax.tree.map(cast, batch)
-        manual, auto = (jax.tree.leaves(jax.jit(jax.grad(loss_of(g)))(params, *batch)) for g in ("manual", "autodiff"))
-        diff = max(float(jnp.max(jnp.abs(m - a))) for m, a in zip(manual, auto, strict=True))
-        return diff / max(float(jnp.max(jnp.abs(a))) for a in auto)
 
 
 def run_boston(args, results, rows, log=print):

@@ -274,3 +274,20 @@ def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=T
     harness.setdefault("mixed_dtypes", True)
     check_vjp(bind("manual"), bind("autodiff"), args, arg_names=("params", "x")[:len(args)], fix=FIX_MODEL,
               **harness)
+
+
+def gradient_agreement(loss_of: Callable, params, *batch) -> float:
+    """How far the hand-written gradient is from ``jax.grad``'s, as one number (for reports, not a check).
+
+    ``max |g_manual - g_autodiff| / max |g_autodiff|`` over all leaves of the params' gradient, computed in
+    float64 (x64 switched on inside; floating arrays cast to float64, integer arrays such as character ids
+    kept), under matmul precision "highest". ``loss_of(grad)`` returns ``(params, *batch) -> scalar`` for
+    ``grad="manual"`` or ``"autodiff"``. Book ch. 7 compares PyTorch's autograd with the hand-written
+    backward the same way. To assert agreement, use :func:`check_model` or :func:`check_vjp` instead.
+    """
+    with jax.enable_x64(True), matmul_precision("highest"):
+        cast = lambda a: jnp.asarray(a, jnp.float64) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a
+        params, batch = jax.tree.map(cast, params), jax.tree.map(cast, batch)
+        manual, auto = (jax.tree.leaves(jax.jit(jax.grad(loss_of(g)))(params, *batch)) for g in ("manual", "autodiff"))
+        diff = max(float(jnp.max(jnp.abs(m - a))) for m, a in zip(manual, auto, strict=True))
+        return diff / max(float(jnp.max(jnp.abs(a))) for a in auto)

@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from fdl import ops
@@ -65,3 +66,19 @@ def test_a_backward_returning_the_wrong_dtype_is_caught_through_op():
     # fdl.ops.Op casts every gradient to its input's dtype, so a float64 formula on a float32 W is harmless.
     leaky = wrong(lambda g, out, x, W: ((g @ W.T).astype(jnp.float64), (x.T @ g).astype(jnp.float64)), "f64_grads")
     check_op(leaky, X, W)  # mixed dtypes (float32 x or W) included: no AssertionError
+
+
+def test_gradient_agreement_is_tiny_for_a_right_model_and_large_for_a_wrong_one():
+    import fdl
+    from fdl.ops import op
+    from fdl.testing import gradient_agreement
+    model = fdl.serial(fdl.dense(4, "tanh"), fdl.dense(2))
+    params = model.init(jax.random.key(0), (3,))           # float32: gradient_agreement casts to float64
+    x, y = np.random.RandomState(0).randn(5, 3), np.random.RandomState(1).randn(5, 2)
+    loss_of = lambda g: lambda p, x, y: fdl.mean_squared_error(model.apply(p, x, grad=g), y, grad=g)
+    assert gradient_agreement(loss_of, params, x, y) < 1e-12
+
+    wrong = op(lambda g, out, x: (-g,))(lambda x: x)      # identity with a flipped backward
+    loss_wrong = lambda g: lambda p, x, y: fdl.mean_squared_error(wrong(model.apply(p, x, grad=g), grad=g), y,
+                                                                  grad=g)
+    assert gradient_agreement(loss_wrong, params, x, y) == pytest.approx(2.0)
