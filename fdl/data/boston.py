@@ -21,11 +21,15 @@ FEATURE_NAMES = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD"
 
 
 def load_boston() -> tuple[np.ndarray, np.ndarray]:
-    """The raw Boston housing data.
+    """The raw Boston housing data (book ch. 2-3).
 
     Returns:
         X: float64 (506, 13), the features in the order of ``FEATURE_NAMES``, unscaled.
         y: float64 (506, 1), MEDV (median home value, $1000s).
+
+    Raises:
+        FileNotFoundError: the shipped CSV is missing (reinstall fdl).
+        ValueError: the shipped CSV was altered (its SHA-256 differs).
     """
     raw = read_verified(BOSTON_CSV, BOSTON_SHA256, "load_boston")
     table = np.loadtxt(io.BytesIO(raw), delimiter=",", dtype=np.float64)
@@ -51,6 +55,11 @@ def boston_split(test_size: float | int = 0.3, seed: int = BOOK_SEED):
     Returns:
         (X_train, X_test, y_train, y_test): float64, shapes (354, 13), (152, 13), (354, 1), (152, 1) for the
         defaults.
+
+    Raises:
+        ValueError: ``test_size`` neither a fraction in (0, 1) nor a row count, or giving fewer than 1 or more
+            than 505 test rows; and :func:`load_boston`'s errors.
+        TypeError: ``test_size`` is a bool.
     """
     n_test = _n_test(test_size)
     X, y = load_boston()

@@ -21,6 +21,11 @@ def mnist_preprocess(X_train, X_test, flatten: bool = True) -> tuple[np.ndarray,
 
     Returns:
         (X_train, X_test) as float32.
+
+    Raises:
+        ValueError: an array of the wrong rank, images of different shapes in the two sets, NaN or Inf, an
+            empty X_train, or an X_train whose pixels are all equal (zero std).
+        TypeError: an array that does not hold real numbers (integer or floating).
     """
     X_train, X_test = np.asarray(X_train), np.asarray(X_test)
     allowed = (3, 2) if flatten else (3,)
@@ -52,12 +57,18 @@ def mnist_preprocess(X_train, X_test, flatten: bool = True) -> tuple[np.ndarray,
 def one_hot(labels, n_classes: int) -> np.ndarray:
     """Encode integer class labels as one-hot rows: ``out[..., k] = 1.0 if labels[...] == k else 0.0``.
 
+    The book's ch. 4 one-hot MNIST labels.
+
     Args:
         labels: integer array of any shape (typically (n,)) with values in [0, n_classes).
         n_classes: number of classes (10 for MNIST).
 
     Returns:
         float32 array of shape ``labels.shape + (n_classes,)``.
+
+    Raises:
+        ValueError: ``n_classes`` not a positive integer, or labels outside [0, n_classes).
+        TypeError: labels that are not integers (e.g. scores or one-hot rows).
     """
     if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
         raise ValueError(f"one_hot: n_classes must be a positive integer, got {n_classes!r}")

@@ -18,7 +18,10 @@ SHIPPED_TEXTS = {
 
 
 def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8") -> str:
-    """Return a corpus as one string.
+    """Return a corpus as one string (book ch. 6: the character models' training text).
+
+    The book's corpus is not published; the shipped *Hamlet* stands in for it (173 942 characters, 65
+    distinct). Encode it with :class:`fdl.text.Vocabulary` for integer ids.
 
     Args:
         name_or_path: a shipped corpus name (``"hamlet"``) or the path of any text file.
@@ -26,9 +29,13 @@ def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8
             (U+FEFF, as some editors write at the start of UTF-8 files) is removed, so that it never becomes a
             character of the vocabulary.
 
+    Returns:
+        A ``str`` (Python text, not an array), without a leading byte-order mark.
+
     Raises:
         FileNotFoundError: no shipped corpus by that name and no such file.
         ValueError: the text is empty, or a shipped file was altered.
+        UnicodeDecodeError: the file is not valid in ``encoding`` (a ValueError subclass).
     """
     if isinstance(name_or_path, str) and name_or_path in SHIPPED_TEXTS:
         path, sha = SHIPPED_TEXTS[name_or_path]
