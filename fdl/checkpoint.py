@@ -26,7 +26,12 @@ PARAMS_FORMAT = "fdl-params-1"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: missing, truncated, not a checkpoint, or of another model."""
+    """A checkpoint file that cannot be used: missing, truncated, not a checkpoint, or of another model.
+
+    A ``ValueError`` subclass, raised by :func:`load`, :func:`load_params` and the
+    :class:`fdl.train.Checkpoint` plugin; the message names the file and, for another model, the first leaf
+    that differs. Infrastructure (the book has no checkpoints).
+    """
 
 
 def _flatten(prefix: str, tree) -> dict[str, np.ndarray]:
@@ -48,11 +53,19 @@ def save(path, *, params, opt_state, key, epoch: int, step: int = 0, extra: dict
     """Write a checkpoint to ``path`` atomically and return the path.
 
     Args:
-      params, opt_state: pytrees of arrays.
-      key: the run's PRNG key (a typed ``jax.random.key``); its raw data is stored.
-      epoch, step: the position reached (completed epochs, steps into the next epoch).
+      path: the file to write (conventionally ``*.npz``); its folder is created if needed.
+      params: a pytree of arrays; each leaf is stored with its shape and dtype.
+      opt_state: the optimizer state, a pytree of arrays, stored likewise.
+      key: the run's PRNG key (a typed ``jax.random.key``); its raw data (uint32) and its implementation's
+        name are stored.
+      epoch: the position reached, in completed epochs (stored as an int).
+      step: steps into the next epoch (stored as an int).
       extra: JSON-serialisable metadata (e.g. the history so far) plus optional pytrees under
         ``extra["trees"]`` (e.g. the best params for early stopping).
+
+    Raises:
+      TypeError: ``extra`` (without ``"trees"``) is not JSON-serialisable (from ``json.dumps``).
+      OSError: the folder or the file cannot be written; a previous checkpoint at ``path`` is then kept.
     """
     path = Path(path)
     extra = dict(extra or {})
@@ -119,6 +132,9 @@ def save_params(path, params) -> Path:
             returned (after early stopping: the best epoch's params, as ``fit`` returns them).
 
     Each leaf is stored under its path in the tree (``params/0/W``); dtypes and shapes are kept.
+
+    Raises:
+        OSError: the folder or the file cannot be written (a previous file at ``path`` is then kept).
     """
     path = Path(path)
     arrays = _flatten("params", params)
@@ -165,9 +181,10 @@ def load_params(path, like=None):
             mappings as dicts with string keys (what :func:`fdl.serial` models use), leaves as numpy arrays.
 
     Raises:
-        CheckpointError (a ValueError): no such file, not readable (truncated, another kind of file), a full
-            checkpoint instead of params, or params of another model: the message names the first leaf that
-            is missing, unexpected, or of another shape or dtype.
+        CheckpointError: (a ValueError) no such file, not readable (truncated, another kind of file), a full
+            checkpoint instead of params, params saved from a custom pytree without ``like=``, or params of
+            another model: the message names the first leaf that is missing, unexpected, or of another shape
+            or dtype.
     """
     path = Path(path)
     meta, stored = _read(path, PARAMS_FORMAT, "params file")
@@ -183,8 +200,21 @@ def load_params(path, like=None):
 def load(path, *, params_like, opt_state_like, trees_like: dict | None = None) -> dict:
     """Read a checkpoint into the structures of ``params_like`` and ``opt_state_like``.
 
-    Returns a dict with ``params``, ``opt_state``, ``key``, ``epoch``, ``step``, ``extra`` and ``trees``.
-    Raises :class:`CheckpointError` (a ValueError) for a missing, truncated or foreign file.
+    Args:
+      path: the ``.npz`` written by :func:`save`.
+      params_like: params of the same model (e.g. freshly initialised); the result has their tree structure.
+      opt_state_like: the optimizer state that goes with them (e.g. ``optimizer.init(params_like)``).
+      trees_like: ``{name: like}`` for the pytrees saved under ``extra["trees"]``; names the file does not
+        hold are left out of the result.
+
+    Returns:
+      A dict with ``params``, ``opt_state`` and ``trees`` (numpy arrays, each leaf of the shape and dtype of
+      the matching leaf of the ``like`` trees), ``key`` (a typed PRNG key), ``epoch`` and ``step`` (ints) and
+      ``extra`` (the JSON metadata).
+
+    Raises:
+      CheckpointError: (a ValueError) a missing, truncated or foreign file, a params-only file, or a leaf
+        missing, unexpected, or of another shape or dtype than in the ``like`` trees.
     """
     path = Path(path)
     meta, stored = _read(path, FORMAT, "checkpoint")

@@ -24,8 +24,16 @@ def make_mesh(devices="all") -> Mesh:
 
     ``devices``: ``"all"`` (every device of the default backend), a platform name (``"cpu"``, ``"gpu"``,
     ``"tpu"``: every device of that platform), a count ``n`` (the first ``n`` devices), or a sequence of
-    ``jax.Device``. Raises ValueError for an unknown name, too many devices or an empty list, and TypeError
-    for anything else.
+    ``jax.Device``. Not in the book (it trains on one CPU).
+
+    Returns:
+      A ``jax.sharding.Mesh`` with one axis named ``"batch"`` (``AXIS``) of ``Auto`` type.
+
+    Raises:
+      ValueError: a platform jax does not see here, a count outside ``[1, len(jax.devices())]``, or an
+        empty list.
+      TypeError: a bool, anything other than a string, an int or a list/tuple, or a list holding something
+        other than ``jax.Device`` objects.
     """
     if isinstance(devices, str):
         if devices == "all":
@@ -53,21 +61,39 @@ def make_mesh(devices="all") -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """The sharding that keeps a full copy of an array on every device of ``mesh`` (params, optimizer state).
+
+    Any shape and dtype; ``jax.device_put(tree, replicated(mesh))`` places a whole pytree. Raises nothing itself.
+    """
     return NamedSharding(mesh, PartitionSpec())
 
 
 def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
-    """Arrays split along ``batch_axis`` over the mesh, replicated along the others."""
+    """Arrays split along ``batch_axis`` over the mesh, replicated along the others.
+
+    For arrays of rank > ``batch_axis`` whose ``batch_axis`` length the number of devices divides (otherwise jax
+    refuses to place the array with it); shapes and dtypes are unchanged. Raises
+    nothing itself.
+    """
     return NamedSharding(mesh, PartitionSpec(*([None] * batch_axis), AXIS))
 
 
 def batch_constraint(mesh: Mesh, batch_axis: int = 0):
-    """A function that constrains an array to be sharded along ``batch_axis`` over the mesh (inside ``jit``)."""
+    """A function that constrains an array to be sharded along ``batch_axis`` over the mesh (inside ``jit``).
+
+    The function returns its argument unchanged in value, shape and dtype (``jax.lax.with_sharding_constraint``
+    with :func:`batch_sharding`); jax raises if the array's ``batch_axis`` does not divide among the devices.
+    """
     sharding = batch_sharding(mesh, batch_axis)
     return lambda x: jax.lax.with_sharding_constraint(x, sharding)
 
 
 def check_divisible(batch_size: int, mesh: Mesh) -> None:
+    """Check that ``batch_size`` splits evenly over the devices of ``mesh``.
+
+    Raises:
+      ValueError: ``batch_size`` is not a multiple of the number of devices; the message suggests one.
+    """
     n = mesh.devices.size
     if batch_size % n:
         raise ValueError(f"batch_size {batch_size} must be divisible by the {n} devices of the mesh for data "
