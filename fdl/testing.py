@@ -57,7 +57,11 @@ STAGES = {"a": "forward (check a: manual vs autodiff values)",
 
 
 def leaf_name(arg_name: str, path) -> str:
-    """``params[1]['W'] (layer 1, parameter 'W')`` for a params leaf of a serial model, else ``arg_name[path]``."""
+    """``params[1]['W'] (layer 1, parameter 'W')`` for a params leaf of a serial model, else ``arg_name[path]``.
+
+    ``path``: a jax key path (from ``jax.tree_util.tree_leaves_with_path``). Returns a ``str`` for the
+    harness's messages; raises nothing.
+    """
     name = f"{arg_name}{jax.tree_util.keystr(path)}"
     if arg_name == "params" and path and isinstance(path[0], jax.tree_util.SequenceKey):
         rest = jax.tree_util.keystr(path[1:])
@@ -108,7 +112,11 @@ FIX_MODEL = ("model.init returns float32 params by default, even with x64 on: bu
 
 
 def random_like(key, tree):
-    """A standard-normal pytree with the shapes and dtypes of ``tree``."""
+    """A standard-normal pytree with the shapes and dtypes of ``tree`` (the harness's random cotangent).
+
+    Each leaf gets its own key split from ``key``. Every leaf must be floating point: jax's
+    ``jax.random.normal`` refuses an integer or boolean dtype (with its own error).
+    """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     keys = jax.random.split(key, max(len(leaves), 1))
     return treedef.unflatten([jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
@@ -119,8 +127,12 @@ def check_cotangent_dtypes(f: Callable, args: Sequence, *, arg_names: Sequence[s
                            context: str = "") -> None:
     """Check (d): every cotangent of ``jax.vjp(f, *args)`` has the dtype of its primal leaf.
 
+    ``args``: pytrees of arrays of any shape and dtype; the cotangent fed in is ones shaped like ``f``'s
+    output. The book has no counterpart (NumPy has no cotangent dtype contract).
+
     Raises:
-      AssertionError naming the leaf whose gradient dtype differs from its input's.
+      AssertionError: the message names the leaf whose gradient dtype differs from its input's. Errors of
+        ``f`` itself propagate.
     """
     args, names = tuple(args), _names(args, arg_names)
     out, vjp = jax.vjp(f, *args)
@@ -194,12 +206,18 @@ def check_vjp(manual: Callable, autodiff: Callable, args: Sequence, *, seed: int
               arg_names: Sequence[str] | None = None, mixed_dtypes: bool = False, fix: str = FIX_ARRAY) -> None:
     """Check that ``manual`` (hand-written VJPs) and ``autodiff`` (jax.grad) agree on ``args``.
 
+    The book checks each hand-derived gradient by perturbing one input element (ch. 1, and ch. 3-6 for
+    their backward passes); check (c) is that check on every element, check (b) the comparison with automatic
+    differentiation that ch. 7 makes with PyTorch.
+
     Args:
-      manual, autodiff: functions of ``*args`` (pytrees of float64 arrays), differentiated in every
-        argument; close over anything that takes no gradient (keys, masks, labels).
+      manual: a function of ``*args`` (pytrees of float64 arrays, any shapes) using the hand-written VJPs,
+        differentiated in every argument; close over anything that takes no gradient (keys, masks, labels).
+      autodiff: the same function differentiated by ``jax.grad`` (e.g. built with ``grad="autodiff"``).
       args: the arguments.
       seed: seeds the random cotangent and the nudged points of check (c).
-      rtol, atol: tolerances of checks (a) and (b); ``atol`` is scaled by the largest reference value.
+      rtol: relative tolerance of checks (a) and (b).
+      atol: absolute tolerance of checks (a) and (b), scaled by the largest reference value.
       numerical: run check (c), finite differences, on ``manual``.
       numerical_tol: atol and rtol of check (c) (1e-5, jax's float64 default).
       eps: the finite-difference step of check (c) (jax's 1e-4 when None).
@@ -232,7 +250,13 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
     """:func:`check_vjp` for an :class:`~fdl.ops.Op` (or any callable taking ``grad=``), mixed dtypes included.
 
     ``wrt`` picks the positional arguments to differentiate (default: all); the others are held fixed.
-    Keyword arguments other than check_vjp's are passed to the op (static configuration).
+    Keyword arguments other than check_vjp's are passed to the op (static configuration). The arrays to
+    differentiate must be float64; the others (labels, masks) may have any dtype.
+
+    Raises:
+      ValueError: x64 is off or a differentiated array is not float64.
+      AssertionError: as :func:`check_vjp`.
+      IndexError: a ``wrt`` index beyond the arrays given.
     """
     harness = {k: kwargs.pop(k) for k in ("seed", "rtol", "atol", "numerical", "numerical_tol", "eps",
                                           "mixed_dtypes") if k in kwargs}
@@ -254,6 +278,10 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
 
 def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=True, **harness) -> None:
     """:func:`check_vjp` for ``loss(model.apply(params, x), y)`` with respect to the params (and ``x``).
+
+    The book's ch. 3-5 gradient checks of a whole network, against ``jax.grad`` (ch. 7's comparison with
+    autodiff). ``params``: the model's pytree, float64; ``x``: (batch, *input_shape), float64; ``y`` as the
+    loss takes it (any dtype, not differentiated).
 
     The same model definition is run twice, once with ``grad="manual"`` and once with
     ``grad="autodiff"``; with ``train=True`` and a ``key`` the same dropout masks are drawn in both.
