@@ -206,9 +206,8 @@ def check_vjp(manual: Callable, autodiff: Callable, args: Sequence, *, seed: int
               arg_names: Sequence[str] | None = None, mixed_dtypes: bool = False, fix: str = FIX_ARRAY) -> None:
     """Check that ``manual`` (hand-written VJPs) and ``autodiff`` (jax.grad) agree on ``args``.
 
-    The book checks each hand-derived gradient by perturbing one input element (ch. 1, and ch. 3-6 for
-    their backward passes); check (c) is that check on every element, check (b) the comparison with automatic
-    differentiation that ch. 7 makes with PyTorch.
+    The book checks its ch. 1 gradients by perturbing one input element; check (c) is that check on every
+    element, check (b) a comparison with automatic differentiation (ch. 7 rebuilds the models on PyTorch's).
 
     Args:
       manual: a function of ``*args`` (pytrees of float64 arrays, any shapes) using the hand-written VJPs,
@@ -279,8 +278,8 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
 def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=True, **harness) -> None:
     """:func:`check_vjp` for ``loss(model.apply(params, x), y)`` with respect to the params (and ``x``).
 
-    The book's ch. 3-5 gradient checks of a whole network, against ``jax.grad`` (ch. 7's comparison with
-    autodiff). ``params``: the model's pytree, float64; ``x``: (batch, *input_shape), float64; ``y`` as the
+    The whole network's hand-written backward (book ch. 3-6) against ``jax.grad``. ``params``: the model's
+    pytree, float64; ``x``: (batch, *input_shape), float64; ``y`` as the
     loss takes it (any dtype, not differentiated).
 
     The same model definition is run twice, once with ``grad="manual"`` and once with
