@@ -23,7 +23,16 @@ from numbers import Real
 
 
 class NumberWithGrad:
-    """A real number that records its inputs, so that ``backward`` can find ``d(result)/d(self)``."""
+    """A real number that records its inputs, so that ``backward`` can find ``d(result)/d(self)``.
+
+    The book's ch. 6 ``NumberWithGrad``. A Python scalar, not an array: ``num`` and ``grad`` are Python
+    floats (``grad`` is None until a ``backward`` reaches it). Supports ``+`` and ``*`` with another
+    NumberWithGrad or a real number, on either side.
+
+    Raises:
+      TypeError: constructing one from something that is not a real number (e.g. a complex number, a
+        string, or another NumberWithGrad), also through ``+`` / ``*`` with such a value.
+    """
 
     def __init__(self, num: Real, depends_on: tuple = (), creation_op: str = ""):
         if isinstance(num, NumberWithGrad) or not isinstance(num, Real):
@@ -76,5 +85,9 @@ class NumberWithGrad:
 
 
 def ensure_number(x) -> NumberWithGrad:
-    """``x`` itself if it is a NumberWithGrad, else a constant NumberWithGrad holding it."""
+    """``x`` itself if it is a NumberWithGrad, else a constant NumberWithGrad holding it (book ch. 6).
+
+    Raises:
+      TypeError: ``x`` is neither a NumberWithGrad nor a real number.
+    """
     return x if isinstance(x, NumberWithGrad) else NumberWithGrad(x)

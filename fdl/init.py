@@ -38,6 +38,9 @@ INITIALISERS = ("standard", "glorot", "book_glorot", "pytorch_uniform", "zeros")
 def init_scale(weight_init: str, fan_in: int, fan_out: int) -> float:
     """The standard deviation a named initialiser draws with, for ``fan_in`` inputs and ``fan_out`` outputs.
 
+    A Python float (book ch. 3: N(0, 1); ch. 4: "glorot", erratum 5; ch. 7: PyTorch's uniform). Fans are
+    positive ints; a zero fan divides by zero (ZeroDivisionError), unchecked.
+
     Raises:
       ValueError: ``weight_init`` is not one of :data:`INITIALISERS`.
     """
@@ -59,6 +62,7 @@ def check_initialiser(init, layer: str, arg: str = "weight_init") -> None:
     """Raise now, at layer construction, unless ``init`` is a known name or a callable.
 
     ``layer`` and ``arg`` name the layer and its argument in the message, e.g. ``"conv2d: unknown weight_init"``.
+    A callable is not inspected (its signature is checked only when ``init`` calls it).
 
     Raises:
       ValueError: an unknown name (the message lists the names).
@@ -74,12 +78,19 @@ def check_initialiser(init, layer: str, arg: str = "weight_init") -> None:
 
 
 def normal(key, shape, scale: float, dtype=jnp.float32):
-    """``scale * N(0, 1)`` of ``shape``."""
+    """``scale * N(0, 1)`` of ``shape``, in ``dtype`` (book ch. 3: ``np.random.randn`` weights, scaled in ch. 4).
+
+    ``dtype`` must be floating point (jax's ``jax.random.normal`` refuses others with its own error).
+    """
     return scale * jax.random.normal(key, shape, dtype)
 
 
 def uniform_fan_in(key, shape, fan_in: int, dtype=jnp.float32):
-    """PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of ``shape``."""
+    """PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of ``shape``, in ``dtype`` (book ch. 7's models).
+
+    ``fan_in`` must be positive (0 raises ZeroDivisionError; a negative one ValueError from ``math.sqrt``),
+    unchecked; ``dtype`` floating point.
+    """
     bound = 1.0 / math.sqrt(fan_in)
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
@@ -88,7 +99,9 @@ def initialise(init: str | Callable, key, shape: tuple, fan_in: int, fan_out: in
                what: str = "initialiser"):
     """Draw an array of ``shape`` with ``init``, a name of :data:`INITIALISERS` or a function.
 
-    ``fan_in`` and ``fan_out`` serve the names; a function computes what it needs from ``shape``.
+    ``fan_in`` and ``fan_out`` serve the names; a function computes what it needs from ``shape``. Returns
+    an array of ``shape`` in ``dtype`` (a function's result is cast to ``dtype``). The book's layers draw
+    their params this way (ch. 3-5 ``_setup_layer``); ch. 7's are PyTorch's.
 
     Raises:
       ValueError: an unknown name, or a function that returned an array of another shape.
@@ -108,7 +121,11 @@ def initialise(init: str | Callable, key, shape: tuple, fan_in: int, fan_out: in
 
 
 def bias_initialiser(weight_init: str | Callable, bias_init: str | Callable | None) -> str | Callable:
-    """The bias rule a layer uses: ``bias_init`` if given, else the named ``weight_init``, else zeros."""
+    """The bias rule a layer uses: ``bias_init`` if given, else the named ``weight_init``, else zeros.
+
+    As the book's layers (ch. 3-4: the bias drawn like the weights) and PyTorch's (ch. 7). Returns a name or
+    a function; checks nothing (the layer calls :func:`check_initialiser` on the result).
+    """
     if bias_init is not None:
         return bias_init
     return "zeros" if callable(weight_init) else weight_init

@@ -14,14 +14,27 @@ def _expect_nonempty(predictions, what: str) -> None:
 
 
 def mae(predictions, targets):
-    """Mean absolute error, ``mean(|p - y|)``. p, y: the same shape, non-empty; raises ValueError otherwise."""
+    """Mean absolute error, ``mean(|p - y|)`` (book ch. 2-3: MAE).
+
+    p, y: the same shape (any), non-empty; returns a 0-D array in their promoted dtype, in the targets' units
+    (e.g. $1000s for Boston's MEDV).
+
+    Raises:
+      ValueError: shapes that differ, or an empty batch.
+    """
     expect_same_shape(predictions, targets, "mae")
     _expect_nonempty(predictions, "mae")
     return jnp.mean(jnp.abs(predictions - targets))
 
 
 def rmse(predictions, targets):
-    """Root mean squared error, ``sqrt(mean((p - y)^2))``. p, y: the same shape, non-empty."""
+    """Root mean squared error, ``sqrt(mean((p - y)^2))`` (book ch. 2-3: RMSE).
+
+    p, y: the same shape (any), non-empty; returns a 0-D array in their promoted dtype, in the targets' units.
+
+    Raises:
+      ValueError: shapes that differ, or an empty batch.
+    """
     expect_same_shape(predictions, targets, "rmse")
     _expect_nonempty(predictions, "rmse")
     return jnp.sqrt(jnp.mean((predictions - targets) ** 2))

@@ -27,12 +27,22 @@ _FIX = ("encode the text with the Vocabulary the model was built with (Vocabular
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The characters of a text in sorted order; ``encode``/``decode`` map between text and indices."""
+    """The characters of a text in sorted order; ``encode``/``decode`` map between text and indices.
+
+    The book's ch. 6 character vocabulary, sorted so that it is reproducible (erratum 8). ``chars``: a
+    tuple of one-character strings; ``size``: their number, the models' one-hot width. Ids are int32.
+
+    Raises:
+      ValueError: ``from_text`` of an empty text; ``encode`` of a character not in the vocabulary;
+        ``decode`` of an id outside ``[0, size)``.
+      TypeError: ``decode`` of non-integer ids.
+    """
 
     chars: tuple[str, ...]
 
     @classmethod
     def from_text(cls, text: str) -> Vocabulary:
+        """The sorted distinct characters of ``text``; ValueError for an empty text."""
         if not text:
             raise ValueError("Vocabulary.from_text: the text is empty")
         return cls(tuple(sorted(set(text))))
@@ -56,7 +66,10 @@ class Vocabulary:
         return np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
-        """The text of ``ids`` (any shape, read in C order); ValueError for an id outside ``[0, size)``."""
+        """The text of ``ids`` (any shape, read in C order); ValueError for an id outside ``[0, size)``.
+
+        TypeError for ids that are not integers (see :func:`check_ids`).
+        """
         ids = check_ids(ids, self.size, "Vocabulary.decode")
         return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
 
@@ -101,8 +114,15 @@ def check_ids(ids, vocab_size: int | None, what: str = "character ids"):
 
 
 def split(text: str, validation_fraction: float = 0.1) -> tuple[str, str]:
-    """The first ``1 - validation_fraction`` of the text for training, the rest for validation (no shuffling:
-    the order of characters is the data)."""
+    """The first ``1 - validation_fraction`` of the text for training, the rest for validation.
+
+    No shuffling: the order of characters is the data. fdl's held-out tail for the ch. 6 models'
+    validation loss. Returns two ``str``, each at least
+    one character long.
+
+    Raises:
+      ValueError: ``validation_fraction`` outside (0, 1), or a text of fewer than 2 characters.
+    """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"split: validation_fraction must be in (0, 1), got {validation_fraction!r}")
     if len(text) < 2:
@@ -136,6 +156,12 @@ def windows(ids, sequence_length: int, stride: int | None = None, *,
     Window ``k`` starts at ``k * stride`` (default ``stride = sequence_length``: non-overlapping, as used for
     validation); ``stride=1`` gives every window of the text. ``ids`` must be 1-D non-negative integers;
     with ``vocab_size`` every id must also be below it (:func:`check_ids`, which gives the ValueError).
+    The book's ch. 6 input window and its target shifted by one character.
+
+    Raises:
+      ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
+        integer, or longer than the text allows; ``stride`` not positive.
+      TypeError: ids that are not integers.
     """
     ids = _checked(ids, vocab_size, "windows")
     _check_length(ids, sequence_length, "windows")
@@ -153,7 +179,12 @@ def book_batch(ids, step: int, batch_size: int, sequence_length: int, *,
 
     The book moves ``p`` on by ``batch_size`` after every batch and returns to 0 when
     ``p + sequence_length + batch_size + 1`` would pass the end of the text. Both outputs are
-    (batch_size, sequence_length). Ids are checked as in :func:`windows`.
+    (batch_size, sequence_length), the dtype of ``ids`` (book ch. 6: RNNTrainer's batches).
+
+    Raises:
+      ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
+        integer; a text shorter than ``sequence_length + batch_size + 1`` characters.
+      TypeError: ids that are not integers.
     """
     ids = _checked(ids, vocab_size, "book_batch")
     _check_length(ids, sequence_length, "book_batch", extra=batch_size)
@@ -167,7 +198,13 @@ def random_batch(ids, key, batch_size: int, sequence_length: int, *,
                  vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``batch_size`` windows at start positions drawn uniformly (with replacement) by ``key``.
 
-    Both outputs are (batch_size, sequence_length). Ids are checked as in :func:`windows`.
+    Both outputs are (batch_size, sequence_length), numpy arrays of the dtype of ``ids``. fdl's default for
+    ch. 6 training, in place of the book's consecutive batches (:func:`book_batch`).
+
+    Raises:
+      ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
+        integer; a text shorter than ``sequence_length + 1`` characters.
+      TypeError: ids that are not integers.
     """
     ids = _checked(ids, vocab_size, "random_batch")
     _check_length(ids, sequence_length, "random_batch")
@@ -177,8 +214,13 @@ def random_batch(ids, key, batch_size: int, sequence_length: int, *,
 
 
 def unigram_cross_entropy(train_ids, valid_ids, vocab_size: int) -> float:
-    """Cross-entropy (nats/char) of the validation text under the training text's character frequencies
-    (add-one smoothed): the baseline a model that ignores context reaches."""
+    """Cross-entropy (nats/char) of the validation text under the training text's character frequencies.
+
+    Add-one smoothed: the baseline a model that ignores context reaches (not in the book, which reports
+    no baseline). ``train_ids``, ``valid_ids``: 1-D non-negative integer ids; returns a Python float.
+    The ids are not checked: numpy's ``bincount`` raises ValueError for a negative training id, and a
+    validation id at or above both ``vocab_size`` and every training id raises IndexError.
+    """
     counts = np.bincount(np.asarray(train_ids), minlength=vocab_size) + 1.0
     logp = np.log(counts / counts.sum())
     return float(-logp[np.asarray(valid_ids)].mean())
@@ -195,6 +237,13 @@ def sample(model, params, states, vocab: Vocabulary, *, key, length: int = 200, 
     The default prompt is a newline when the vocabulary has one (a model then starts as at the beginning of a
     line), else the vocabulary's first character (``vocab.chars[0]``, the smallest in sort order). A prompt
     with a character outside the vocabulary raises the ValueError of :meth:`Vocabulary.encode`.
+
+    ``params`` and ``states`` as the model's ``apply`` takes them (the one-hot inputs are built in the params'
+    dtype); returns a ``str`` of ``length`` characters.
+
+    Raises:
+      ValueError: an empty prompt, ``temperature`` not positive, ``length`` not a positive integer, or a
+        prompt character outside the vocabulary. The model's own errors propagate.
     """
     if prompt is None:
         prompt = "\n" if "\n" in vocab.chars else vocab.chars[0]
