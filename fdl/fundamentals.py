@@ -43,13 +43,22 @@ def _check_batch(X, y, n_in: int, what: str) -> None:
 # --- Linear regression --------------------------------------------------------------------------------------
 
 def init_linear_regression(rng: np.random.RandomState, n_in: int) -> dict:
-    """``W`` (n_in, 1) then ``B`` (1, 1), standard normal, drawn in the book's order (book: ``init_weights``)."""
+    """``W`` (n_in, 1) then ``B`` (1, 1), standard normal, drawn in the book's order (book ch. 2: ``init_weights``).
+
+    float64 NumPy arrays (``RandomState.randn``). Raises nothing itself (a negative ``n_in`` fails in numpy).
+    """
     return {"W": rng.randn(n_in, 1), "B": rng.randn(1, 1)}
 
 
 def forward_linear_regression(X, y, weights: dict):
-    """``P = X W + B``, ``L = mean((y - P)^2)``. X (batch, k), y (batch, 1). Returns ``(L, forward_info)``
-    (book: ``forward_linear_regression``)."""
+    """``P = X W + B``, ``L = mean((y - P)^2)``. X (batch, k), y (batch, 1). Returns ``(L, forward_info)``.
+
+    Book ch. 2: ``forward_linear_regression``. L is a 0-D array in the promoted dtype (float64 for the book's
+    NumPy data); ``forward_info`` holds ``X``, ``N``, ``P`` (batch, 1) and ``y``.
+
+    Raises:
+      ValueError: X not (batch, k) with k the rows of ``W``, or y not (batch, 1).
+    """
     _check_batch(X, y, np.shape(weights["W"])[0], "forward_linear_regression")
     N = X @ weights["W"]
     P = N + weights["B"]
@@ -62,6 +71,11 @@ def loss_gradients(forward_info: dict, weights: dict, reduction: str = "mean") -
 
     ``dL/dP = -2 (y - P) / batch`` (``"mean"``; without ``/ batch`` for ``"sum"`` and ``"book"``), then
     ``dL/dN = dL/dP`` (``P = N + B``), ``dL/dW = X^T dL/dN`` and ``dL/dB = sum_rows(dL/dP)``.
+    ``"book"`` gives the same as ``"sum"`` here (erratum 7: the book sums over the batch). Returns a dict
+    ``{"W", "B"}`` of arrays in the forward's dtype.
+
+    Raises:
+      ValueError: an unknown ``reduction``.
     """
     _check_reduction(reduction)
     X, P, y = forward_info["X"], forward_info["P"], forward_info["y"]
@@ -72,22 +86,34 @@ def loss_gradients(forward_info: dict, weights: dict, reduction: str = "mean") -
 
 
 def predict_linear_regression(X, weights: dict):
-    """``X W + B``."""
+    """``X W + B``: X (batch, k) -> (batch, 1), the promoted dtype (book ch. 2).
+
+    Nothing is checked here: a shape mismatch raises numpy's or jax's own error.
+    """
     return X @ weights["W"] + weights["B"]
 
 
 # --- The two-layer network: 13 -> 13 (sigmoid) -> 1 ---------------------------------------------------------
 
 def init_neural_network(rng: np.random.RandomState, n_in: int, hidden: int = 13) -> dict:
-    """``W1`` (n_in, hidden), ``B1`` (1, hidden), ``W2`` (hidden, 1), ``B2`` (1, 1), standard normal, drawn in
-    the book's order (book: ``init_weights`` of the neural network)."""
+    """``W1`` (n_in, hidden), ``B1`` (1, hidden), ``W2`` (hidden, 1), ``B2`` (1, 1), standard normal.
+
+    Drawn in the book's order (book ch. 2: ``init_weights`` of the neural network); float64 NumPy arrays.
+    Raises nothing itself.
+    """
     return {"W1": rng.randn(n_in, hidden), "B1": rng.randn(1, hidden),
             "W2": rng.randn(hidden, 1), "B2": rng.randn(1, 1)}
 
 
 def forward_neural_network(X, y, weights: dict):
-    """``M1 = X W1``, ``N1 = M1 + B1``, ``O1 = sigmoid(N1)``, ``M2 = O1 W2``, ``P = M2 + B2``,
-    ``L = mean((y - P)^2)``. X (batch, k), y (batch, 1). Returns ``(L, forward_info)`` (book: ``forward_loss``)."""
+    """``M1 = X W1``, ``N1 = M1 + B1``, ``O1 = sigmoid(N1)``, ``M2 = O1 W2``, ``P = M2 + B2``, ``L = mean((y - P)^2)``.
+
+    X (batch, k), y (batch, 1). Returns ``(L, forward_info)`` (book ch. 2: ``forward_loss``); L is a 0-D
+    array in the promoted dtype, ``forward_info`` holds the intermediate arrays (``O1`` (batch, hidden)).
+
+    Raises:
+      ValueError: X not (batch, k) with k the rows of ``W1``, or y not (batch, 1).
+    """
     _check_batch(X, y, np.shape(weights["W1"])[0], "forward_neural_network")
     M1 = X @ weights["W1"]
     N1 = M1 + weights["B1"]
@@ -107,6 +133,11 @@ def neural_network_gradients(forward_info: dict, weights: dict, reduction: str =
 
     ``"book"`` reproduces the book's arithmetic (erratum 7): ``dL/dP = -(y - P)`` (half the summed
     gradient) and ``dL/dB1`` summed over the hidden units too, one scalar shared by every ``B1`` entry.
+
+    Returns ``{"W1", "B1", "W2", "B2"}``, each of its weight's shape.
+
+    Raises:
+      ValueError: an unknown ``reduction``.
     """
     _check_reduction(reduction)
     X, O1, P, y = forward_info["X"], forward_info["O1"], forward_info["P"], forward_info["y"]
@@ -125,7 +156,10 @@ def neural_network_gradients(forward_info: dict, weights: dict, reduction: str =
 
 
 def predict_neural_network(X, weights: dict):
-    """``sigmoid(X W1 + B1) W2 + B2``."""
+    """``sigmoid(X W1 + B1) W2 + B2``: X (batch, k) -> (batch, 1) (book ch. 2).
+
+    Nothing is checked here: a shape mismatch raises numpy's or jax's own error.
+    """
     return sigmoid(X @ weights["W1"] + weights["B1"]) @ weights["W2"] + weights["B2"]
 
 
@@ -141,8 +175,11 @@ MODELS = {
 
 def batches(rng: np.random.RandomState, X, y, batch_size: int, n_iter: int):
     """Yield ``n_iter`` batches the book's way: permute the rows, walk through them ``batch_size`` at a time
-    (the last batch of a pass is the remainder), and permute again when a pass is used up (book: ``train``
-    with ``permute_data`` and ``generate_batch``)."""
+    (the last batch of a pass is the remainder), and permute again when a pass is used up.
+
+    Book ch. 2: ``train`` with ``permute_data`` and ``generate_batch``. X (n, k), y (n, 1): each batch is
+    ``(X[rows], y[rows])`` with at most ``batch_size`` rows, dtypes kept. Nothing is checked here.
+    """
     n = X.shape[0]
     perm = rng.permutation(n)
     X, y = X[perm], y[perm]
@@ -166,6 +203,12 @@ def train(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001,
     ``model``, see ``BOOK_SEEDS``); each step is
     ``w -= learning_rate * dL/dw`` with the gradients of ``reduction`` (see the module docstring).
     ``losses`` holds each step's batch loss (mean squared error); ``log_every > 0`` logs their running mean.
+
+    X (n, k) and y (n, 1) are converted to float64; ``weights`` are float64 arrays (the book's names),
+    ``losses`` a float64 array of shape (n_iter,).
+
+    Raises:
+      ValueError: an unknown ``model`` or ``reduction``, X not 2-D, or y not (n, 1).
     """
     _check_reduction(reduction)
     if model not in MODELS:
@@ -187,13 +230,23 @@ def train(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001,
 
 
 def predict(model: str, X, weights: dict):
-    """Predictions of a trained ``model`` for X (batch, k) -> (batch, 1)."""
+    """Predictions of a trained ``model`` for X (batch, k) -> (batch, 1) (book ch. 2).
+
+    Raises:
+      KeyError: an unknown ``model`` (not checked otherwise; shape errors come from numpy).
+    """
     return MODELS[model][3](X, weights)
 
 
 def least_squares(X, y) -> dict:
     """The closed-form least-squares fit with an intercept, as ``{"W": (k, 1), "B": (1, 1)}``
-    (``np.linalg.lstsq`` on ``[X, 1]``; the book uses scikit-learn's ``LinearRegression``)."""
+    (``np.linalg.lstsq`` on ``[X, 1]``; the book uses scikit-learn's ``LinearRegression``).
+
+    Book ch. 2's OLS baseline (MAE 3.5671, RMSE 5.0476). float64 arrays.
+
+    Raises:
+      ValueError: X not 2-D, or y not (n, 1).
+    """
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     _check_batch(X, y, X.shape[1] if X.ndim == 2 else -1, "least_squares")
     coef = np.linalg.lstsq(np.hstack([X, np.ones((X.shape[0], 1))]), y, rcond=None)[0]
@@ -201,10 +254,16 @@ def least_squares(X, y) -> dict:
 
 
 def mae(predictions, targets) -> float:
-    """Mean absolute error."""
+    """Mean absolute error, as a Python float (book ch. 2: MAE, in the targets' units).
+
+    Shapes are not checked: predictions and targets broadcast (give both as (n, 1)).
+    """
     return float(np.mean(np.abs(np.asarray(predictions) - np.asarray(targets))))
 
 
 def rmse(predictions, targets) -> float:
-    """Root mean squared error."""
+    """Root mean squared error, as a Python float (book ch. 2: RMSE, in the targets' units).
+
+    Shapes are not checked: predictions and targets broadcast (give both as (n, 1)).
+    """
     return float(np.sqrt(np.mean((np.asarray(predictions) - np.asarray(targets)) ** 2)))
