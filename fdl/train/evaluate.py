@@ -23,8 +23,9 @@ def predict(model, params, X, *, batch_size: int | None = None):
     ``NeuralNetwork.forward`` with inference set (ch. 3; ch. 4's dropout scales by ``keep_prob``).
 
     Raises:
-      ValueError, TypeError: the model's own errors for an input of the wrong shape or dtype (e.g. a dense
-        layer given 4-D images), with the layer named; nothing is checked here.
+      ValueError: the model's own error for an input of the wrong shape (e.g. a dense layer given 4-D images),
+        with the layer named; nothing is checked here.
+      TypeError: the model's own error for an input of the wrong dtype (e.g. integer images for a conv layer).
     """
     apply = _jitted_apply(model)
     if batch_size is None or len(X) <= batch_size:
@@ -44,8 +45,9 @@ def evaluate(model, loss, params, X, y, metrics: Mapping[str, Callable] | None =
     targets are cast to the predictions' dtype.
 
     Raises:
-      ValueError, TypeError: the model's, the loss's or a metric's own errors (e.g. predictions and targets
-        of different shapes); nothing is checked here.
+      ValueError: the model's, the loss's or a metric's own errors (e.g. predictions and targets of different
+        shapes); nothing is checked here.
+      TypeError: the model's own error for inputs of the wrong dtype.
     """
     pred = predict(model, params, X, batch_size=batch_size)
     y = jnp.asarray(y) if jnp.issubdtype(jnp.asarray(y).dtype, jnp.integer) else jnp.asarray(y, pred.dtype)

@@ -148,10 +148,9 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
       ``(state, history)``: the :class:`TrainState` of the returned position (the last finite state, or the
       best evaluation's with early stopping) and the :class:`History`.
 
-    Raises:
-      Nothing of its own (a non-finite loss is reported in ``history.stopped``, not raised); the errors of
-      the plugins' hooks, of the chunk (the model's and the loss's, at trace time) and of ``evaluate``
-      propagate, after every plugin's ``close`` has run.
+    Raises nothing of its own (a non-finite loss is reported in ``history.stopped``, not raised); the errors
+    of the plugins' hooks, of the chunk (the model's and the loss's, at trace time) and of ``evaluate``
+    propagate, after every plugin's ``close`` has run.
     """
     say = log or (lambda *a, **k: None)
     history = History()

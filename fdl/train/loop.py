@@ -102,9 +102,9 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None,
     The inner loop of the book's ``Trainer.fit`` (ch. 3: one ``train_batch`` and ``optim.step`` per batch),
     compiled. ``losses`` are in the loss's dtype; ``finite`` is a 0-D boolean array.
 
-    Raises:
-      Nothing itself; when called, the errors of ``step`` (the model's and the loss's, at trace time), and
-      jax's TypeError if ``step`` returns a state whose structure or dtypes differ from the state it got.
+    Raises nothing itself; when called, the errors of ``step`` (the model's and the loss's, at trace time)
+    propagate, and jax raises TypeError if ``step`` returns a state whose structure or dtypes differ from the
+    state it got (``lax.scan``'s carry rule).
     """
 
     def chunk(state: TrainState, data, key, epoch, start, count: int, ragged: bool = False):
