@@ -39,7 +39,8 @@ def init_scale(weight_init: str, fan_in: int, fan_out: int) -> float:
     """The standard deviation a named initialiser draws with, for ``fan_in`` inputs and ``fan_out`` outputs.
 
     A Python float (book ch. 3: N(0, 1); ch. 4: "glorot", erratum 5; ch. 7: PyTorch's uniform). Fans are
-    positive ints; a zero fan divides by zero (ZeroDivisionError), unchecked.
+    positive ints, unchecked: ``fan_in + fan_out == 0`` (the glorot forms) or ``fan_in == 0``
+    (``"pytorch_uniform"``) raises ZeroDivisionError.
 
     Raises:
       ValueError: ``weight_init`` is not one of :data:`INITIALISERS`.

@@ -106,7 +106,8 @@ def class_targets(z, y, what: str = "softmax_cross_entropy"):
       what: the loss's name for the error messages.
 
     Returns:
-      Integer labels: one-hot rows of z's shape and dtype. Otherwise ``y`` as given (as an array).
+      Integer labels: one-hot rows of z's shape and dtype. Otherwise ``y`` unchanged (a list or a Python
+      number converted to a jax array first).
 
     Raises:
       ValueError: integer labels whose shape is not ``z.shape[:-1]``, or (outside ``jit``) labels outside
