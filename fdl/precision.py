@@ -67,6 +67,9 @@ def matmul_precision(value: str | None) -> Iterator[None]:
     """Context manager: the float32 matmul/convolution precision inside the block, restored after it.
 
     Functions traced (jitted) inside the block use ``value``; see :func:`set_matmul_precision`.
+
+    Raises:
+      ValueError: an unknown value (the message lists the known ones), on entering the block.
     """
     with jax.default_matmul_precision(_check(value)):
         yield

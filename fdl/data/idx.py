@@ -29,7 +29,15 @@ MAGIC_LABELS = 0x00000801
 
 
 def parse_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
-    """Decode the bytes of an (uncompressed) IDX file into an array of native byte order."""
+    """Decode the bytes of an (uncompressed) IDX file into an array of native byte order.
+
+    The format MNIST ships in (book ch. 4-5's data). Returns an array of the shape the header gives, in the
+    header's element type (uint8 for MNIST images and labels).
+
+    Raises:
+        ValueError: not IDX (first two bytes not zero), an unknown element type, a truncated header, or a
+            body whose length differs from the header's shape.
+    """
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ValueError(f"{what}: not an IDX file (the first two bytes must be zero, got {data[:4]!r})")
     code, ndim = data[2], data[3]
@@ -75,7 +83,13 @@ def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode an array as an (uncompressed) IDX file; the inverse of ``parse_idx``."""
+    """Encode an array as an (uncompressed) IDX file; the inverse of ``parse_idx``.
+
+    Any shape (each dimension below 2**32); dtypes uint8, int8, int16, int32, float32, float64.
+
+    Raises:
+        ValueError: a dtype IDX cannot store (e.g. int64 or bool).
+    """
     array = np.asarray(array)
     code = _CODES.get(array.dtype.newbyteorder("="))
     if code is None:
@@ -85,7 +99,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file, gzip-compressed when the name ends in ``.gz``."""
+    """Write ``array`` as an IDX file, gzip-compressed when the name ends in ``.gz``.
+
+    Raises:
+        ValueError: a dtype IDX cannot store (see :func:`idx_bytes`).
+        OSError: the file cannot be written.
+    """
     if str(path).endswith(".gz"):
         with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:  # reproducible bytes
             fh.write(idx_bytes(array))

@@ -42,7 +42,10 @@ sigmoid = jax.nn.sigmoid
 
 
 def shapes(n_in: int, hidden: int) -> dict:
-    """The cell's weights: ``W_x{r,u,h}`` (n_in, hidden), ``W_h{r,u,h}`` (hidden, hidden), ``B_{r,u,h}`` (1, hidden)."""
+    """The cell's weights: ``W_x{r,u,h}`` (n_in, hidden), ``W_h{r,u,h}`` (hidden, hidden), ``B_{r,u,h}`` (1, hidden).
+
+    Book ch. 6: GRUNode's params. A dict of shape tuples; ``W_v, B_v`` are the layer's. Raises nothing.
+    """
     return {"W_xr": (n_in, hidden), "W_hr": (hidden, hidden), "B_r": (1, hidden),
             "W_xu": (n_in, hidden), "W_hu": (hidden, hidden), "B_u": (1, hidden),
             "W_xh": (n_in, hidden), "W_hh": (hidden, hidden), "B_h": (1, hidden)}
@@ -61,7 +64,11 @@ class GRUCache(NamedTuple):
 
 
 def node(params, x, state: RNNState):
-    """One step, book GRUNode.forward (erratum 2 fixed): ``(X_out, RNNState(H_out), cache)``."""
+    """One step, book GRUNode.forward (erratum 2 fixed): ``(X_out, RNNState(H_out), cache)``.
+
+    ``x`` (batch, in), ``state.H`` (batch, hidden); ``X_out`` (batch, output_size), ``H_out`` (batch, hidden);
+    dtypes promoted from x, H and the params. Nothing is checked (the layer's ``apply`` checks the shapes).
+    """
     H_in = state.H
     r = sigmoid(x @ params["W_xr"] + H_in @ params["W_hr"] + params["B_r"])
     u = sigmoid(x @ params["W_xu"] + H_in @ params["W_hu"] + params["B_u"])

@@ -46,7 +46,10 @@ GATES = ("f", "i", "c", "o")
 
 
 def shapes(n_in: int, hidden: int) -> dict:
-    """The cell's weights: ``W_f, W_i, W_c, W_o`` (n_in + hidden, hidden) and ``B_f, B_i, B_c, B_o`` (1, hidden)."""
+    """The cell's weights: ``W_f, W_i, W_c, W_o`` (n_in + hidden, hidden) and ``B_f, B_i, B_c, B_o`` (1, hidden).
+
+    Book ch. 6: LSTMNode's params. A dict of shape tuples; ``W_v, B_v`` are the layer's. Raises nothing.
+    """
     out = {}
     for g in GATES:
         out[f"W_{g}"] = (n_in + hidden, hidden)
@@ -68,7 +71,11 @@ class LSTMCache(NamedTuple):
 
 
 def node(params, x, state: LSTMState):
-    """One step, book LSTMNode.forward: ``x`` (batch, in), ``state`` (H, C) -> ``(X_out, LSTMState, cache)``."""
+    """One step, book LSTMNode.forward: ``x`` (batch, in), ``state`` (H, C) -> ``(X_out, LSTMState, cache)``.
+
+    ``state.H`` and ``state.C`` (batch, hidden); ``X_out`` (batch, output_size); dtypes promoted from x, the
+    state and the params. Nothing is checked (the layer's ``apply`` checks the shapes).
+    """
     Z = jnp.concatenate([x, state.H], axis=-1)
     f = sigmoid(Z @ params["W_f"] + params["B_f"])
     i = sigmoid(Z @ params["W_i"] + params["B_i"])

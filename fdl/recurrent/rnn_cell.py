@@ -30,7 +30,10 @@ from .cell import Cell, RNNState, from_node
 
 
 def shapes(n_in: int, hidden: int) -> dict:
-    """The cell's weights: ``W_f`` (n_in + hidden, hidden), ``B_f`` (1, hidden)."""
+    """The cell's weights: ``W_f`` (n_in + hidden, hidden), ``B_f`` (1, hidden) (book ch. 6: RNNNode's params).
+
+    A dict of shape tuples; ``W_v, B_v`` are the layer's. Raises nothing.
+    """
     return {"W_f": (n_in + hidden, hidden), "B_f": (1, hidden)}
 
 
@@ -42,7 +45,11 @@ class RNNCache(NamedTuple):
 
 
 def node(params, x, state: RNNState):
-    """One step, book RNNNode.forward: ``x`` (batch, in), ``state.H`` (batch, hidden) -> ``(X_out, state, cache)``."""
+    """One step, book RNNNode.forward: ``x`` (batch, in), ``state.H`` (batch, hidden) -> ``(X_out, state, cache)``.
+
+    ``X_out`` (batch, output_size); the new state (batch, hidden); dtypes promoted from x, H and the params.
+    Nothing is checked (the layer's ``apply`` checks the shapes); a mismatch raises jax's own error.
+    """
     Z = jnp.concatenate([x, state.H], axis=-1)
     H_int = Z @ params["W_f"] + params["B_f"]
     H_out = jnp.tanh(H_int)
