@@ -129,11 +129,9 @@ def check_arrays(arrays, what: str, spec=None) -> None:
     Always: four arrays, uint8 images (n, 28, 28) with uint8 labels (n,) in 0-9. With ``spec``: the row
     counts, the examples per class, and the SHA-256 of each array in IDX form (so the content is exact).
 
-    Infrastructure (no book counterpart). ``arrays``: ``(X_train, y_train, X_test, y_test)``.
-
-    Raises:
-        SourceUnavailable: any check fails (an ``Exception`` subclass internal to the loaders: the next source
-            is tried).
+    Infrastructure (no book counterpart). ``arrays``: ``(X_train, y_train, X_test, y_test)``. Raises
+    ``SourceUnavailable`` when any check fails (an ``Exception`` subclass internal to the loaders: the next
+    source is tried).
     """
     if len(arrays) != 4:
         raise SourceUnavailable(f"{what}: expected 4 arrays, got {len(arrays)}")
