@@ -170,8 +170,10 @@ def test_old_train_step_spellings_name_the_new_ones():
         fdl.train.make_train_step(MODEL, mean_squared_error, sgd(0.1), grad="manual")
     with pytest.raises(AttributeError, match=r"make_chunk\(step, ShuffledEpochs"):
         fdl.train.make_train_epoch  # noqa: B018
-    with pytest.raises(TypeError, match="GradientTransformation"):
+    with pytest.raises(TypeError, match=r"make_train_step: optimizer is optax.adam itself.*pass optax.adam\(0.001\)"):
         fdl.train.make_train_step(fdl.train.model_loss(MODEL, mean_squared_error), optax.adam)
+    with pytest.raises(TypeError, match="must be an optax GradientTransformation"):
+        fdl.train.make_train_step(fdl.train.model_loss(MODEL, mean_squared_error), "sgd")
 
 
 def test_test_inputs_come_in_pairs():

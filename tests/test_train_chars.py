@@ -43,7 +43,7 @@ def test_fit_chars_manual_equals_autodiff_and_carries_states():
 def test_fit_chars_refuses_ids_outside_the_vocabulary():
     bad = IDS.copy()
     bad[10] = 6
-    with pytest.raises(ValueError, match=r"must lie in \[0, 6\)"):
+    with pytest.raises(ValueError, match=r"train_ids: id 6 at position \(10,\) is outside the vocabulary of 6"):
         fit_chars(MODEL, optax.sgd(0.1), bad, steps=2, batch_size=4, sequence_length=7, log=None)
     with pytest.raises(ValueError, match="fewer than"):
         fit_chars(MODEL, optax.sgd(0.1), IDS[:5], steps=2, batch_size=4, sequence_length=7, log=None)
