@@ -158,7 +158,7 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
     plugins = sorted(plugins, key=lambda p: getattr(p, "order", 50))
     for plugin in plugins:
         plugin.setup(run)
-    chunk, compiled = make_chunk_fn(run.shard), {}
+    chunk, compiled, stopped_early = make_chunk_fn(run.shard), {}, False
     try:
         for i in range(run.done, len(run.schedule)):
             c = run.schedule[i]
@@ -178,19 +178,15 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
             run.state, run.done, run.steps = new, i + 1, run.steps + c.steps
             history.train_loss.append(float(losses.mean()))
             if c.evaluate and evaluate is not None and _evaluate(run, evaluate, early_stopping, say):
+                stopped_early = True
                 break
             for plugin in plugins:
                 plugin.after_chunk(run)
-        else:
-            run.best_done, run.best_steps = run.done, run.steps
     finally:
         for plugin in plugins:
             plugin.close(run)
-    if history.stopped is not None and history.stopped.startswith(("training loss", "params")):
-        run.best_done, run.best_steps = run.done, run.steps
-        run.best_state = run.state
-    elif history.stopped is None:
-        run.best_state = run.state
+    if not stopped_early:  # ran to the end, or stopped at non-finite values: the last finite state is the result
+        run.best_state, run.best_done, run.best_steps = run.state, run.done, run.steps
     history.best_epoch, history.best_step = run.position(run.best_done), run.best_steps
     history.state = run.best_state
     return run.best_state, history
