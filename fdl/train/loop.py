@@ -3,7 +3,8 @@
 A *chunk* is ``count`` consecutive steps of one pass (``epoch``) over the data, starting at step ``start``.
 The function :func:`make_chunk` returns is jitted once per ``count`` (and ``ragged``); ``epoch`` and
 ``start`` are traced, so every chunk of an epoch, and every epoch, reuses the same compiled program.
-Nothing is pulled to the host per step: the batches are gathered from ``data`` inside the loop.
+Nothing is pulled to the host per step: the batches are gathered from ``data`` on the device, inside the
+compiled chunk (by :class:`ShuffledEpochs` once at the chunk's start, by the others step by step).
 
 Which rows (or windows) make each step's batch, and which dropout key it gets, is a *sampler*'s job:
 
