@@ -152,7 +152,7 @@ def write_inputs(name, spec, quick, units, path):
     import jax
 
     from fdl.data import boston_split, load_text
-    from fdl.text import Vocabulary, random_batch
+    from fdl.data.text import Vocabulary, random_batch
     model, _, _ = fdl_model(spec)
     key = jax.random.key(SEED)
     out = {}

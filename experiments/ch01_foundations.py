@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdl import book
-from fdl import foundations as F
-from fdl.experiment import Results, parse_args
+from fdl.chapters import foundations as F
+from fdl.harness import book
+from fdl.harness.experiment import Results, parse_args
 
 CHAINS = {  # the book's chains, the first function applied first
     "square -> sigmoid": ("square", "sigmoid"),

@@ -25,12 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fdl import book
-from fdl import fundamentals as F
+from fdl import metrics
+from fdl.chapters import fundamentals as F
 from fdl.data import boston_split
-from fdl.experiment import Results, format_table, parse_args
+from fdl.harness import book
+from fdl.harness.experiment import Results, format_table, parse_args
 
-SETTINGS = {  # model -> (name in fdl.book.CH02, iterations)
+SETTINGS = {  # model -> (name in fdl.harness.book.CH02, iterations)
     "linear_regression": ("linear regression", 1000),
     "neural_network": ("two-layer net", 10000),
 }
@@ -61,13 +62,13 @@ def main(argv=None) -> Results:
     scatter = {}  # picture title -> (test predictions, actual prices)
 
     ols = F.least_squares(X_train, y_train)
-    preds = F.predict("linear_regression", X_test, ols)
+    preds = F.predict_regression("linear_regression", X_test, ols)
     want = book.CH02["least squares"]
-    print(f"least squares (np.linalg.lstsq): MAE {F.mae(preds, y_test):.4f}, RMSE {F.rmse(preds, y_test):.4f}")
-    results.add("least squares", "mae", F.mae(preds, y_test), want["mae"])
-    results.add("least squares", "rmse", F.rmse(preds, y_test), want["rmse"])
-    rows.append(["least squares", f"{F.mae(preds, y_test):.4f}", want["mae"], f"{F.rmse(preds, y_test):.4f}",
-                 want["rmse"], "-"])
+    mae, rmse = float(metrics.mae(preds, y_test)), float(metrics.rmse(preds, y_test))
+    print(f"least squares (np.linalg.lstsq): MAE {mae:.4f}, RMSE {rmse:.4f}")
+    results.add("least squares", "mae", mae, want["mae"])
+    results.add("least squares", "rmse", rmse, want["rmse"])
+    rows.append(["least squares", f"{mae:.4f}", want["mae"], f"{rmse:.4f}", want["rmse"], "-"])
     scatter["least squares"] = (preds, y_test)
 
     for model, (key, n_iter) in SETTINGS.items():
@@ -79,11 +80,11 @@ def main(argv=None) -> Results:
             name = f"{key} ({label})"
             print(f"\n{name}, seed {seed}, {n_iter} iterations, lr 0.001, batch 23")
             start = time.perf_counter()
-            weights, _ = F.train(model, X_train, y_train, n_iter=n_iter, learning_rate=0.001, batch_size=23,
-                                 seed=seed, reduction=reduction, log_every=n_iter // 5)
+            weights, _ = F.train_regression(model, X_train, y_train, n_iter=n_iter, learning_rate=0.001,
+                                            batch_size=23, seed=seed, reduction=reduction, log_every=n_iter // 5)
             seconds = time.perf_counter() - start
-            preds = F.predict(model, X_test, weights)
-            mae, rmse = F.mae(preds, y_test), F.rmse(preds, y_test)
+            preds = F.predict_regression(model, X_test, weights)
+            mae, rmse = float(metrics.mae(preds, y_test)), float(metrics.rmse(preds, y_test))
             print(f"test MAE {mae:.4f}, RMSE {rmse:.4f} (book {want['mae']}, {want['rmse']}); {seconds:.2f} s")
             results.add(name, "mae", mae, want["mae"])
             results.add(name, "rmse", rmse, want["rmse"])

@@ -16,15 +16,15 @@ import time
 import numpy as np
 
 import fdl
-from fdl import book
 from fdl.data import boston_split
-from fdl.experiment import Results, format_table, mean_sd, parse_args
+from fdl.harness import book
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args
 
 BOOK_SEED = 20190501
 
 
 def models() -> dict:
-    """The book's three models, by their names in ``fdl.book.CH03``."""
+    """The book's three models, by their names in ``fdl.harness.book.CH03``."""
     return {
         "linear": fdl.serial(fdl.dense(1)),
         "one hidden layer": fdl.serial(fdl.dense(13, "sigmoid"), fdl.dense(1)),

@@ -19,9 +19,9 @@ import time
 
 import fdl
 from fdl import dense, serial
-from fdl.book import CH04
 from fdl.data import load_mnist, mnist_preprocess, one_hot
-from fdl.experiment import Results, format_table, mean_sd, parse_args
+from fdl.harness.book import CH04
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.metrics import accuracy
 from fdl.optim import momentum, sgd
@@ -36,11 +36,11 @@ def ladder(glorot: str):
     exp = momentum(0.2, 0.9, final_lr=0.05, decay_type="exponential")
 
     def net(hidden="tanh", out="linear", init="standard", drop=1.0):
-        return serial(dense(89, hidden, weight_init=init, dropout=drop), dense(10, out, weight_init=init))
+        return serial(dense(89, hidden, weight_init=init, keep_prob=drop), dense(10, out, weight_init=init))
 
     def deep(drop):
-        return serial(dense(178, "tanh", weight_init=glorot, dropout=drop),
-                      dense(46, "tanh", weight_init=glorot, dropout=drop), dense(10, weight_init=glorot))
+        return serial(dense(178, "tanh", weight_init=glorot, keep_prob=drop),
+                      dense(46, "tanh", weight_init=glorot, keep_prob=drop), dense(10, weight_init=glorot))
 
     ce, mse = softmax_cross_entropy, mean_squared_error
     return [

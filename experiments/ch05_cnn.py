@@ -12,9 +12,9 @@ the convolution's fans (erratum 5; --book-glorot uses the book's 2 / (in + out) 
 from __future__ import annotations
 
 from fdl import dense, fit, serial
-from fdl.book import CH05
 from fdl.data import load_mnist, mnist_preprocess, one_hot
-from fdl.experiment import Results, format_table, parse_args
+from fdl.harness.book import CH05
+from fdl.harness.experiment import Results, format_table, parse_args
 from fdl.layers.conv import conv2d
 from fdl.losses import softmax_cross_entropy
 from fdl.metrics import accuracy
@@ -25,7 +25,7 @@ CONFIGS = [("conv 32 channels (text)", 32, 0.01), ("conv 16 channels (notebook)"
 
 
 def cnn(channels: int, weight_init: str = "glorot", impl: str = "xla"):
-    return serial(conv2d(channels, 5, "tanh", weight_init=weight_init, dropout=0.8, flatten=True, impl=impl),
+    return serial(conv2d(channels, 5, "tanh", weight_init=weight_init, keep_prob=0.8, flatten=True, impl=impl),
                   dense(10))
 
 

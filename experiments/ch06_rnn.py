@@ -34,10 +34,10 @@ import optax
 
 from fdl import optim
 from fdl.data import load_text
-from fdl.experiment import Results, parse_args
-from fdl.recurrent import rnn_layer
+from fdl.data.text import Vocabulary, book_batch, split, unigram_cross_entropy, windows
+from fdl.harness.experiment import Results, parse_args
+from fdl.recurrent import rnn_layer, sample
 from fdl.recurrent.model import fit_chars, gradient_norms, stack
-from fdl.text import Vocabulary, book_batch, sample, split, unigram_cross_entropy, windows
 
 # name -> (layers as (cell, output "hidden"|"vocab", weight_scale, None for the book's default, or an
 # initialiser's name), optimizer, reduction)

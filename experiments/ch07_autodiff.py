@@ -14,7 +14,7 @@ VJPs (``grad="manual"``). Side by side: the final metric of both, the gradient a
 * Character LSTM: one LSTM layer (hidden = vocabulary size 65, as the book, and hidden 256) with its output
   projection to the vocabulary; ``optax.adam(0.001)``; mean cross-entropy; windows of 25 characters, batch
   32. One epoch is the book's LSTMTrainer pass (its ``generate_batches_next_char``): batch k holds the 32
-  windows starting at characters 32k, 32k + 1, ..., 32k + 31 (:func:`fdl.text.book_batch`), so every
+  windows starting at characters 32k, 32k + 1, ..., 32k + 31 (:func:`fdl.data.text.book_batch`), so every
   position of the training text (the first 90 % of Hamlet) starts one window: 4891 steps. As in the book,
   the layer's start state is carried from batch to batch (the batch mean of the last state). Validation:
   cross-entropy in nats/char over the last 10 % in non-overlapping windows, from the carried state.
@@ -53,9 +53,10 @@ import optax
 
 import fdl
 from fdl import conv2d, dense, serial
-from fdl.book import CH07
 from fdl.data import boston_split, load_mnist, load_text, mnist_preprocess, one_hot
-from fdl.experiment import Results, format_table, mean_sd, parse_args
+from fdl.data.text import Vocabulary, book_batch, split, windows
+from fdl.harness.book import CH07
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args
 from fdl.init import uniform_fan_in
 from fdl.layers import Layer, reshape
 from fdl.losses import mean_squared_error, softmax_cross_entropy
@@ -63,7 +64,6 @@ from fdl.metrics import accuracy
 from fdl.recurrent import rnn_layer
 from fdl.recurrent.model import char_loss, fit_chars, stack
 from fdl.testing import gradient_agreement
-from fdl.text import Vocabulary, book_batch, split, windows
 from fdl.train import model_loss, predict
 
 PATHS = {"autodiff": "jax.grad", "manual": "hand-written VJPs"}
@@ -71,25 +71,25 @@ pixel_mse = functools.partial(mean_squared_error, over="elements")
 SEQ_LEN = 25
 
 
-def linear(neurons: int, activation="linear", *, dropout: float = 1.0) -> Layer:
+def linear(neurons: int, activation="linear", *, keep_prob: float = 1.0) -> Layer:
     """The book's ch. 7 DenseLayer (nn.Linear, activation, nn.Dropout): fdl's dense with PyTorch's init and
     PyTorch's (inverted) dropout."""
-    return dense(neurons, activation, weight_init="pytorch_uniform", dropout=dropout, dropout_mode="inverted")
+    return dense(neurons, activation, weight_init="pytorch_uniform", keep_prob=keep_prob, dropout_mode="inverted")
 
 
-def conv(out_channels: int, activation="tanh", *, dropout: float = 1.0, flatten: bool = False, k: int = 5) -> Layer:
+def conv(out_channels: int, activation="tanh", *, keep_prob: float = 1.0, flatten: bool = False, k: int = 5) -> Layer:
     """The book's ch. 7 ConvLayer: nn.Conv2d (k x k, "same" padding, a bias per channel), activation, flatten,
     nn.Dropout: fdl's conv2d with ``use_bias=True`` and PyTorch's init (the book's ch. 5 Conv2D has no bias)."""
-    return conv2d(out_channels, k, activation, weight_init="pytorch_uniform", use_bias=True, dropout=dropout,
+    return conv2d(out_channels, k, activation, weight_init="pytorch_uniform", use_bias=True, keep_prob=keep_prob,
                   dropout_mode="inverted", flatten=flatten)
 
 
 def boston_model():
-    return serial(linear(13, "tanh", dropout=0.8), linear(1))
+    return serial(linear(13, "tanh", keep_prob=0.8), linear(1))
 
 
 def convnet():
-    return serial(conv(14, dropout=0.8), conv(7, dropout=0.8, flatten=True), linear(32, "tanh", dropout=0.8),
+    return serial(conv(14, keep_prob=0.8), conv(7, keep_prob=0.8, flatten=True), linear(32, "tanh", keep_prob=0.8),
                   linear(10))
 
 

@@ -3,10 +3,18 @@
 Every operation of the book is an :class:`~fdl.ops.Op`: a plain forward plus the book's backward as a
 ``jax.custom_vjp``. Every model runs either way, chosen by ``grad="manual" | "autodiff"``, and
 :mod:`fdl.testing` checks that the two agree.
+
+Three tiers, each importing only from the ones above it in this list:
+
+* the library: ``ops``, ``losses``, ``layers``, ``recurrent``, ``init``, ``optim``, ``train``, ``metrics``,
+  ``checkpoint``, ``parallel``, ``precision``, ``testing``, ``data``;
+* :mod:`fdl.chapters`: the chapter demos written without the library (ch. 1's derivatives, ch. 2's
+  hand-derived regressions, ch. 6's scalar autodiff);
+* :mod:`fdl.harness`: reproducing the book (its published figures, the experiments' command line and tables,
+  the ``fdl`` command).
 """
 
 from . import (
-    autodiff,
     checkpoint,
     init,
     layers,
@@ -18,8 +26,8 @@ from . import (
     precision,
     recurrent,
     testing,
-    text,
 )
+from ._moved import install_finder, moved_attribute
 from .layers import Layer, conv2d, dense, dropout, flatten, reshape, serial, summary
 from .losses import mean_squared_error, softmax_cross_entropy
 from .train import History, TrainState, evaluate, fit, make_train_step, predict
@@ -27,8 +35,14 @@ from .train import History, TrainState, evaluate, fit, make_train_step, predict
 __version__ = "0.2.0"
 
 __all__ = [
-    "autodiff", "checkpoint", "init", "layers", "losses", "metrics", "ops", "optim", "parallel", "precision",
-    "recurrent", "testing", "text", "Layer", "conv2d", "dense", "dropout", "flatten", "reshape", "serial",
+    "checkpoint", "init", "layers", "losses", "metrics", "ops", "optim", "parallel", "precision",
+    "recurrent", "testing", "Layer", "conv2d", "dense", "dropout", "flatten", "reshape", "serial",
     "mean_squared_error", "softmax_cross_entropy",
     "History", "TrainState", "evaluate", "fit", "make_train_step", "predict", "summary",
 ]
+
+install_finder()  # ``import fdl.foundations`` and the other moved modules fail naming the new place
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name)

@@ -30,8 +30,8 @@ import numpy as np
 from IPython.display import Code
 
 import fdl
-from fdl import book
-from fdl import foundations as F
+from fdl.chapters import foundations as F
+from fdl.harness import book
 from fdl.testing import check_op
 
 jax.config.update("jax_enable_x64", True)  # gradient checks are run in float64

@@ -30,9 +30,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Code
 
-from fdl import book
-from fdl import fundamentals as F2
+from fdl import metrics
+from fdl.chapters import fundamentals as F2
 from fdl.data import boston_split
+from fdl.harness import book
 
 jax.config.update("jax_enable_x64", True)
 
@@ -101,13 +102,15 @@ print("B1, true: ", np.round(true["B1"][0, :4], 4), "...")
 runs = {}
 for model, iters in (("linear_regression", 1000), ("neural_network", 3000)):
     for reduction in ("book", "mean"):
-        weights, losses = F2.train(model, X_train, y_train, n_iter=iters, reduction=reduction, log=None)
-        pred = F2.predict(model, X_test, weights)
+        weights, losses = F2.train_regression(model, X_train, y_train, n_iter=iters, reduction=reduction, log=None)
+        pred = F2.predict_regression(model, X_test, weights)
         runs[model, reduction] = losses
-        print(f"{model:18s} {reduction:4s}: test MAE {F2.mae(pred, y_test):.4f}  RMSE {F2.rmse(pred, y_test):.4f}")
+        mae, rmse = float(metrics.mae(pred, y_test)), float(metrics.rmse(pred, y_test))
+        print(f"{model:18s} {reduction:4s}: test MAE {mae:.4f}  RMSE {rmse:.4f}")
 ls = F2.least_squares(X_train, y_train)
-pred = F2.predict("linear_regression", X_test, ls)
-print(f"least squares          : test MAE {F2.mae(pred, y_test):.4f}  RMSE {F2.rmse(pred, y_test):.4f}",
+pred = F2.predict_regression("linear_regression", X_test, ls)
+mae, rmse = float(metrics.mae(pred, y_test)), float(metrics.rmse(pred, y_test))
+print(f"least squares          : test MAE {mae:.4f}  RMSE {rmse:.4f}",
       f"(book {book.CH02['least squares']})")
 
 # %%

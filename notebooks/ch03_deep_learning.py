@@ -30,8 +30,8 @@ import matplotlib.pyplot as plt
 from IPython.display import Code
 
 import fdl
-from fdl import book
 from fdl.data import boston_split
+from fdl.harness import book
 from fdl.metrics import mae, rmse
 from fdl.testing import check_model, check_op
 

@@ -118,7 +118,7 @@ except AssertionError as error:
 show(fdl.ops.dropout.backward)
 
 # %%
-net = fdl.serial(fdl.dense(32, "tanh", weight_init="glorot", dropout=0.8), fdl.dense(10, weight_init="glorot"))
+net = fdl.serial(fdl.dense(32, "tanh", weight_init="glorot", keep_prob=0.8), fdl.dense(10, weight_init="glorot"))
 params = net.init(jax.random.key(2), (20,), jnp.float64)
 xs = jax.random.normal(jax.random.key(3), (6, 20), jnp.float64)
 check_model(net, params, xs, y, fdl.softmax_cross_entropy, key=jax.random.key(4), train=True)
@@ -159,7 +159,7 @@ rungs = {
     "SGD 0.1": (fdl.serial(fdl.dense(89, "tanh"), fdl.dense(10)), fdl.optim.sgd(0.1)),
     "+ momentum 0.9": (fdl.serial(fdl.dense(89, "tanh"), fdl.dense(10)), fdl.optim.momentum(0.1, 0.9)),
     "+ decay, Glorot, dropout": (
-        fdl.serial(fdl.dense(89, "tanh", weight_init="glorot", dropout=0.8), fdl.dense(10, weight_init="glorot")),
+        fdl.serial(fdl.dense(89, "tanh", weight_init="glorot", keep_prob=0.8), fdl.dense(10, weight_init="glorot")),
         fdl.optim.momentum(0.15, 0.9, final_lr=0.05, decay_type="linear")),
 }
 histories = {}

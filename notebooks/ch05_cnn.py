@@ -55,10 +55,10 @@ def show(obj):
 # %%
 x1 = jnp.arange(1.0, 6.0)
 w1 = jnp.ones(3)
-dx, dw = jax.grad(lambda x, w: fdl.ops.conv_1d(x, w).sum(), argnums=(0, 1))(x1, w1)
+dx, dw = jax.grad(lambda x, w: fdl.ops.conv1d_loops(x, w).sum(), argnums=(0, 1))(x1, w1)
 print("input gradient ", dx, " kernel gradient", dw)
 batch = jnp.stack([jnp.arange(0.0, 7.0), jnp.arange(1.0, 8.0)])
-print("batch kernel gradient", jax.grad(lambda w: fdl.ops.conv_1d(batch, w).sum())(w1))
+print("batch kernel gradient", jax.grad(lambda w: fdl.ops.conv1d_loops(batch, w).sum())(w1))
 
 # %% [markdown]
 # ## The 2-D backward, with loops and with XLA
@@ -66,7 +66,7 @@ print("batch kernel gradient", jax.grad(lambda w: fdl.ops.conv_1d(batch, w).sum(
 # The chapter's multi-channel, batched loops (four loops remain; the pixel loops are array expressions):
 
 # %%
-show(fdl.ops.conv_2d.backward)
+show(fdl.ops.conv2d_loops.backward)
 
 # %% [markdown]
 # The op to train with computes the same two products as XLA convolutions, written channels-last so they
@@ -83,9 +83,9 @@ kx, kw = jax.random.split(jax.random.key(0))
 x = jax.random.normal(kx, (2, 3, 7, 6), jnp.float64)     # (batch, in channels, height, width)
 W = jax.random.normal(kw, (3, 4, 3, 3), jnp.float64)     # (in channels, out channels, k, k)
 check_op(fdl.ops.conv2d, x, W)
-check_op(fdl.ops.conv_2d, x, W)
-print("conv2d (XLA) and conv_2d (loops): hand-written == jax.grad")
-print("same forward:", bool(jnp.allclose(fdl.ops.conv2d(x, W), fdl.ops.conv_2d(x, W))))
+check_op(fdl.ops.conv2d_loops, x, W)
+print("conv2d (XLA) and conv2d_loops (loops): hand-written == jax.grad")
+print("same forward:", bool(jnp.allclose(fdl.ops.conv2d(x, W), fdl.ops.conv2d_loops(x, W))))
 
 # %% [markdown]
 # ## Erratum 4: the book does not flip the kernel
@@ -121,7 +121,7 @@ print("unflipped (the book):  largest error", float(jnp.max(jnp.abs(unflipped - 
 X_train, y_train, X_test, y_test = load_mnist()
 X_train, X_test = mnist_preprocess(X_train[:4000], X_test[:1000], flatten=False)   # NCHW, one channel
 Y_train, Y_test = one_hot(y_train[:4000], 10), one_hot(y_test[:1000], 10)
-cnn = fdl.serial(fdl.conv2d(16, 5, "tanh", weight_init="glorot", dropout=0.8, flatten=True),
+cnn = fdl.serial(fdl.conv2d(16, 5, "tanh", weight_init="glorot", keep_prob=0.8, flatten=True),
                  fdl.dense(10, weight_init="glorot"))
 params, history = fdl.fit(cnn, fdl.softmax_cross_entropy, fdl.optim.momentum(0.01, 0.9),
                           X_train, Y_train, X_test, Y_test, epochs=3, eval_every=1, batch_size=60,

@@ -35,11 +35,11 @@ import numpy as np
 from IPython.display import Code
 
 import fdl
-from fdl.autodiff import NumberWithGrad
+from fdl.chapters.autodiff import NumberWithGrad
 from fdl.data import load_text
+from fdl.data.text import Vocabulary
 from fdl.recurrent import lstm_cell, rnn_layer, stack
 from fdl.testing import check_vjp
-from fdl.text import Vocabulary
 
 jax.config.update("jax_enable_x64", True)
 

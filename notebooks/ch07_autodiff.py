@@ -35,8 +35,8 @@ import optax
 from IPython.display import Code
 
 import fdl
-from fdl import book
 from fdl.data import boston_split
+from fdl.harness import book
 from fdl.testing import check_model
 
 jax.config.update("jax_enable_x64", True)
@@ -70,9 +70,9 @@ show(fdl.ops.Op._manual)
 
 # %%
 convnet = fdl.serial(
-    fdl.conv2d(4, 3, "tanh", weight_init="glorot", dropout=0.8),
-    fdl.conv2d(2, 3, "tanh", weight_init="glorot", dropout=0.8, flatten=True),
-    fdl.dense(16, "tanh", weight_init="glorot", dropout=0.8),
+    fdl.conv2d(4, 3, "tanh", weight_init="glorot", keep_prob=0.8),
+    fdl.conv2d(2, 3, "tanh", weight_init="glorot", keep_prob=0.8, flatten=True),
+    fdl.dense(16, "tanh", weight_init="glorot", keep_prob=0.8),
     fdl.dense(10, weight_init="glorot"),
 )
 params = convnet.init(jax.random.key(0), (1, 8, 8), jnp.float64)
@@ -91,7 +91,7 @@ print(convnet, ": hand-written == jax.grad")
 
 # %%
 X_train, X_test, y_train, y_test = boston_split()
-model = fdl.serial(fdl.dense(13, "tanh", weight_init="glorot", dropout=0.8), fdl.dense(1, weight_init="glorot"))
+model = fdl.serial(fdl.dense(13, "tanh", weight_init="glorot", keep_prob=0.8), fdl.dense(1, weight_init="glorot"))
 runs = {}
 for label, optimizer, grad in [("SGD momentum, hand-written", optax.sgd(0.001, momentum=0.9), "manual"),
                                ("SGD momentum, jax.grad", optax.sgd(0.001, momentum=0.9), "autodiff")]:

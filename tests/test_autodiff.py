@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from fdl.autodiff import NumberWithGrad
+from fdl.chapters.autodiff import NumberWithGrad
 
 
 def test_book_first_check():

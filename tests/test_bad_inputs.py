@@ -210,7 +210,7 @@ def test_labels_instead_of_one_hot_targets():
         losses.softmax_cross_entropy(z, jnp.array([[0], [1], [2], [1]]))
     with pytest.raises(ValueError, match=r"fit: integer class labels must lie in \[0, 1\) .* got labels from 0 to 1"):
         train(X, (X[:, 0] > 0).astype(np.int64))  # a model with one output cannot take 2 classes
-    text = importlib.import_module("fdl.text")
+    text = importlib.import_module("fdl.data.text")
     with pytest.raises(ValueError, match="characters not in the vocabulary of 3: 'd'"):
         text.Vocabulary.from_text("abc").encode("abd")
 
@@ -242,7 +242,7 @@ def test_empty_text(tmp_path):
     with pytest.raises(ValueError, match="is empty; a character model needs some text"):
         load_text(path)
     assert_untouched(tmp_path, before)
-    text = importlib.import_module("fdl.text")
+    text = importlib.import_module("fdl.data.text")
     with pytest.raises(ValueError, match="Vocabulary.from_text: the text is empty"):
         text.Vocabulary.from_text("")
     recurrent = importlib.import_module("fdl.recurrent")
@@ -274,7 +274,7 @@ HYPERPARAMETERS = {
     "adagrad eps": (lambda ck: adagrad(0.1, eps=-1e-7), "adagrad eps must be positive"),
     "clip": (lambda ck: clip(0.0), "clip max_delta must be positive"),
     "dense neurons": (lambda ck: dense(0), "dense neurons must be a positive integer, got 0"),
-    "dense keep_prob 0": (lambda ck: dense(3, dropout=0.0), r"keep probability\) must be in \(0, 1\], got 0.0"),
+    "dense keep_prob 0": (lambda ck: dense(3, keep_prob=0.0), r"dense keep_prob must be in \(0, 1\], got 0.0"),
     "dropout keep_prob 1.5": (lambda ck: dropout(1.5), r"dropout keep_prob must be in \(0, 1\], got 1.5"),
     "boston test_size 0": (lambda ck: boston.boston_split(test_size=0), "test_size gives 0 test rows"),
 }
@@ -295,7 +295,7 @@ def test_non_positive_hyperparameters(tmp_path, case):
 def test_non_positive_hyperparameters_conv_recurrent_text():
     conv_layer = importlib.import_module("fdl.layers.conv").conv2d
     recurrent = importlib.import_module("fdl.recurrent")
-    text = importlib.import_module("fdl.text")
+    text = importlib.import_module("fdl.data.text")
     for call, message in [
         (lambda: conv_layer(0, 3), "conv2d out_channels must be a positive integer, got 0"),
         (lambda: conv_layer(2, 0), "conv2d param_size must be a positive integer, got 0"),
@@ -351,8 +351,9 @@ def test_unknown_names_conv_and_recurrent():
 
 def test_unknown_dropout_mode_is_refused_when_the_layer_is_made():
     conv_layer = importlib.import_module("fdl.layers.conv").conv2d
-    for make in (lambda: dense(3, dropout=0.5, dropout_mode="gaussian"), lambda: dense(3, dropout_mode="gaussian"),
-                 lambda: dropout(0.5, mode="gaussian"), lambda: conv_layer(2, 3, dropout=0.5, dropout_mode="gaussian")):
+    for make in (lambda: dense(3, keep_prob=0.5, dropout_mode="gaussian"),
+                 lambda: dense(3, dropout_mode="gaussian"), lambda: dropout(0.5, mode="gaussian"),
+                 lambda: conv_layer(2, 3, keep_prob=0.5, dropout_mode="gaussian")):
         with pytest.raises(ValueError, match=r"dropout mode must be one of \('book', 'inverted'\), got 'gaussian'"):
             make()
 
@@ -501,7 +502,7 @@ def test_corrupt_checkpoint(tmp_path, case):
 # ---------------------------------------------------------------- a sequence shorter than its window
 
 def test_sequence_shorter_than_its_window():
-    text = importlib.import_module("fdl.text")
+    text = importlib.import_module("fdl.data.text")
     ids = np.arange(5)
     with pytest.raises(ValueError, match=r"windows: the text has 5 characters, fewer than the 11 needed "
                                          r"\(a window of 10 plus its shifted target\)"):

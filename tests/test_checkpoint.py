@@ -12,7 +12,7 @@ from fdl.train import Checkpoint
 RNG = np.random.RandomState(0)
 X = RNG.randn(90, 5)
 Y = np.sin(X @ RNG.randn(5, 2))
-MODEL = serial(dense(7, "tanh", dropout=0.9), dense(2))
+MODEL = serial(dense(7, "tanh", keep_prob=0.9), dense(2))
 OPT = momentum(0.05, 0.9, final_lr=0.01, decay_type="exponential")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fdl import cli
+from fdl.harness import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

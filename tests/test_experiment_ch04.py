@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fdl.book import CH04
+from fdl.harness.book import CH04
 
 ROOT = Path(__file__).resolve().parent.parent
 

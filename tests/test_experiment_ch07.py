@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from fdl.book import CH07
-from fdl.experiment import SMOKE_NOTE
+from fdl.harness.book import CH07
+from fdl.harness.experiment import SMOKE_NOTE
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.testing import check_model
 
@@ -67,8 +67,8 @@ def test_ch07_quick(tmp_path):
 
 def test_pytorch_style_conv_net_gradients_match_autodiff(ch07):
     from fdl import serial
-    model = serial(ch07.conv(3, dropout=0.8, k=3), ch07.conv(2, dropout=0.8, flatten=True, k=3),
-                   ch07.linear(4, "tanh", dropout=0.8), ch07.linear(3))
+    model = serial(ch07.conv(3, keep_prob=0.8, k=3), ch07.conv(2, keep_prob=0.8, flatten=True, k=3),
+                   ch07.linear(4, "tanh", keep_prob=0.8), ch07.linear(3))
     params = model.init(jax.random.key(0), (1, 6, 5), jnp.float64)
     x = jax.random.normal(jax.random.key(1), (2, 1, 6, 5), jnp.float64)
     y = jax.nn.one_hot(jnp.array([0, 2]), 3, dtype=jnp.float64)

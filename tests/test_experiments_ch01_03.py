@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from fdl import book
+from fdl.harness import book
 
 ROOT = Path(__file__).resolve().parents[1]
 

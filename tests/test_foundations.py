@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdl import book
-from fdl import foundations as F
+from fdl.chapters import foundations as F
+from fdl.harness import book
 
 GRID = np.arange(-3, 3, 0.01) + 0.005  # the book's plotting range, shifted off the kink of leaky_relu at 0
 NAMES = list(F.FUNCTIONS)

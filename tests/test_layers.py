@@ -35,8 +35,8 @@ MODELS = {
     "linear": (lambda: serial(dense(1)), (13,), 1),
     "one_hidden": (lambda: serial(dense(13, "sigmoid"), dense(1)), (13,), 1),
     "two_hidden": (lambda: serial(dense(13, "sigmoid"), dense(13, "sigmoid"), dense(1)), (13,), 1),
-    "mnist_dropout": (lambda: serial(dense(17, "tanh", weight_init="glorot", dropout=0.8), dense(10)), (20,), 10),
-    "deep_relu": (lambda: serial(dense(8, "relu"), dense(6, "leaky_relu", dropout=0.5), dense(3, "tanh"),
+    "mnist_dropout": (lambda: serial(dense(17, "tanh", weight_init="glorot", keep_prob=0.8), dense(10)), (20,), 10),
+    "deep_relu": (lambda: serial(dense(8, "relu"), dense(6, "leaky_relu", keep_prob=0.5), dense(3, "tanh"),
                                  dense(4)), (5,), 4),
     "flatten_dense": (lambda: serial(flatten(), dense(6, "sigmoid"), dropout(0.9), dense(3)), (2, 3, 2), 3),
 }
@@ -58,7 +58,7 @@ def test_model_manual_equals_autodiff(name, batch):
 
 
 def test_dropout_book_semantics_at_inference_and_training():
-    model = serial(dense(50, "linear", dropout=0.5))
+    model = serial(dense(50, "linear", keep_prob=0.5))
     params = model.init(KEY, (4,))
     x = jnp.ones((3, 4))
     full = dense(50).apply(params[0], x)
@@ -70,7 +70,7 @@ def test_dropout_book_semantics_at_inference_and_training():
 
 
 def test_same_key_same_dropout_in_both_paths():
-    model = serial(dense(5, "tanh", dropout=0.6), dense(2))
+    model = serial(dense(5, "tanh", keep_prob=0.6), dense(2))
     params = model.init(KEY, (3,))
     x = normal(5, (4, 3)).astype(jnp.float32)
     a = model.apply(params, x, key=KEY, train=True, grad="manual")
@@ -93,8 +93,8 @@ def test_bad_inputs_name_the_layer():
         dense(3, weight_init="he")
     with pytest.raises(ValueError, match="neurons must be a positive integer"):
         dense(0)
-    with pytest.raises(ValueError, match="keep probability"):
-        dense(3, dropout=0.0)
+    with pytest.raises(ValueError, match="keep_prob"):
+        dense(3, keep_prob=0.0)
     with pytest.raises(TypeError, match="not a Layer"):
         serial(dense)
 

@@ -52,7 +52,7 @@ def test_implementations_give_the_same_layer(impl):
 @pytest.mark.parametrize("impl", ["xla", "im2col"])
 def test_cnn_model_manual_vs_autodiff_with_dropout(impl):
     # The book's CNN in miniature: conv (tanh, dropout, flatten) -> dense; dropout masks drawn from one key.
-    model = serial(conv2d(3, 3, "tanh", weight_init="glorot", dropout=0.8, flatten=True, impl=impl), dense(4))
+    model = serial(conv2d(3, 3, "tanh", weight_init="glorot", keep_prob=0.8, flatten=True, impl=impl), dense(4))
     params = model.init(jax.random.key(4), (2, 5, 4), jnp.float64)
     x = jax.random.normal(jax.random.key(5), (3, 2, 5, 4), jnp.float64)
     y = jax.nn.one_hot(jnp.array([0, 3, 1]), 4, dtype=jnp.float64)
@@ -69,7 +69,7 @@ def test_two_conv_layers_then_flatten_layer_then_dense():
 
 
 def test_dropout_is_the_books_at_inference(key):
-    layer, plain = conv2d(2, 3, dropout=0.5), conv2d(2, 3)
+    layer, plain = conv2d(2, 3, keep_prob=0.5), conv2d(2, 3)
     params = layer.init(key, (1, 4, 4))
     x = jnp.ones((1, 1, 4, 4))
     np.testing.assert_allclose(layer.apply(params, x), 0.5 * plain.apply(params, x), rtol=1e-6)

@@ -14,9 +14,9 @@ import fdl
 from fdl import optim
 from fdl.data import load_mnist, load_text
 from fdl.data.idx import read_idx
-from fdl.recurrent import rnn_layer
+from fdl.data.text import Vocabulary, book_batch, check_ids, random_batch, windows
+from fdl.recurrent import rnn_layer, sample
 from fdl.recurrent.model import stack
-from fdl.text import Vocabulary, book_batch, check_ids, random_batch, sample, windows
 
 TINY = Path(__file__).parent / "fixtures" / "mnist_tiny"
 

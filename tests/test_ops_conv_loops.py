@@ -7,16 +7,16 @@ import pytest
 from jax import lax
 
 from fdl.ops.conv import conv2d, conv2d_im2col
-from fdl.ops.conv_loops import conv_1d, conv_2d
+from fdl.ops.conv_loops import conv1d_loops, conv2d_loops
 from fdl.testing import check_op, check_vjp
 
 
 def sum_loss_grads(x, w):
-    return jax.grad(lambda x, w: jnp.sum(conv_1d(x, w)), (0, 1))(x, w)
+    return jax.grad(lambda x, w: jnp.sum(conv1d_loops(x, w)), (0, 1))(x, w)
 
 
 def test_book_1d_check():
-    out = conv_1d(jnp.array([1.0, 2, 3, 4, 5]), jnp.ones(3))
+    out = conv1d_loops(jnp.array([1.0, 2, 3, 4, 5]), jnp.ones(3))
     np.testing.assert_array_equal(out, [3, 6, 9, 12, 9])
     dx, dw = sum_loss_grads(jnp.array([1.0, 2, 3, 4, 5]), jnp.ones(3))
     np.testing.assert_array_equal(dx, [2, 3, 3, 3, 2])
@@ -41,7 +41,7 @@ def reference_1d(x, w):
 def test_conv_1d_against_lax_reference(x_shape, k):
     kx, kw = jax.random.split(jax.random.key(3))
     x, w = jax.random.normal(kx, x_shape, jnp.float64), jax.random.normal(kw, (k,), jnp.float64)
-    check_vjp(lambda x, w: conv_1d(x, w), reference_1d, (x, w))
+    check_vjp(lambda x, w: conv1d_loops(x, w), reference_1d, (x, w))
 
 
 def reference_2d(x, W):
@@ -57,7 +57,7 @@ def test_conv_2d_against_lax_reference(case):
     kx, kw = jax.random.split(jax.random.key(4))
     x = jax.random.normal(kx, (n, c, h, w), jnp.float64)
     W = jax.random.normal(kw, (c, o, k, k), jnp.float64)
-    check_vjp(jax.jit(conv_2d), reference_2d, (x, W))
+    check_vjp(jax.jit(conv2d_loops), reference_2d, (x, W))
 
 
 def test_conv_2d_matches_the_fast_implementations():
@@ -65,7 +65,7 @@ def test_conv_2d_matches_the_fast_implementations():
     x = jax.random.normal(kx, (2, 2, 4, 5), jnp.float64)
     W = jax.random.normal(kw, (2, 3, 3, 3), jnp.float64)
     g = jax.random.normal(kg, (2, 3, 4, 5), jnp.float64)
-    out_loops, vjp_loops = jax.vjp(conv_2d, x, W)
+    out_loops, vjp_loops = jax.vjp(conv2d_loops, x, W)
     for impl in (conv2d, conv2d_im2col):
         out, vjp = jax.vjp(impl, x, W)
         np.testing.assert_allclose(out_loops, out, rtol=1e-12)
@@ -80,29 +80,29 @@ def test_conv_2d_matches_the_fast_implementations():
 ])
 def test_conv_1d_bad_shapes(x_shape, w_shape, match):
     with pytest.raises(ValueError, match=match):
-        conv_1d(jnp.ones(x_shape), jnp.ones(w_shape))
+        conv1d_loops(jnp.ones(x_shape), jnp.ones(w_shape))
 
 
 def test_conv_2d_bad_shapes():
     with pytest.raises(ValueError, match="kernel size must be odd"):
-        conv_2d(jnp.ones((1, 1, 4, 4)), jnp.ones((1, 1, 2, 2)))
+        conv2d_loops(jnp.ones((1, 1, 4, 4)), jnp.ones((1, 1, 2, 2)))
     with pytest.raises(ValueError, match="input has 1 channels but the kernel expects 2"):
-        conv_2d(jnp.ones((1, 1, 4, 4)), jnp.ones((2, 1, 3, 3)))
+        conv2d_loops(jnp.ones((1, 1, 4, 4)), jnp.ones((2, 1, 3, 3)))
 
 
 def test_harness_with_mixed_dtypes_on_the_loop_ops():
     # check_op adds check (d) with float32 x and float64 kernel (and the reverse): each gradient in its input's
     # dtype, the custom_vjp contract (issue 13, item 4).
     kx, kw = jax.random.split(jax.random.key(5))
-    check_op(conv_1d, jax.random.normal(kx, (2, 5), jnp.float64), jax.random.normal(kw, (3,), jnp.float64))
-    check_op(conv_2d, jax.random.normal(kx, (2, 2, 3, 4), jnp.float64),
+    check_op(conv1d_loops, jax.random.normal(kx, (2, 5), jnp.float64), jax.random.normal(kw, (3,), jnp.float64))
+    check_op(conv2d_loops, jax.random.normal(kx, (2, 2, 3, 4), jnp.float64),
              jax.random.normal(kw, (2, 3, 3, 3), jnp.float64))
 
 
-@pytest.mark.parametrize("op", [conv_1d, conv_2d], ids=lambda f: f.name)
+@pytest.mark.parametrize("op", [conv1d_loops, conv2d_loops], ids=lambda f: f.name)
 def test_float32_input_float64_kernel_gradients_keep_each_dtype(op):
-    x = jnp.ones((2, 5), jnp.float32) if op is conv_1d else jnp.ones((1, 2, 4, 4), jnp.float32)
-    w = jnp.ones((3,), jnp.float64) if op is conv_1d else jnp.ones((2, 1, 3, 3), jnp.float64)
+    x = jnp.ones((2, 5), jnp.float32) if op is conv1d_loops else jnp.ones((1, 2, 4, 4), jnp.float32)
+    w = jnp.ones((3,), jnp.float64) if op is conv1d_loops else jnp.ones((2, 1, 3, 3), jnp.float64)
     dx, dw = jax.grad(lambda x, w: jnp.sum(op(x, w)), (0, 1))(x, w)
     assert (dx.dtype, dw.dtype) == (jnp.float32, jnp.float64)
     dx, dw = jax.grad(lambda x, w: jnp.sum(op(x, w)), (0, 1))(x.astype(jnp.float64), w.astype(jnp.float32))

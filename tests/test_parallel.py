@@ -22,7 +22,7 @@ WORKER = textwrap.dedent('''
     assert len(jax.devices("cpu")) == 8, jax.devices("cpu")
     rng = np.random.RandomState(0)
     cases = {
-        "dense": (serial(dense(16, "tanh", dropout=0.8), dense(3)), mean_squared_error,
+        "dense": (serial(dense(16, "tanh", keep_prob=0.8), dense(3)), mean_squared_error,
                   rng.randn(100, 6), rng.randn(100, 3)),
     }
     from fdl.layers import conv2d

@@ -24,7 +24,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fdl import dense, dropout, flatten, losses, ops, serial
-from fdl.fundamentals import forward_linear_regression, forward_neural_network, loss_gradients, neural_network_gradients
+from fdl.chapters.fundamentals import (
+    forward_linear_regression,
+    forward_neural_network,
+    loss_gradients,
+    neural_network_gradients,
+)
 from fdl.layers import reshape
 from fdl.ops.reshape import unflatten
 from fdl.testing import random_like
@@ -212,14 +217,14 @@ def test_softmax_cross_entropy_at_infinite_logits(data, shape, kind):
 
 # ---------------------------------------------------------------- layers and models
 
-DENSE = {act: dense(3, act, dropout=keep) for act, keep in
+DENSE = {act: dense(3, act, keep_prob=keep) for act, keep in
          (("linear", 0.7), ("sigmoid", 1.0), ("tanh", 0.9), ("relu", 0.8), ("leaky_relu", 1.0))}
 SERIAL = {
     "tanh-linear": (serial(dense(4, "tanh"), dense(2)), (4,)),
     "sigmoid-dropout-sigmoid": (serial(dense(5, "sigmoid"), dropout(0.8, mode="inverted"), dense(3, "sigmoid")), (4,)),
     "flatten-reshape-dense": (serial(flatten(), reshape((2, 3)), flatten(), dense(2, "leaky_relu")), (3, 2)),
 }
-OBJECTIVE_MODEL = serial(dense(4, "tanh", dropout=0.9), dense(3))
+OBJECTIVE_MODEL = serial(dense(4, "tanh", keep_prob=0.9), dense(3))
 
 
 @PROPERTY
@@ -265,7 +270,7 @@ def test_serial_models_and_training_objective(data, b):
 def _conv_modules():
     from fdl.layers.conv import conv2d as conv_layer
     from fdl.ops import conv, conv_loops
-    models = tuple(serial(conv_layer(2, 3, act, flatten=flat, dropout=keep), flatten(), dense(2))
+    models = tuple(serial(conv_layer(2, 3, act, flatten=flat, keep_prob=keep), flatten(), dense(2))
                    for act, flat, keep in (("tanh", False, 1.0), ("sigmoid", True, 0.8), ("leaky_relu", True, 1.0)))
     return conv, conv_loops, models
 
@@ -284,13 +289,13 @@ CONV_SHAPES = ((1, 1, 1, 1, 1, 3), (2, 2, 4, 5, 1, 3), (3, 3, 2, 3, 2, 5))
 @PROPERTY
 @given(st.data(), st.sampled_from(CONV_SHAPES))
 def test_conv2d_ops(data, shape):
-    """conv2d (XLA), conv2d_im2col and, on the smaller shapes, the chapter's loops (conv_2d)."""
+    """conv2d (XLA), conv2d_im2col and, on the smaller shapes, the chapter's loops (conv2d_loops)."""
     conv, conv_loops, _ = conv_modules()
     b, c, h, w, o, k = shape
     x, W = draw(data, (b, c, h, w)), draw(data, (c, o, k, k))
     cases = {"conv2d": (call(conv.conv2d), (x, W), 2), "conv2d_im2col": (call(conv.conv2d_im2col), (x, W), 2)}
     if c * o * k * k <= 18:
-        cases["conv_2d (loops)"] = (call(conv_loops.conv_2d), (x, W), 2)
+        cases["conv2d_loops (loops)"] = (call(conv_loops.conv2d_loops), (x, W), 2)
     assert_vjps_agree(cases, seed(data))
 
 
@@ -300,8 +305,8 @@ def test_conv_1d_and_conv_layers(data, shape):
     """The chapter's 1-D loops (with and without a batch) and conv2d layers in small models."""
     _, conv_loops, models = conv_modules()
     b, h = shape
-    cases = {"conv_1d": (call(conv_loops.conv_1d), (draw(data, (h + 2,)), draw(data, (3,))), 2),
-             "conv_1d batched": (call(conv_loops.conv_1d), (draw(data, (b, h)), draw(data, (3,))), 2)}
+    cases = {"conv1d_loops": (call(conv_loops.conv1d_loops), (draw(data, (h + 2,)), draw(data, (3,))), 2),
+             "conv1d_loops batched": (call(conv_loops.conv1d_loops), (draw(data, (b, h)), draw(data, (3,))), 2)}
     for model in models:
         params = random_params(data, model.init(jax.random.key(0), (1, h, 3), jnp.float64))
         cases[model.name] = (model_fn(model), (params, draw(data, (b, 1, h, 3)), jax.random.key(seed(data))), 2)

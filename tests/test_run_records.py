@@ -11,8 +11,8 @@ import jaxlib
 import pytest
 
 import fdl
-from fdl import experiment
-from fdl.experiment import Results, enable_progress, parse_args, read_results
+from fdl.harness import experiment
+from fdl.harness.experiment import Results, enable_progress, parse_args, read_results
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fdl.recurrent import rnn_layer
+from fdl.data.text import Vocabulary, book_batch, random_batch, split, unigram_cross_entropy, windows
+from fdl.recurrent import rnn_layer, sample
 from fdl.recurrent.model import stack
-from fdl.text import Vocabulary, book_batch, random_batch, sample, split, unigram_cross_entropy, windows
 
 
 def test_vocabulary_is_sorted_and_round_trips():

@@ -20,7 +20,7 @@ def data(n=103, features=4, seed=0):
     return X[:80], y[:80], X[80:], y[80:]
 
 
-MODEL = serial(dense(6, "sigmoid", dropout=0.9), dense(1))
+MODEL = serial(dense(6, "sigmoid", keep_prob=0.9), dense(1))
 
 
 def run(**kw):

@@ -6,8 +6,8 @@ import optax
 import pytest
 
 from fdl import optim
+from fdl.data.text import book_batch, random_batch
 from fdl.recurrent import CharWindows, fit_chars, make_char_train_step, rnn_layer, stack
-from fdl.text import book_batch, random_batch
 
 IDS = np.random.RandomState(0).randint(0, 6, 400).astype(np.int32)
 MODEL = stack(rnn_layer(8, 6, "gru", weight_scale=0.1), rnn_layer(8, 6, "lstm", weight_scale=0.1))

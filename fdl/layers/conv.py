@@ -25,14 +25,15 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import expect_positive, expect_probability, expect_rank
+from .._moved import refuse_keywords
 from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import flatten as flatten_op
 from ..ops import get_activation
 from ..ops.conv import channel_bias_add, conv2d_im2col
 from ..ops.conv import conv2d as conv2d_xla
-from ..ops.conv_loops import conv_2d as conv2d_loops
+from ..ops.conv_loops import conv2d_loops
 from ..ops.dropout import check_mode
-from .core import Layer, apply_dropout
+from .core import RENAMED_KEYWORDS, Layer, apply_dropout
 
 IMPLEMENTATIONS = {"xla": conv2d_xla, "im2col": conv2d_im2col, "loops": conv2d_loops}
 
@@ -49,9 +50,9 @@ def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, 
 
 
 def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
-           use_bias: bool = False, bias_init: str | Callable | None = None, dropout: float = 1.0,
-           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla") -> Layer:
-    """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``dropout < 1`` (book ch. 5: Conv2D).
+           use_bias: bool = False, bias_init: str | Callable | None = None, keep_prob: float = 1.0,
+           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla", **removed) -> Layer:
+    """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``keep_prob < 1`` (book ch. 5: Conv2D).
 
     Args:
       out_channels: output channels.
@@ -62,7 +63,7 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
       use_bias: add a bias per output channel (PyTorch's ``nn.Conv2d``); the book's Conv2D has none.
       bias_init: with ``use_bias``: ``None`` (the weights' named rule, or zeros after a function), a name or a
         function.
-      dropout: keep probability; 1.0 means no dropout.
+      keep_prob: the probability of keeping each unit (dropout, as :func:`dropout`); 1.0: no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"``.
       flatten: flatten each example's output to a vector, to feed a dense layer.
       impl: ``"xla"`` (:func:`fdl.ops.conv2d`, the fast one), ``"im2col"`` (the appendix's matrix form) or
@@ -76,19 +77,21 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
 
     Raises:
       ValueError: at construction, ``out_channels`` or ``param_size`` not a positive integer, an even
-        ``param_size``, ``dropout`` outside (0, 1], an unknown ``dropout_mode``, ``impl``, ``activation`` or
+        ``param_size``, ``keep_prob`` outside (0, 1], an unknown ``dropout_mode``, ``impl``, ``activation`` or
         initialiser name, or ``bias_init`` without ``use_bias``; from ``init`` / ``output_shape``, an example
         shape that is not ``(channels, height, width)``, or an initialiser function that returns another
         shape; from ``apply``, an input that is not 4-D or whose channel count differs from ``W``'s, or
         ``train=True`` with dropout and no ``key``.
-      TypeError: at construction, ``use_bias`` not a bool, or an initialiser neither a name nor a function;
+      TypeError: at construction, ``dropout=`` (renamed ``keep_prob=`` in fdl 0.2), ``use_bias`` not a bool,
+        or an initialiser neither a name nor a function;
         from ``apply``, an input that is not floating point.
     """
     expect_positive(out_channels, "conv2d out_channels", integer=True)
     expect_positive(param_size, "conv2d param_size", integer=True)
     if param_size % 2 == 0:
         raise ValueError(f"conv2d: param_size must be odd for 'same' padding param_size // 2, got {param_size}")
-    expect_probability(dropout, "conv2d dropout (keep probability)")
+    refuse_keywords("conv2d", removed, RENAMED_KEYWORDS)
+    expect_probability(keep_prob, "conv2d keep_prob")
     check_mode(dropout_mode)
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"conv2d: impl must be one of {sorted(IMPLEMENTATIONS)}, got {impl!r}")
@@ -129,7 +132,7 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
         out = act(out, grad=grad)
         if flatten:
             out = flatten_op(out, grad=grad)
-        return apply_dropout(out, dropout, key=key, train=train, grad=grad, mode=dropout_mode)
+        return apply_dropout(out, keep_prob, key=key, train=train, grad=grad, mode=dropout_mode)
 
     def output_shape(input_shape):
         _check_shape(input_shape)

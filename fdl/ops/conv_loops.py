@@ -25,16 +25,17 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from .._checks import shape_of
+from .._moved import moved_attribute
 from ._op import op
 from .conv import check_conv_args, expect_float_array
 
 
 def _check_1d(x, w) -> int:
     if x.ndim not in (1, 2):
-        raise ValueError(f"conv_1d: expected an input of shape (length,) or (batch, length), got {shape_of(x)}")
+        raise ValueError(f"conv1d_loops: expected an input of shape (length,) or (batch, length), got {shape_of(x)}")
     if w.ndim != 1 or w.shape[0] % 2 == 0:
-        raise ValueError(f"conv_1d: expected a kernel of odd length, shape (k,), got {shape_of(w)}")
-    expect_float_array(x, "conv_1d input")
+        raise ValueError(f"conv1d_loops: expected a kernel of odd length, shape (k,), got {shape_of(w)}")
+    expect_float_array(x, "conv1d_loops input")
     return w.shape[0]
 
 
@@ -43,7 +44,7 @@ def _pad_last(a, m: int):
     return jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(m, m)])
 
 
-def _conv_1d_backward(g, out, x, w):
+def _conv1d_loops_backward(g, out, x, w):
     k, n = w.shape[0], x.shape[-1]
     g_pad = _pad_last(g, k // 2)
     input_grad = jnp.stack([sum(w[p] * g_pad[..., i + k - 1 - p] for p in range(k)) for i in range(n)], axis=-1)
@@ -53,8 +54,8 @@ def _conv_1d_backward(g, out, x, w):
     return input_grad.astype(x.dtype), param_grad.astype(w.dtype)
 
 
-@op(_conv_1d_backward)
-def conv_1d(x, w):
+@op(_conv1d_loops_backward)
+def conv1d_loops(x, w):
     """Same-padded 1-D convolution with loops (book ch. 5: conv_1d, and its batched form).
 
     x: (length,) or (batch, length), floating point; w: (k,), k odd -> x's shape, in the promoted dtype of x
@@ -76,7 +77,7 @@ def _windows(a, k: int, h: int, w: int):
     return lambda p, q: a_pad[:, :, p:p + h, q:q + w]
 
 
-def _conv_2d_backward(g, out, x, W):
+def _conv2d_loops_backward(g, out, x, W):
     c_in, c_out, k, _ = W.shape
     h, w = x.shape[2:]
     # input_grad[n, c] = sum_{o, p, q} W[c, o, p, q] * g_pad[n, o, i + k-1-p, j + k-1-q]  (flipped kernel)
@@ -93,8 +94,8 @@ def _conv_2d_backward(g, out, x, W):
     return input_grad.astype(x.dtype), param_grad.astype(W.dtype)
 
 
-@op(_conv_2d_backward)
-def conv_2d(x, W):
+@op(_conv2d_loops_backward)
+def conv2d_loops(x, W):
     """Same-padded 2-D convolution with loops (book ch. 5: the chapter's multi-channel, batched Conv2D).
 
     x: (batch, in_channels, H, W), floating point; W: (in_channels, out_channels, k, k), k odd ->
@@ -106,9 +107,13 @@ def conv_2d(x, W):
         x and W differ.
       TypeError: x is not floating point.
     """
-    check_conv_args(x, W, "conv_2d")
+    check_conv_args(x, W, "conv2d_loops")
     c_in, c_out, k, _ = W.shape
     x_win = _windows(x, k, *x.shape[2:])
     return jnp.stack([
         sum(W[c, o, p, q] * x_win(p, q)[:, c] for c in range(c_in) for p in range(k) for q in range(k))
         for o in range(c_out)], axis=1)
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name)

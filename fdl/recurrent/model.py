@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .. import text as fdl_text
+from ..data.text import book_batch, check_ids, random_batch
 from ..layers.core import check_layers, init_in_order
 from ..losses import softmax_cross_entropy
 from ..ops._op import check_grad_mode
@@ -138,8 +138,8 @@ class CharWindows(NamedTuple):
     from a 1-D array of character ids (the ``data``), with their targets shifted by one.
 
     ``batches="random"``: start positions drawn uniformly by ``jax.random.fold_in(key, step)`` (the same
-    windows as :func:`fdl.text.random_batch`); ``batches="book"``: the book's consecutive windows
-    (:func:`fdl.text.book_batch`). ``n`` is the length of the text.
+    windows as :func:`fdl.data.text.random_batch`); ``batches="book"``: the book's consecutive windows
+    (:func:`fdl.data.text.book_batch`). ``n`` is the length of the text.
 
     ``batch(ids, starts)`` returns ``(x_ids, y_ids)``, each (batch_size, sequence_length) in the ids' integer
     dtype. Nothing is checked here (:func:`fit_chars` checks the text's length and ``batches``); any
@@ -183,7 +183,7 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
       batch_size: windows per batch.
       sequence_length: characters per window (``T``).
       batches: ``"random"`` or ``"book"`` windows (:class:`CharWindows`).
-      valid: ``(x_ids, y_ids)`` validation windows (:func:`fdl.text.windows`), evaluated every ``eval_every``
+      valid: ``(x_ids, y_ids)`` validation windows (:func:`fdl.data.text.windows`), evaluated every ``eval_every``
         steps from the carried states; ``history.evals[i]["loss"]`` is the cross-entropy in nats per character.
       eval_every: steps between evaluations (one compiled chunk each).
       seed: params from ``model.init(split(key(seed))[0])``; windows drawn with the other half.
@@ -207,11 +207,11 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"fit_chars: train_ids must be a 1-D integer array of character ids, got {ids.dtype}"
                          f"{list(ids.shape)}")
-    fdl_text.check_ids(ids, vocab_size, "fit_chars: train_ids")
+    check_ids(ids, vocab_size, "fit_chars: train_ids")
     if batches not in ("random", "book"):
         raise ValueError(f"fit_chars: batches must be 'random' or 'book', got {batches!r}")
-    text_check = (lambda: fdl_text.book_batch(ids, 0, batch_size, sequence_length)) if batches == "book" else (
-        lambda: fdl_text.random_batch(ids, jax.random.key(0), batch_size, sequence_length))
+    text_check = (lambda: book_batch(ids, 0, batch_size, sequence_length)) if batches == "book" else (
+        lambda: random_batch(ids, jax.random.key(0), batch_size, sequence_length))
     text_check()  # the text is long enough for one batch (a clear ValueError otherwise)
     init_key, data_key = jax.random.split(jax.random.key(seed))
     params = model.init(init_key, (vocab_size,), dtype)

@@ -13,6 +13,7 @@ plugins                :class:`Checkpoint`, :class:`DataParallel`, :class:`Progr
 =====================  =====================================================================================
 """
 
+from .._moved import moved_attribute
 from .evaluate import evaluate, predict
 from .fit import Chunk, History, Run, epoch_schedule, fit, train
 from .loop import Prebatched, ShuffledEpochs, all_finite, make_chunk
@@ -22,11 +23,7 @@ from .step import make_train_step, model_loss
 
 
 def __getattr__(name):
-    moved = {"make_train_epoch": "make_chunk(step, ShuffledEpochs(n, batch_size))",
-             "make_loss_fn": "model_loss(model, loss, grad=...), which returns (loss, aux)"}
-    if name in moved:
-        raise AttributeError(f"fdl.train.{name} was removed in fdl 0.2; use fdl.train.{moved[name]}")
-    raise AttributeError(f"module 'fdl.train' has no attribute {name!r}")
+    return moved_attribute(__name__, name)
 
 
 __all__ = ["Checkpoint", "Chunk", "DataParallel", "History", "Plugin", "Prebatched", "Progress", "Run",

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import expect_positive
+from .._moved import refuse_keywords
 from ..ops._op import check_grad_mode
 from ..optim import OptimizerLike, build
 from .evaluate import evaluate
@@ -237,15 +238,6 @@ _REMOVED = {
 }
 
 
-def _refuse_removed(removed: dict) -> None:
-    for name in removed:
-        if name in _REMOVED:
-            raise TypeError(f"fit() no longer takes {name}= (fdl 0.2, see the README's migration table); "
-                            f"use {_REMOVED[name]}")
-    if removed:
-        raise TypeError(f"fit() got an unexpected keyword argument {next(iter(removed))!r}")
-
-
 def _check_data(X, y, what: str):
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0:
@@ -360,7 +352,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         a factory (e.g. ``optax.adam`` uncalled); fdl 0.1's keyword arguments that moved to plugins (the
         message names the replacement) or any other unknown keyword.
     """
-    _refuse_removed(removed)
+    refuse_keywords("fit", removed, _REMOVED)
     check_grad_mode(grad)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")

@@ -20,10 +20,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._moved import moved_attribute
 from .foundations import array_module, sigmoid
 
 REDUCTIONS = ("mean", "sum", "book")
-# The seeds of the book's notebook; with them and reduction="book", train() reproduces the book's figures
+# The seeds of the book's notebook; with them and reduction="book", train_regression() reproduces the book's figures
 # (the book's text prints seed=80718, the seed of the data split).
 BOOK_SEEDS = {"linear_regression": 180708, "neural_network": 180807}
 
@@ -193,9 +194,9 @@ def batches(rng: np.random.RandomState, X, y, batch_size: int, n_iter: int):
         start += batch_size
 
 
-def train(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001, batch_size: int = 23,
-          seed: int | None = None, reduction: str = "mean", hidden: int = 13, log_every: int = 0,
-          log: Callable | None = print):
+def train_regression(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001, batch_size: int = 23,
+                     seed: int | None = None, reduction: str = "mean", hidden: int = 13, log_every: int = 0,
+                     log: Callable | None = print):
     """Plain SGD on ``model`` (``"linear_regression"`` or ``"neural_network"``). Returns ``(weights, losses)``.
 
     The book's ``train``: one ``RandomState(seed)`` (the stream ``np.random.seed(seed)`` would give) first
@@ -212,10 +213,10 @@ def train(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001,
     """
     _check_reduction(reduction)
     if model not in MODELS:
-        raise ValueError(f"train: model must be one of {sorted(MODELS)}, got {model!r}")
+        raise ValueError(f"train_regression: model must be one of {sorted(MODELS)}, got {model!r}")
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     init, forward, gradients, _ = MODELS[model]
-    _check_batch(X, y, X.shape[1] if X.ndim == 2 else -1, f"train ({model})")
+    _check_batch(X, y, X.shape[1] if X.ndim == 2 else -1, f"train_regression ({model})")
     rng = np.random.RandomState(BOOK_SEEDS[model] if seed is None else seed)
     weights = init(rng, X.shape[1]) if model == "linear_regression" else init(rng, X.shape[1], hidden)
     losses = np.empty(n_iter)
@@ -229,7 +230,7 @@ def train(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001,
     return weights, losses
 
 
-def predict(model: str, X, weights: dict):
+def predict_regression(model: str, X, weights: dict):
     """Predictions of a trained ``model`` for X (batch, k) -> (batch, 1) (book ch. 2).
 
     Raises:
@@ -253,17 +254,6 @@ def least_squares(X, y) -> dict:
     return {"W": coef[:-1], "B": coef[-1:]}
 
 
-def mae(predictions, targets) -> float:
-    """Mean absolute error, as a Python float (book ch. 2: MAE, in the targets' units).
 
-    Shapes are not checked: predictions and targets broadcast (give both as (n, 1)).
-    """
-    return float(np.mean(np.abs(np.asarray(predictions) - np.asarray(targets))))
-
-
-def rmse(predictions, targets) -> float:
-    """Root mean squared error, as a Python float (book ch. 2: RMSE, in the targets' units).
-
-    Shapes are not checked: predictions and targets broadcast (give both as (n, 1)).
-    """
-    return float(np.sqrt(np.mean((np.asarray(predictions) - np.asarray(targets)) ** 2)))
+def __getattr__(name):
+    return moved_attribute(__name__, name)

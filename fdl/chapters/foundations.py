@@ -239,7 +239,7 @@ def perturb_deriv(f: Callable, X, index: tuple, delta: float = 0.001) -> float:
 
 
 def published_checks() -> dict:
-    """Recompute the book's printed ch. 1 checks; keys as in :data:`fdl.book.CH01`.
+    """Recompute the book's printed ch. 1 checks; keys as in :data:`fdl.harness.book.CH01`.
 
     The draws are NumPy's legacy generator (``np.random.seed(s); X = randn(...); W = randn(...)``), taken
     from an explicit ``RandomState`` so no global state is touched: seed 190203 draws X (1, 3) then W (3, 1);

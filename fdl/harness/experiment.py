@@ -25,7 +25,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ._io import write_json_atomic
+from .._io import write_json_atomic
 
 SMOKE_NOTE = "smoke run on a subset (--quick): not comparable with the book; run without --quick for that"
 _last_args: argparse.Namespace | None = None  # the options parse_args last returned, recorded in results.json
@@ -85,7 +85,7 @@ def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
     import jax
     import jaxlib
 
-    from . import __version__
+    from .. import __version__
 
     args = _last_args if args is None else args
     options = json.loads(json.dumps(vars(args or argparse.Namespace()), default=str))  # paths etc. as text

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._io import write_json_atomic
+from .._io import write_json_atomic
 from .experiment import enable_progress, read_results, results_table, run_meta
 
 PROGRESS_HELP = "a progress bar per fdl.fit (tqdm; without it, a line per epoch and a note saying so)"
@@ -38,7 +38,7 @@ def experiments_dir(explicit: str | None = None) -> Path:
     """Where the chapter scripts are: ``--experiments``, ``$FDL_EXPERIMENTS``, the copy installed with fdl
     (``fdl/_experiments``), or ``experiments/`` beside the package in a source checkout."""
     candidates = [explicit, os.environ.get("FDL_EXPERIMENTS"), _packaged(),
-                  Path(__file__).resolve().parent.parent / "experiments"]
+                  Path(__file__).resolve().parents[2] / "experiments"]
     for c in candidates:
         if c and Path(c).is_dir() and list(Path(c).glob("ch[0-9][0-9]_*.py")):
             return Path(c)
