@@ -48,6 +48,11 @@ def mean_squared_error(p, y, *, over="batch"):
     Raises:
       ValueError: shapes that differ (e.g. (N, 1) against (N,): reshape the targets), a scalar or an empty
         batch (no mean), or an unknown ``over``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(mean_squared_error(jnp.array([[1.0], [3.0]]), jnp.array([[0.0], [0.0]])))  # (1 + 9) / 2
+        5.0
     """
     expect_same_shape(p, y, "mean_squared_error")
     if p.ndim < 1 or p.size == 0:

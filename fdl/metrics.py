@@ -34,6 +34,11 @@ def rmse(predictions, targets):
 
     Raises:
       ValueError: shapes that differ, or an empty batch.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(rmse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))  # sqrt((1 + 9) / 2)
+        2.236...
     """
     expect_same_shape(predictions, targets, "rmse")
     _expect_nonempty(predictions, "rmse")
@@ -46,6 +51,11 @@ def accuracy(predictions, targets):
     predictions: (..., classes) scores with classes >= 2; targets: one-hot rows of the same shape, or integer
     class labels of shape ``predictions.shape[:-1]``. Raises ValueError for an empty batch, a single class
     column (its argmax is always 0), or targets that do not describe the same examples.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> float(accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
+        0.5
     """
     _expect_nonempty(predictions, "accuracy")
     if jnp.ndim(predictions) >= 2 and jnp.shape(predictions)[-1] == 1:

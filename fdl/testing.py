@@ -256,6 +256,12 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
       ValueError: x64 is off or a differentiated array is not float64.
       AssertionError: as :func:`check_vjp`.
       IndexError: a ``wrt`` index beyond the arrays given.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from fdl.ops import sigmoid
+        >>> with jax.enable_x64(True):  # the checks compare in float64
+        ...     check_op(sigmoid, jnp.linspace(-3.0, 3.0, 7, dtype=jnp.float64))  # returns None; raises on a mismatch
     """
     harness = {k: kwargs.pop(k) for k in ("seed", "rtol", "atol", "numerical", "numerical_tol", "eps",
                                           "mixed_dtypes") if k in kwargs}

@@ -209,6 +209,12 @@ def windows(ids, sequence_length: int, stride: int | None = None, *,
       ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
         integer, or longer than the text allows; ``stride`` not positive.
       TypeError: ids that are not integers.
+
+    Example:
+        >>> vocab = Vocabulary.from_text("hello")
+        >>> x, y = windows(vocab.encode("hello"), 2)
+        >>> vocab.decode(x[0]), vocab.decode(y[0])  # the target is the input shifted by one character
+        ('he', 'el')
     """
     ids = _checked(ids, vocab_size, "windows")
     _check_length(ids, sequence_length, "windows")

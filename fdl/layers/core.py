@@ -195,6 +195,16 @@ def serial(*layers: Layer) -> Layer:
       TypeError: at construction, an argument that is not a :class:`Layer` (e.g. ``fdl.flatten`` uncalled).
         A ValueError or TypeError raised by a layer's ``apply`` is re-raised as the same type, its message
         prefixed with ``layer i (name):``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from fdl import dense
+        >>> model = serial(dense(4, "tanh"), dense(1))
+        >>> params = model.init(jax.random.key(0), (3,))
+        >>> [p["W"].shape for p in params]
+        [(3, 4), (4, 1)]
+        >>> model.apply(params, jnp.ones((5, 3))).shape
+        (5, 1)
     """
     check_layers(layers, Layer, "serial", "a Layer (did you forget to call it?)")
     init = init_in_order(layers)

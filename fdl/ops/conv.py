@@ -191,6 +191,13 @@ def conv2d(x, W):
 
     Example: a 3x3 image of ones and a 3x3 kernel of ones give the number of in-image neighbours of each
     pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/test_ops_conv.py checks it).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> x, W = jnp.ones((1, 1, 3, 3)), jnp.ones((1, 2, 3, 3))  # one 3x3 image, two 3x3 kernels
+        >>> out = conv2d(x, W)
+        >>> out.shape, out[0, 0].tolist()  # "same" padding: each output sums the image under the kernel
+        ((1, 2, 3, 3), [[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]])
     """
     check_conv_args(x, W, "conv2d")
     x, W = promote(x, W)

@@ -21,6 +21,11 @@ def weight_multiply(x, W):
     The output has the promoted dtype of x and W; the gradients come back in x's and W's own dtypes (float32
     params with float64 data get float32 gradients, see :class:`~fdl.ops.Op`). Raises ValueError for a rank
     other than 2 or mismatched feature counts.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> weight_multiply(jnp.ones((2, 3)), jnp.full((3, 1), 0.5)).tolist()
+        [[1.5], [1.5]]
     """
     expect_rank(x, 2, "weight_multiply input", "(batch, features)")
     expect_rank(W, 2, "weight_multiply W", "(in_features, out_features)")

@@ -66,6 +66,14 @@ def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.fl
 
     Raises:
       ValueError: ``keep_prob`` outside (0, 1], an unknown ``mode``, or ``key is None`` in training.
+
+    Example:
+        >>> import jax
+        >>> mask = dropout_mask(jax.random.key(0), (1000,), 0.8)  # book mode: 1 kept, 0 dropped while training
+        >>> sorted(set(mask.tolist())), 0.75 < float(mask.mean()) < 0.85
+        ([0.0, 1.0], True)
+        >>> float(dropout_mask(None, (2,), 0.8, train=False))  # book mode at inference: one scale, keep_prob
+        0.8
     """
     expect_probability(keep_prob, "dropout keep_prob")
     check_mode(mode)

@@ -19,6 +19,11 @@ def flatten(x):
 
     Raises:
       ValueError: x is 0-D (no batch axis).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> flatten(jnp.zeros((2, 3, 4, 4))).shape
+        (2, 48)
     """
     if x.ndim < 1:
         raise ValueError(f"flatten: expected an array with a batch axis, got shape {x.shape}")

@@ -152,6 +152,15 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
         LSTM layer).
 
     Example: ``rnn_layer(256, 128, "rnn")`` then ``rnn_layer(256, vocab, "lstm")`` stack (book ch. 6).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from fdl.recurrent import stack
+        >>> model = stack(rnn_layer(8, 5, "lstm"))  # 8 hidden units, 5 outputs
+        >>> params = model.init(jax.random.key(0), (5,))
+        >>> logits, states = model.apply(params, jnp.zeros((2, 7, 5)), model.zero_state())
+        >>> logits.shape
+        (2, 7, 5)
     """
     the_cell = get_cell(cell, impl)
     for value, what in ((hidden_size, "hidden_size"), (output_size, "output_size")):

@@ -56,6 +56,21 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
       TypeError: the fdl 0.1 spelling ``make_train_step(model, loss, optimizer, grad=...)``, or an optimizer
         that is not an optax ``GradientTransformation`` (an uncalled constructor such as ``optax.adam``, or
         an fdl decay factory: build it with :func:`fdl.optim.build`).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from fdl import dense, mean_squared_error
+        >>> from fdl.optim import sgd
+        >>> model = dense(1)
+        >>> params = model.init(jax.random.key(0), (2,))
+        >>> tx = sgd(0.1)
+        >>> step = make_train_step(model_loss(model, mean_squared_error), tx)
+        >>> state = TrainState(params, tx.init(params))
+        >>> x, y = jnp.ones((4, 2)), jnp.zeros((4, 1))
+        >>> state, loss0 = step(state, (x, y), jax.random.key(1))
+        >>> state, loss1 = step(state, (x, y), jax.random.key(2))
+        >>> bool(loss1 < loss0)
+        True
     """
     if _old or _old_kw or hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
         raise TypeError("make_train_step(model, loss, optimizer, grad=g) is fdl 0.1's spelling; in fdl 0.2 write "
