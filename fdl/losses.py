@@ -49,7 +49,7 @@ def mean_squared_error(p, y, *, over="batch"):
       ValueError: shapes that differ (e.g. (N, 1) against (N,): reshape the targets), a scalar or an empty
         batch (no mean), or an unknown ``over``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> float(mean_squared_error(jnp.array([[1.0], [3.0]]), jnp.array([[0.0], [0.0]])))  # (1 + 9) / 2
         5.0

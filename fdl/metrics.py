@@ -35,7 +35,7 @@ def rmse(predictions, targets):
     Raises:
       ValueError: shapes that differ, or an empty batch.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> float(rmse(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0])))  # sqrt((1 + 9) / 2)
         2.236...
@@ -52,7 +52,7 @@ def accuracy(predictions, targets):
     class labels of shape ``predictions.shape[:-1]``. Raises ValueError for an empty batch, a single class
     column (its argmax is always 0), or targets that do not describe the same examples.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> float(accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
         0.5

@@ -58,7 +58,7 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
       ValueError: ``lr``, ``final_lr`` or ``epochs`` not positive (``epochs`` not an integer), only one of
         ``final_lr`` and ``decay_type`` given, or an unknown ``decay_type``.
 
-    Example:
+    Examples:
         >>> [round(lr, 4) for lr in epoch_learning_rates(0.1, 0.05, "linear", 3)]
         [0.1, 0.075, 0.05]
     """

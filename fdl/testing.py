@@ -257,7 +257,7 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
       AssertionError: as :func:`check_vjp`.
       IndexError: a ``wrt`` index beyond the arrays given.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from fdl.ops import sigmoid
         >>> with jax.enable_x64(True):  # the checks compare in float64

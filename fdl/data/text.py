@@ -210,7 +210,7 @@ def windows(ids, sequence_length: int, stride: int | None = None, *,
         integer, or longer than the text allows; ``stride`` not positive.
       TypeError: ids that are not integers.
 
-    Example:
+    Examples:
         >>> vocab = Vocabulary.from_text("hello")
         >>> x, y = windows(vocab.encode("hello"), 2)
         >>> vocab.decode(x[0]), vocab.decode(y[0])  # the target is the input shifted by one character

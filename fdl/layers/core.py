@@ -196,7 +196,7 @@ def serial(*layers: Layer) -> Layer:
         A ValueError or TypeError raised by a layer's ``apply`` is re-raised as the same type, its message
         prefixed with ``layer i (name):``.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from fdl import dense
         >>> model = serial(dense(4, "tanh"), dense(1))

@@ -40,7 +40,7 @@ def sigmoid(x):
     x: any shape and floating dtype; the output has the same shape and dtype, values in (0, 1). Raises nothing
     itself.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> [round(v, 4) for v in sigmoid(jnp.array([-1.0, 0.0, 1.0])).tolist()]
         [0.2689, 0.5, 0.7311]
@@ -76,7 +76,7 @@ def relu(x):
     both gradient modes (the forward is ``where(x > 0, x, 0)``, so ``jax.grad`` agrees with the backward).
     Raises nothing itself.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> jax.grad(lambda x: relu(x).sum())(jnp.array([-2.0, 3.0])).tolist()  # 0 where the input was negative
         [0.0, 1.0]

@@ -192,7 +192,7 @@ def conv2d(x, W):
     Example: a 3x3 image of ones and a 3x3 kernel of ones give the number of in-image neighbours of each
     pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/test_ops_conv.py checks it).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> x, W = jnp.ones((1, 1, 3, 3)), jnp.ones((1, 2, 3, 3))  # one 3x3 image, two 3x3 kernels
         >>> out = conv2d(x, W)

@@ -22,7 +22,7 @@ def weight_multiply(x, W):
     params with float64 data get float32 gradients, see :class:`~fdl.ops.Op`). Raises ValueError for a rank
     other than 2 or mismatched feature counts.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> weight_multiply(jnp.ones((2, 3)), jnp.full((3, 1), 0.5)).tolist()
         [[1.5], [1.5]]

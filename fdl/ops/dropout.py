@@ -67,7 +67,7 @@ def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.fl
     Raises:
       ValueError: ``keep_prob`` outside (0, 1], an unknown ``mode``, or ``key is None`` in training.
 
-    Example:
+    Examples:
         >>> import jax
         >>> mask = dropout_mask(jax.random.key(0), (1000,), 0.8)  # book mode: 1 kept, 0 dropped while training
         >>> sorted(set(mask.tolist())), 0.75 < float(mask.mean()) < 0.85

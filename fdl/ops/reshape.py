@@ -20,7 +20,7 @@ def flatten(x):
     Raises:
       ValueError: x is 0-D (no batch axis).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> flatten(jnp.zeros((2, 3, 4, 4))).shape
         (2, 48)

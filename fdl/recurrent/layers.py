@@ -153,7 +153,7 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
 
     Example: ``rnn_layer(256, 128, "rnn")`` then ``rnn_layer(256, vocab, "lstm")`` stack (book ch. 6).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from fdl.recurrent import stack
         >>> model = stack(rnn_layer(8, 5, "lstm"))  # 8 hidden units, 5 outputs

@@ -57,7 +57,7 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         that is not an optax ``GradientTransformation`` (an uncalled constructor such as ``optax.adam``, or
         an fdl decay factory: build it with :func:`fdl.optim.build`).
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> from fdl import dense, mean_squared_error
         >>> from fdl.optim import sgd
