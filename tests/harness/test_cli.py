@@ -9,7 +9,7 @@ import pytest
 
 from fdl.harness import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from fdl.harness import book
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_script(name: str, out: Path) -> list[dict]:

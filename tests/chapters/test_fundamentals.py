@@ -1,14 +1,26 @@
-"""Chapter 2: hand-derived gradients against jax.grad, the book's batching, and its published Boston numbers."""
+"""fdl.chapters.fundamentals (chapter 2): hand-derived gradients against jax.grad (examples and property tests), the
+book's batching, and its published Boston numbers."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fdl import metrics
 from fdl.chapters import fundamentals as F
+from fdl.chapters.fundamentals import (
+    forward_linear_regression,
+    forward_neural_network,
+    loss_gradients,
+    neural_network_gradients,
+)
 from fdl.data import boston_split
 from fdl.harness import book
+from tests.strategies import PROPERTY, assert_close, draw
 
 LR_SEED, NN_SEED = 180708, 180807  # the seeds of the book's notebook (its text prints 80718, the split's seed)
 
@@ -153,3 +165,35 @@ def test_bad_arguments_are_rejected():
     weights = F.init_linear_regression(np.random.RandomState(0), 13)
     with pytest.raises(ValueError, match=r"expected X of shape \(batch, 13\), got \(4, 12\)"):
         F.forward_linear_regression(np.ones((4, 12)), y, weights)
+
+
+# ---------------------------------------------------------------- property tests (tests/strategies.py)
+
+@functools.cache
+def fundamentals_comparison():
+    def both(X, y, lin, net):
+        out = {}
+        for name, forward, gradients, weights in (("linear regression", forward_linear_regression, loss_gradients, lin),
+                                                  ("neural network", forward_neural_network,
+                                                   neural_network_gradients, net)):
+            for reduction, scale in (("mean", 1), ("sum", X.shape[0])):  # "sum": the gradient of batch * mean
+                manual = gradients(forward(X, y, weights)[1], weights, reduction=reduction)
+                auto = jax.grad(lambda w, f=forward, s=scale: s * f(X, y, w)[0])(weights)
+                out[f"{name} ({reduction})"] = manual, auto
+        return out
+
+    return jax.jit(both)
+
+
+@PROPERTY
+@given(st.data(), st.sampled_from(((1, 1), (8, 9))))
+def test_fundamentals_gradients(data, shape):
+    """Chapter 2's loss_gradients and neural_network_gradients against jax.grad of their forward's loss."""
+    b, n_in = shape
+    lin = {"W": draw(data, (n_in, 1), 2.0), "B": draw(data, (1, 1), 2.0)}
+    net = {"W1": draw(data, (n_in, 3), 2.0), "B1": draw(data, (1, 3), 2.0), "W2": draw(data, (3, 1), 2.0),
+           "B2": draw(data, (1, 1), 2.0)}
+    to_jax = lambda t: jax.tree.map(jnp.asarray, t)
+    for name, (manual, auto) in fundamentals_comparison()(to_jax(draw(data, (b, n_in))), to_jax(draw(data, (b, 1))),
+                                                         to_jax(lin), to_jax(net)).items():
+        assert_close(manual, auto, name)

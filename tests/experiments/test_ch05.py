@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fdl.harness.book import CH05
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ch05_quick(tmp_path):

@@ -17,7 +17,7 @@ from fdl.harness.experiment import SMOKE_NOTE
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.testing import check_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PATHS = ("jax.grad", "hand-written VJPs")
 
 

@@ -1,0 +1,1 @@
+"""Tests of fdl.chapters: the chapter demos."""

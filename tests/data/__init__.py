@@ -1,0 +1,1 @@
+"""Tests of fdl.data: one file per data module."""

@@ -1,0 +1,1 @@
+"""Tests of the scripts in experiments/, run as a user runs them."""

@@ -1,0 +1,1 @@
+"""Tests of fdl.harness: the reproduction harness."""

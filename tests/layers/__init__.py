@@ -1,0 +1,1 @@
+"""Tests of fdl.layers: one file per layer module."""

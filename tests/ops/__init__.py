@@ -1,0 +1,1 @@
+"""Tests of fdl.ops: one file per op module."""

@@ -1,0 +1,1 @@
+"""Tests of fdl.recurrent: cells, layers, models, sampling."""

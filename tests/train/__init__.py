@@ -1,0 +1,1 @@
+"""Tests of fdl.train: one file per module of the trainer."""
