@@ -1,14 +1,23 @@
-"""The chapter's loop-based convolutions: the book's published checks, the harness, and the fast versions."""
+"""fdl.ops.conv_loops: the chapter's loop-based convolutions: the book's published checks, the harness, the fast
+versions, property tests.
+
+conv1d_loops's property test shares one compiled bundle with conv2d layers: test_conv_1d_and_conv_layers in
+tests/layers/test_conv.py.
+"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jax import lax
 
 from fdl.ops.conv import conv2d, conv2d_im2col
 from fdl.ops.conv_loops import conv1d_loops, conv2d_loops
 from fdl.testing import check_op, check_vjp
+from tests.helpers import conv2d_reference
+from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, seed
 
 
 def sum_loss_grads(x, w):
@@ -44,11 +53,6 @@ def test_conv_1d_against_lax_reference(x_shape, k):
     check_vjp(lambda x, w: conv1d_loops(x, w), reference_1d, (x, w))
 
 
-def reference_2d(x, W):
-    k = W.shape[2]
-    return lax.conv_general_dilated(x, jnp.transpose(W, (1, 0, 2, 3)), (1, 1), [(k // 2, k // 2)] * 2)
-
-
 # Small on purpose: every kernel entry and channel pair is a separate Python-level term.
 @pytest.mark.parametrize("case", [(1, 1, 2, 4, 4, 3), (2, 2, 3, 3, 4, 3), (2, 1, 1, 5, 5, 5), (1, 2, 2, 3, 3, 1)],
                          ids=str)
@@ -57,7 +61,7 @@ def test_conv_2d_against_lax_reference(case):
     kx, kw = jax.random.split(jax.random.key(4))
     x = jax.random.normal(kx, (n, c, h, w), jnp.float64)
     W = jax.random.normal(kw, (c, o, k, k), jnp.float64)
-    check_vjp(jax.jit(conv2d_loops), reference_2d, (x, W))
+    check_vjp(jax.jit(conv2d_loops), conv2d_reference, (x, W))
 
 
 def test_conv_2d_matches_the_fast_implementations():
@@ -107,3 +111,19 @@ def test_float32_input_float64_kernel_gradients_keep_each_dtype(op):
     assert (dx.dtype, dw.dtype) == (jnp.float32, jnp.float64)
     dx, dw = jax.grad(lambda x, w: jnp.sum(op(x, w)), (0, 1))(x.astype(jnp.float64), w.astype(jnp.float32))
     assert (dx.dtype, dw.dtype) == (jnp.float64, jnp.float32)
+
+
+# ---------------------------------------------------------------- property tests (tests/strategies.py)
+
+# The shapes of test_conv2d_ops (tests/ops/test_conv.py) with c * o * k * k <= 18: every kernel entry and channel
+# pair is a separate Python-level term. (batch, in_channels, height, width, out_channels, k)
+LOOP_SHAPES = ((1, 1, 1, 1, 1, 3), (2, 2, 4, 5, 1, 3))
+
+
+@PROPERTY
+@given(st.data(), st.sampled_from(LOOP_SHAPES))
+def test_conv2d_loops_op(data, shape):
+    """The chapter's loops (conv2d_loops) on the smaller shapes. Split from test_conv2d_ops, whose bundle it was."""
+    b, c, h, w, o, k = shape
+    x, W = draw(data, (b, c, h, w)), draw(data, (c, o, k, k))
+    assert_vjps_agree({"conv2d_loops (loops)": (call(conv2d_loops), (x, W), 2)}, seed(data))

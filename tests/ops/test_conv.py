@@ -1,14 +1,18 @@
-"""conv2d (XLA primitives) and conv2d_im2col: hand-written VJPs against jax.grad of a lax reference."""
+"""conv2d (XLA primitives) and conv2d_im2col: hand-written VJPs against jax.grad of a lax conv2d_reference."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jax import lax
 
 from fdl.ops.conv import channel_bias_add, conv2d, conv2d_im2col, im2col
 from fdl.precision import matmul_precision
 from fdl.testing import check_op, check_vjp
+from tests.helpers import conv2d_reference
+from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, seed
 
 IMPLS = [conv2d, conv2d_im2col]
 
@@ -23,12 +27,6 @@ CASES = [
 ]
 
 
-def reference(x, W):
-    """The same convolution from lax directly: kernel transposed to (out, in, k, k), default NCHW/OIHW."""
-    k = W.shape[2]
-    return lax.conv_general_dilated(x, jnp.transpose(W, (1, 0, 2, 3)), (1, 1), [(k // 2, k // 2)] * 2)
-
-
 def random_case(n, c, o, h, w, k, seed=0):
     kx, kw = jax.random.split(jax.random.key(seed))
     return jax.random.normal(kx, (n, c, h, w), jnp.float64), jax.random.normal(kw, (c, o, k, k), jnp.float64)
@@ -38,13 +36,13 @@ def random_case(n, c, o, h, w, k, seed=0):
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_manual_vjp_matches_autodiff_of_lax_reference(impl, case):
     x, W = random_case(*case)
-    check_vjp(lambda x, W: impl(x, W, grad="manual"), reference, (x, W))
+    check_vjp(lambda x, W: impl(x, W, grad="manual"), conv2d_reference, (x, W))
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
 def test_autodiff_path_matches_reference(impl):
     x, W = random_case(2, 3, 2, 5, 4, 3, seed=1)
-    check_vjp(lambda x, W: impl(x, W, grad="autodiff"), reference, (x, W), numerical=False)
+    check_vjp(lambda x, W: impl(x, W, grad="autodiff"), conv2d_reference, (x, W), numerical=False)
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
@@ -137,12 +135,13 @@ def test_autodiff_forward_mode_matches_lax_reference(tangents):
     dx, dW = (dx if tangents in ("both", "x") else jnp.zeros_like(dx)), (dW if tangents in ("both", "W")
                                                                          else jnp.zeros_like(dW))
     out, t = jax.jvp(lambda x, W: conv2d(x, W, grad="autodiff"), (x, W), (dx, dW))
-    out_ref, t_ref = jax.jvp(reference, (x, W), (dx, dW))
+    out_ref, t_ref = jax.jvp(conv2d_reference, (x, W), (dx, dW))
     np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(t, t_ref, rtol=1e-12, atol=1e-12)
     if tangents != "both":  # a tangent in one argument only: the other's term must not be added
-        np.testing.assert_allclose(t, jax.jvp(lambda a: reference(a, W), (x,), (dx,))[1] if tangents == "x"
-                                   else jax.jvp(lambda b: reference(x, b), (W,), (dW,))[1], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(t, jax.jvp(lambda a: conv2d_reference(a, W), (x,), (dx,))[1] if tangents == "x"
+                                   else jax.jvp(lambda b: conv2d_reference(x, b), (W,), (dW,))[1],
+                                   rtol=1e-12, atol=1e-12)
 
 
 def _conv_dimension_numbers(jaxpr) -> list:
@@ -207,3 +206,38 @@ def test_channel_bias_add_rejects_bad_inputs():
         channel_bias_add(jnp.ones((2, 4, 3)), jnp.ones((1, 4, 1, 1)))
     with pytest.raises(TypeError, match="floating-point"):
         channel_bias_add(jnp.ones((2, 4, 3, 3), jnp.int32), jnp.ones((1, 4, 1, 1)))
+
+
+# ---------------------------------------------------------------- property tests (tests/strategies.py)
+
+# (batch, in_channels, height, width, out_channels, k): 1 x 1 images, non-square, kernels larger than the image
+CONV_SHAPES = ((1, 1, 1, 1, 1, 3), (2, 2, 4, 5, 1, 3), (3, 3, 2, 3, 2, 5))
+
+
+@PROPERTY
+@given(st.data(), st.sampled_from(CONV_SHAPES))
+def test_conv2d_ops(data, shape):
+    """conv2d (XLA) and conv2d_im2col (the chapter's loops, conv2d_loops: test_conv2d_loops_op in
+    tests/ops/test_conv_loops.py)."""
+    b, c, h, w, o, k = shape
+    x, W = draw(data, (b, c, h, w)), draw(data, (c, o, k, k))
+    cases = {"conv2d": (call(conv2d), (x, W), 2), "conv2d_im2col": (call(conv2d_im2col), (x, W), 2)}
+    assert_vjps_agree(cases, seed(data))
+
+
+# ---------------------------------------------------------------- the bad-input catalogue's conv cases
+
+def test_wrong_shapes_conv_and_recurrent():
+    """conv2d's and conv2d_im2col's cases of the bad-input catalogue's test; the conv2d layer's and the recurrent
+    layer's are in their test files under the same name."""
+    with pytest.raises(ValueError, match=r"conv2d input: expected a 4-D array \(batch, in_channels, height, width\)"):
+        conv2d(jnp.zeros((1, 28, 28)), jnp.zeros((1, 2, 3, 3)))
+    with pytest.raises(ValueError, match=r"input has 3 channels but the kernel expects 1"):
+        conv2d_im2col(jnp.zeros((1, 3, 5, 5)), jnp.zeros((1, 2, 3, 3)))
+
+
+def test_integer_input_to_differentiable_code():
+    """Ops that need floats say so (conv2d's case of the bad-input catalogue's test; the dense layer's, the
+    activations' and the recurrent layer's are in their test files under the same name)."""
+    with pytest.raises(TypeError, match=r"conv2d input: expected floating-point values, got dtype int.*astype"):
+        conv2d(jnp.ones((1, 1, 3, 3), jnp.int32), jnp.ones((1, 1, 3, 3)))

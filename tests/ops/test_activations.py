@@ -1,0 +1,104 @@
+"""fdl.ops.activations: each activation's hand-written VJP against jax.grad and finite differences, the kinks
+(relu and leaky_relu at exactly 0), property tests, and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fdl import ops
+from fdl.testing import check_op
+from tests.helpers import normal
+from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, floats, seed
+
+SHAPES = [(1, 1), (1, 7), (5, 3), (64, 33)]
+MODES = ("manual", "autodiff")
+KINKS = st.one_of(st.sampled_from((0.0, -0.0)), floats())  # exact zeros (relu's kink) drawn often
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", sorted(ops.ACTIVATIONS))
+def test_activation(name, shape):
+    check_op(ops.ACTIVATIONS[name], normal(1, shape, 2.0))
+
+
+def test_leaky_relu_slope_is_static_and_used_in_both_passes():
+    x = normal(2, (4, 5))
+    check_op(ops.leaky_relu, x, slope=0.05)
+    g = jax.grad(lambda v: ops.leaky_relu(v, slope=0.05).sum())(jnp.array([-1.0, 2.0]))
+    np.testing.assert_allclose(g, [0.05, 1.0])
+
+
+def test_relu_gradient_is_zero_for_negative_inputs():
+    # Erratum 3: the book's mask lets gradients through negative inputs.
+    g = jax.grad(lambda v: ops.relu(v).sum())(jnp.array([-2.0, -0.5, 0.5, 3.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.0, 1.0, 1.0])
+
+
+# ---------------------------------------------------------------- kinks: both modes take one derivative at 0
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kinks_take_the_left_derivative_in_both_modes(mode):
+    # Before: jax.grad of relu's plain forward (jnp.maximum) gave 0.5 at 0; the hand-written backward 0.
+    x = jnp.array([-1.0, -0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(jax.grad(lambda v: ops.relu(v, grad=mode).sum())(x), [0.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(jax.grad(lambda v: ops.leaky_relu(v, grad=mode, slope=0.1).sum())(x),
+                                  [0.1, 0.1, 0.1, 1.0])
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu"])
+def test_activations_at_exact_zeros_pass_the_harness(name):
+    x = jnp.array([[0.0, -0.0, 1.5, -2.0], [0.0, 0.0, 0.0, 3.0]])
+    check_op(ops.ACTIVATIONS[name], x)
+
+
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_relu_at_zero_passes_no_gradient(grad):
+    """fdl's relu takes the derivative 0 at x = 0 (and -0) on both paths; jnp.maximum(x, 0) would split the tie."""
+    x = jnp.array([[-1.0, 0.0, -0.0, 2.0]])
+    np.testing.assert_array_equal(jax.grad(lambda v: ops.relu(v, grad=grad).sum())(x), [[0.0, 0.0, 0.0, 1.0]])
+
+
+# ---------------------------------------------------------------- property tests (tests/strategies.py)
+
+@PROPERTY
+@given(st.data(), st.sampled_from(((1, 1), (8, 9))))
+def test_elementwise_ops(data, shape):
+    """linear, sigmoid, tanh (inputs up to +/-20), relu and leaky_relu (exact zeros drawn often).
+
+    At the kink x = 0 (and -0) both paths take the left derivative: 0 for relu, the slope for leaky_relu.
+    """
+    wide, kinks = draw(data, shape, 20.0), draw(data, shape, elements=KINKS)
+    assert_vjps_agree({
+        "linear": (call(ops.linear), (wide,), 1), "sigmoid": (call(ops.sigmoid), (wide,), 1),
+        "tanh": (call(ops.tanh), (wide,), 1), "relu": (call(ops.relu), (kinks,), 1),
+        "leaky_relu(0.2)": (call(ops.leaky_relu), (kinks,), 1),
+        "leaky_relu(0.01)": (call(ops.leaky_relu, slope=0.01), (kinks,), 1),
+    }, seed(data))
+
+
+# ---------------------------------------------------------------- bad input
+
+UNKNOWN_NAMES = {
+    "activation lookup": (lambda: ops.get_activation("softplus"), "unknown activation 'softplus'; choose one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNKNOWN_NAMES))
+def test_unknown_names(case):
+    call, message = UNKNOWN_NAMES[case]
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_integer_input_to_differentiable_code():
+    """No gradient flows into integers (JAX refuses), so integer data never yields silent garbage gradients.
+
+    The op's case of the bad-input catalogue's test; the dense layer's, conv2d's and the recurrent layer's are in
+    their test files under the same name.
+    """
+    ints = jnp.arange(8).reshape(2, 4)
+    with pytest.raises(TypeError, match="grad requires real- or complex-valued inputs"):
+        jax.grad(lambda x: ops.sigmoid(x).sum())(ints)
