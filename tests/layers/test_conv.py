@@ -1,17 +1,23 @@
-"""The conv2d layer: shapes, initialisation, the three implementations, models mixing conv and dense layers."""
+"""fdl.layers.conv: the conv2d layer: shapes, initialisation, the three implementations, models mixing conv and
+dense layers, property tests, bad input."""
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fdl.layers import dense, flatten, serial
 from fdl.layers.conv import conv2d
 from fdl.losses import softmax_cross_entropy
+from fdl.ops.conv_loops import conv1d_loops
 from fdl.precision import matmul_precision
 from fdl.testing import check_model
+from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, model_fn, random_params, seed
 
 
 def test_shapes_and_param_name(key):
@@ -153,3 +159,64 @@ def test_bad_bias_and_init_arguments(key):
         conv2d(4, 3, weight_init=0.1)
     with pytest.raises(ValueError, match=r"returned shape \(3,\) for a parameter of shape \(2, 4, 3, 3\)"):
         conv2d(4, 3, weight_init=lambda k, shape, dtype: jnp.zeros(3)).init(key, (2, 5, 5))
+
+
+# ---------------------------------------------------------------- property tests (tests/strategies.py)
+
+@functools.cache
+def conv_models():
+    """Small models of a conv2d layer (each activation, flattening or not, with and without dropout) and a dense one."""
+    return tuple(serial(conv2d(2, 3, act, flatten=flat, keep_prob=keep), flatten(), dense(2))
+                 for act, flat, keep in (("tanh", False, 1.0), ("sigmoid", True, 0.8), ("leaky_relu", True, 1.0)))
+
+
+@PROPERTY
+@given(st.data(), st.sampled_from(((1, 1), (3, 4))))
+def test_conv_1d_and_conv_layers(data, shape):
+    """The chapter's 1-D loops (with and without a batch) and conv2d layers in small models."""
+    b, h = shape
+    cases = {"conv1d_loops": (call(conv1d_loops), (draw(data, (h + 2,)), draw(data, (3,))), 2),
+             "conv1d_loops batched": (call(conv1d_loops), (draw(data, (b, h)), draw(data, (3,))), 2)}
+    for model in conv_models():
+        params = random_params(data, model.init(jax.random.key(0), (1, h, 3), jnp.float64))
+        cases[model.name] = (model_fn(model), (params, draw(data, (b, 1, h, 3)), jax.random.key(seed(data))), 2)
+    assert_vjps_agree(cases, seed(data))
+
+
+# ---------------------------------------------------------------- the bad-input catalogue's conv2d layer cases
+
+def test_wrong_shapes_conv_and_recurrent():
+    """The conv2d layer's case of the bad-input catalogue's test; conv2d's and the recurrent layer's are in their
+    test files under the same name."""
+    with pytest.raises(ValueError, match=r"expects images of shape \(channels, height, width\) per example"):
+        conv2d(2, 3).init(jax.random.key(0), (28, 28))
+
+
+def test_non_positive_hyperparameters_conv_recurrent_text():
+    """The conv2d layer's cases; the recurrent layer's and the text helpers' are in their test files under the same
+    name."""
+    for make, message in [
+        (lambda: conv2d(0, 3), "conv2d out_channels must be a positive integer, got 0"),
+        (lambda: conv2d(2, 0), "conv2d param_size must be a positive integer, got 0"),
+        (lambda: conv2d(2, 4), "param_size must be odd"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make()
+
+
+def test_unknown_names_conv_and_recurrent():
+    """The conv2d layer's cases; the recurrent layer's are in tests/recurrent/test_layers.py under the same name."""
+    for make, message in [
+        (lambda: conv2d(2, 3, "gelu"), "unknown activation 'gelu'"),
+        (lambda: conv2d(2, 3, weight_init="lecun"), "unknown weight_init 'lecun'"),
+        (lambda: conv2d(2, 3, impl="fft"), r"impl must be one of \['im2col', 'loops', 'xla'\], got 'fft'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make()
+
+
+def test_unknown_dropout_mode_is_refused_when_the_layer_is_made():
+    """The conv2d layer's case; the dense and dropout layers' are in their test files under the same name."""
+    for make in (lambda: conv2d(2, 3, keep_prob=0.5, dropout_mode="gaussian"),):
+        with pytest.raises(ValueError, match=r"dropout mode must be one of \('book', 'inverted'\), got 'gaussian'"):
+            make()
