@@ -1,4 +1,7 @@
-"""The book's optimizer rules, checked against the formulas written out by hand in numpy."""
+"""fdl.optim: the book's optimizer rules, checked against the formulas written out by hand in numpy; build, and
+optimizer constructors passed uncalled; bad hyperparameters."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +10,8 @@ import optax
 import pytest
 
 from fdl import optim
+from fdl.optim import adagrad, clip, momentum, sgd
+from tests.helpers import assert_untouched, snapshot
 
 
 def run(tx, grads, p0):
@@ -104,3 +109,65 @@ def test_jit_compatible():
     state = tx.init(jnp.zeros(2))
     upd, state = jax.jit(tx.update)(jnp.ones(2), state, jnp.zeros(2))
     np.testing.assert_allclose(upd, [-0.1, -0.1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- optimizer constructors passed uncalled
+
+@pytest.mark.parametrize("constructor, message", [
+    (optax.adam, r"pass optax\.adam\(0\.001\), not optax\.adam"),
+    (optax.sgd, r"pass optax\.sgd\(0\.001\), not optax\.sgd"),
+    (functools.partial(optax.adam, b1=0.8), r"pass optax\.adam\(0\.001\), not optax\.adam"),
+    (optim.sgd, r"pass fdl\.optim\.sgd\(0\.01\), not fdl\.optim\.sgd"),
+    (optim.momentum, r"pass fdl\.optim\.momentum\(0\.01, 0\.9\), not fdl\.optim\.momentum"),
+    (optim.adagrad, r"pass fdl\.optim\.adagrad\(0\.01\), not fdl\.optim\.adagrad"),
+])
+def test_build_refuses_an_uncalled_constructor(constructor, message):
+    with pytest.raises(TypeError, match=message):
+        optim.build(constructor, 10, 5)
+
+
+def test_build_still_takes_transformations_and_factories():
+    assert isinstance(optim.build(optax.adam(0.001), 3, 4), optax.GradientTransformation)
+    decaying = optim.sgd(0.1, final_lr=0.01, decay_type="linear")
+    assert isinstance(decaying, optim.Decaying) and optim.uncalled_constructor(decaying) is None
+    assert isinstance(optim.build(decaying, 3, 4), optax.GradientTransformation)
+    own = lambda epochs, steps_per_epoch: optax.sgd(optax.linear_schedule(0.1, 0.0, epochs * steps_per_epoch))
+    assert isinstance(optim.build(own, 3, 4), optax.GradientTransformation)
+
+
+# ---------------------------------------------------------------- the bad-input catalogue's cases
+
+HYPERPARAMETERS = {
+    "sgd lr 0": (lambda ck: sgd(0.0), "learning rate must be positive, got 0.0"),
+    "sgd lr -0.1": (lambda ck: sgd(-0.1), "learning rate must be positive, got -0.1"),
+    "sgd lr nan": (lambda ck: sgd(float("nan")), "learning rate must be positive, got nan"),
+    "momentum final_lr 0": (lambda ck: momentum(0.1, final_lr=0.0, decay_type="linear"), "final_lr must be positive"),
+    "momentum mu 1": (lambda ck: momentum(0.1, 1.0), r"momentum mu must be in \[0, 1\), got 1.0"),
+    "adagrad lr": (lambda ck: adagrad(0.0), "adagrad learning rate must be positive"),
+    "adagrad eps": (lambda ck: adagrad(0.1, eps=-1e-7), "adagrad eps must be positive"),
+    "clip": (lambda ck: clip(0.0), "clip max_delta must be positive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
+def test_non_positive_hyperparameters(tmp_path, case):
+    """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
+    path = tmp_path / "run.npz"
+    path.write_bytes(b"an existing checkpoint")
+    before = snapshot(tmp_path)
+    call, message = HYPERPARAMETERS[case]
+    with pytest.raises(ValueError, match=message):
+        call(path)
+    assert_untouched(tmp_path, before)
+
+
+UNKNOWN_NAMES = {
+    "decay type": (lambda: sgd(0.1, final_lr=0.01, decay_type="cosine"), "decay_type must be one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNKNOWN_NAMES))
+def test_unknown_names(case):
+    call, message = UNKNOWN_NAMES[case]
+    with pytest.raises(ValueError, match=message):
+        call()
