@@ -1,6 +1,8 @@
-"""The character models train through the same step, scan and loop as every other model (fdl.train)."""
+"""fdl.recurrent.model: stacked character models (gradients, the loss's reductions), and fit_chars: the character
+models train through the same step, scan and loop as every other model (fdl.train)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -8,8 +10,12 @@ import pytest
 from fdl import optim
 from fdl.data.text import book_batch, random_batch
 from fdl.recurrent import CharWindows, fit_chars, make_char_train_step, rnn_layer, stack
+from fdl.recurrent.model import char_loss, char_loss_fn
+from fdl.testing import check_vjp
+from fdl.train import TrainState, make_train_step
 
 IDS = np.random.RandomState(0).randint(0, 6, 400).astype(np.int32)
+F64 = jnp.float64
 MODEL = stack(rnn_layer(8, 6, "gru", weight_scale=0.1), rnn_layer(8, 6, "lstm", weight_scale=0.1))
 
 
@@ -52,3 +58,39 @@ def test_fit_chars_refuses_ids_outside_the_vocabulary():
 def test_old_step_factory_names_the_new_one():
     with pytest.raises(TypeError, match="char_loss_fn"):
         make_char_train_step(MODEL, optax.sgd(0.1), 6)
+
+
+# ---------------------------------------------------------------- stacked models: both gradient paths
+
+@pytest.mark.parametrize("cells", [("rnn", "lstm"), ("lstm", "lstm"), ("gru", "lstm")])
+def test_stacked_model_gradients(cells):
+    vocab, T, batch = 6, 7, 3
+    model = stack(rnn_layer(5, 4, cells[0]), rnn_layer(5, vocab, cells[1]))
+    params = jax.tree.map(lambda a: 3.0 * a, model.init(jax.random.key(1), (vocab,), F64))
+    ids = jax.random.randint(jax.random.key(2), (batch, T + 1), 0, vocab)
+    states = model.zero_state(F64)
+
+    def loss(grad):
+        return lambda p: char_loss(model, p, ids[:, :-1], ids[:, 1:], states, vocab, grad=grad, dtype=F64)[0]
+
+    check_vjp(loss("manual"), loss("autodiff"), (params,))
+
+
+def test_train_step_manual_equals_autodiff_and_book_sum():
+    vocab = 5
+    model = stack(rnn_layer(4, 3, "gru"), rnn_layer(4, vocab, "lstm"))
+    params = jax.tree.map(lambda a: 3.0 * a, model.init(jax.random.key(5), (vocab,), F64))
+    ids = jax.random.randint(jax.random.key(6), (2, 6), 0, vocab)
+    out = {}
+    for grad in ("manual", "autodiff"):
+        step = jax.jit(make_train_step(char_loss_fn(model, vocab, grad=grad, dtype=F64), optax.sgd(0.1)))
+        state = TrainState(params, optax.sgd(0.1).init(params), model.zero_state(F64))
+        out[grad] = step(state, (ids[:, :-1], ids[:, 1:]), jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(out["manual"]), jax.tree.leaves(out["autodiff"]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+    def g(reduction):
+        return jax.grad(lambda p: char_loss(model, p, ids[:, :-1], ids[:, 1:], model.zero_state(F64), vocab,
+                                            reduction=reduction, dtype=F64)[0])(params)
+    for a, b in zip(jax.tree.leaves(g("sum")), jax.tree.leaves(g("mean")), strict=True):
+        np.testing.assert_allclose(a, 2 * 5 * b, rtol=1e-10, atol=1e-14)

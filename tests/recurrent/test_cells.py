@@ -1,5 +1,6 @@
-"""Recurrent cells (book ch. 6): the readable node backward against jax.vjp of the node, the fused form against
-the readable one (outputs and gradients), both against jax.grad, gradient dtypes, the five-member interface."""
+"""fdl.recurrent's cells (rnn_cell.py, lstm_cell.py, gru_cell.py, cell.py, cells.py; book ch. 6): the readable node
+backward against jax.vjp of the node, the fused form against the readable one (outputs and gradients), both against
+jax.grad, gradient dtypes, the five-member interface, the book's equations by hand, erratum 2."""
 
 import math
 
@@ -12,6 +13,8 @@ from fdl.recurrent import gru_cell, lstm_cell, rnn_cell
 from fdl.recurrent.cell import Cell, LSTMState, RNNState
 from fdl.recurrent.cells import CELLS, IMPLS, get_cell
 from fdl.recurrent.layers import rnn_layer, run
+from fdl.recurrent.model import gradient_norms, stack
+from fdl.testing import random_like
 
 F64 = jnp.float64
 MODULES = {"rnn": rnn_cell, "lstm": lstm_cell, "gru": gru_cell}
@@ -22,12 +25,6 @@ def _params(cell, n_in=3, hidden=5, out=4, dtype=F64, key=0):
     """O(1) weights (the book's scale is tiny, which would hide most of the backward), every one distinct."""
     layer = rnn_layer(hidden, out, cell)
     return jax.tree.map(lambda a: (3.0 * a).astype(dtype), layer.init(jax.random.key(key), (n_in,), F64)), layer
-
-
-def _random_like(tree, key):
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(jax.random.key(key), len(leaves))
-    return treedef.unflatten([jax.random.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves, strict=True)])
 
 
 def _close(a, b, **tol):
@@ -45,10 +42,10 @@ def test_node_backward_is_the_vjp_of_the_node(cell):
     mod = MODULES[cell]
     params, layer = _params(cell)
     x = jax.random.normal(jax.random.key(1), (2, 3), F64)
-    state = _random_like(jax.tree.map(lambda z: jnp.broadcast_to(z, (2, 5)), layer.zero_state(F64)), 2)
+    state = random_like(jax.random.key(2), jax.tree.map(lambda z: jnp.broadcast_to(z, (2, 5)), layer.zero_state(F64)))
     y, new, cache = mod.node(params, x, state)
     _, vjp = jax.vjp(lambda p, x, s: mod.node(p, x, s)[:2], params, x, state)
-    dy, dnew = _random_like((y, new), 3)
+    dy, dnew = random_like(jax.random.key(3), (y, new))
     dparams, dx, dstate = vjp((dy, dnew))
     got_dx, got_dstate, got_grads = mod.node_backward(params, cache, dy, dnew)
     _close(got_grads, dparams)
@@ -63,11 +60,12 @@ def test_fused_equals_node_and_both_equal_jax_grad(cell, batch, T):
     node, fused = get_cell(cell, "node"), get_cell(cell, "fused")
     params, layer = _params(cell)
     xs = jax.random.normal(jax.random.key(4), (T, batch, 3), F64)
-    state0 = _random_like(jax.tree.map(lambda z: jnp.broadcast_to(z, (batch, 5)), layer.zero_state(F64)), 5)
+    state0 = random_like(jax.random.key(5),
+                         jax.tree.map(lambda z: jnp.broadcast_to(z, (batch, 5)), layer.zero_state(F64)))
     ys_n, last_n, res_n = node.forward(params, xs, state0)
     ys_f, last_f, res_f = fused.forward(params, xs, state0)
     _close((ys_f, last_f), (ys_n, last_n))
-    dys, dlast = _random_like((ys_n, last_n), 6)
+    dys, dlast = random_like(jax.random.key(6), (ys_n, last_n))
     by_node = node.backward(params, res_n, dys, dlast)
     by_fused = fused.backward(params, res_f, dys, dlast)
     _, vjp = jax.vjp(lambda p, x, s: node.forward(p, x, s)[:2], params, xs, state0)
@@ -118,7 +116,7 @@ def test_gradients_come_back_in_their_primals_dtypes(cell, impl):
     for grad in ("manual", "autodiff"):
         f = lambda p, x, s: run(c, p, x, s, grad=grad)  # noqa: E731, B023
         (y, last), vjp = jax.vjp(f, params, x, state)
-        out[grad] = vjp(_random_like((y, last), 8))
+        out[grad] = vjp(random_like(jax.random.key(8), (y, last)))
     dparams, dx, dstate = out["manual"]
     assert {v.dtype for v in dparams.values()} == {jnp.dtype(jnp.float32)}
     assert dx.dtype == F64 and all(s.dtype == jnp.float32 for s in dstate)
@@ -154,3 +152,27 @@ def test_unknown_cell_or_impl():
         get_cell("transformer")
     with pytest.raises(ValueError, match=r"unknown cell implementation impl='fast'; choose one of \('fused', 'node'\)"):
         rnn_layer(4, 3, "lstm", impl="fast")
+
+
+# ---------------------------------------------------------------- the book's equations by hand, erratum 2
+
+def test_rnn_node_by_hand():
+    """One vanilla RNN step computed from the book's equations with numbers."""
+    params = {"W_f": jnp.array([[1.0], [2.0]], F64), "B_f": jnp.array([[0.5]], F64),
+              "W_v": jnp.array([[3.0]], F64), "B_v": jnp.array([[-1.0]], F64)}
+    y, last = run(get_cell("rnn"), params, jnp.array([[[0.25]]], F64), RNNState(jnp.array([[-0.5]], F64)))
+    h = np.tanh(0.25 * 1.0 + -0.5 * 2.0 + 0.5)
+    np.testing.assert_allclose(last.H, [[h]])
+    np.testing.assert_allclose(y, [[[3.0 * h - 1.0]]])
+
+
+def test_gru_every_weight_learns():
+    """Erratum 2: the book's GRU gives every weight but W_v/B_v a zero gradient; fdl's does not."""
+    vocab = 6
+    model = stack(rnn_layer(5, vocab, "gru"))
+    params = model.init(jax.random.key(3), (vocab,), F64)
+    ids = jax.random.randint(jax.random.key(4), (2, 9), 0, vocab)
+    states = [RNNState(0.5 * jnp.ones((1, 5), F64))]
+    norms = gradient_norms(model, params, ids[:, :-1], ids[:, 1:], states, vocab)[0]
+    assert set(norms) == set(get_cell("gru").shapes(vocab, 5)) | {"W_v", "B_v"}
+    assert all(v > 0 for v in norms.values()), norms

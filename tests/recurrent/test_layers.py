@@ -1,17 +1,20 @@
-"""Recurrent layers: hand-written BPTT against jax.grad, scan against a Python loop over the book's node,
-state carrying, stacking, the GRU erratum, bad input."""
+"""fdl.recurrent.layers: hand-written BPTT against jax.grad, scan against a Python loop over the book's node,
+state carrying, shapes and initial scale, property tests, bad input."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fdl.recurrent import CELLS, LSTMState, RNNState, get_cell, gru_cell, lstm_cell, rnn_cell, rnn_layer, run
 from fdl.recurrent.cells import IMPLS
-from fdl.recurrent.model import char_loss, char_loss_fn, gradient_norms, stack
+from fdl.recurrent.model import stack
 from fdl.testing import check_vjp
-from fdl.train import TrainState, make_train_step
+from tests.strategies import PROPERTY, assert_vjps_agree, draw, random_params, seed
 
 F64 = jnp.float64
 NODES = {"rnn": rnn_cell.node, "lstm": lstm_cell.node, "gru": gru_cell.node}
@@ -63,30 +66,6 @@ def test_scan_equals_python_loop_over_the_book_node(cell, impl):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_rnn_node_by_hand():
-    """One vanilla RNN step computed from the book's equations with numbers."""
-    params = {"W_f": jnp.array([[1.0], [2.0]], F64), "B_f": jnp.array([[0.5]], F64),
-              "W_v": jnp.array([[3.0]], F64), "B_v": jnp.array([[-1.0]], F64)}
-    y, last = run(get_cell("rnn"), params, jnp.array([[[0.25]]], F64), RNNState(jnp.array([[-0.5]], F64)))
-    h = np.tanh(0.25 * 1.0 + -0.5 * 2.0 + 0.5)
-    np.testing.assert_allclose(last.H, [[h]])
-    np.testing.assert_allclose(y, [[[3.0 * h - 1.0]]])
-
-
-@pytest.mark.parametrize("cells", [("rnn", "lstm"), ("lstm", "lstm"), ("gru", "lstm")])
-def test_stacked_model_gradients(cells):
-    vocab, T, batch = 6, 7, 3
-    model = stack(rnn_layer(5, 4, cells[0]), rnn_layer(5, vocab, cells[1]))
-    params = jax.tree.map(lambda a: 3.0 * a, model.init(jax.random.key(1), (vocab,), F64))
-    ids = jax.random.randint(jax.random.key(2), (batch, T + 1), 0, vocab)
-    states = model.zero_state(F64)
-
-    def loss(grad):
-        return lambda p: char_loss(model, p, ids[:, :-1], ids[:, 1:], states, vocab, grad=grad, dtype=F64)[0]
-
-    check_vjp(loss("manual"), loss("autodiff"), (params,))
-
-
 def test_state_is_batch_mean_without_gradient():
     layer, params, x, state = _setup("lstm", 4, 3)
     y, new = layer.apply(params, x, state)
@@ -119,17 +98,29 @@ def test_book_initial_scale():
     np.testing.assert_allclose(float(jnp.std(params["W_c"])), 0.01, rtol=0.02)
 
 
-def test_gru_every_weight_learns():
-    """Erratum 2: the book's GRU gives every weight but W_v/B_v a zero gradient; fdl's does not."""
-    vocab = 6
-    model = stack(rnn_layer(5, vocab, "gru"))
-    params = model.init(jax.random.key(3), (vocab,), F64)
-    ids = jax.random.randint(jax.random.key(4), (2, 9), 0, vocab)
-    states = [RNNState(0.5 * jnp.ones((1, 5), F64))]
-    norms = gradient_norms(model, params, ids[:, :-1], ids[:, 1:], states, vocab)[0]
-    assert set(norms) == set(get_cell("gru").shapes(vocab, 5)) | {"W_v", "B_v"}
-    assert all(v > 0 for v in norms.values()), norms
+# ---------------------------------------------------------------- property tests (tests/strategies.py)
 
+@functools.cache
+def bptt(cell_name):
+    cell = get_cell(cell_name)
+    return lambda grad, params, x, state: run(cell, params, x, state, grad=grad)
+
+
+@PROPERTY
+@given(st.data(), st.sampled_from(((1, 1, 1, 1, 1, False), (3, 4, 3, 2, 4, True))))
+def test_recurrent_layers(data, shape):
+    """RNN, LSTM and GRU over a sequence: params, inputs and the start state ((1, hidden) or (batch, hidden))."""
+    b, T, n_in, hidden, out, full_state = shape
+    cases = {}
+    for cell in ("rnn", "lstm", "gru"):
+        layer = rnn_layer(hidden, out, cell)
+        params = random_params(data, layer.init(jax.random.key(0), (n_in,), jnp.float64))
+        state = jax.tree.map(lambda z: draw(data, (b if full_state else 1, hidden), 1.0), layer.zero_state())
+        cases[cell] = (bptt(cell), (params, draw(data, (b, T, n_in), 2.0), state), 3)
+    assert_vjps_agree(cases, seed(data))
+
+
+# ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True])
 def test_bad_sizes(size):
@@ -162,21 +153,51 @@ def test_bad_input():
         model.apply(p, jnp.ones((2, 3, 5)), [model.zero_state()[0], RNNState(jnp.zeros((1, 4)))])
 
 
-def test_train_step_manual_equals_autodiff_and_book_sum():
-    vocab = 5
-    model = stack(rnn_layer(4, 3, "gru"), rnn_layer(4, vocab, "lstm"))
-    params = jax.tree.map(lambda a: 3.0 * a, model.init(jax.random.key(5), (vocab,), F64))
-    ids = jax.random.randint(jax.random.key(6), (2, 6), 0, vocab)
-    out = {}
-    for grad in ("manual", "autodiff"):
-        step = jax.jit(make_train_step(char_loss_fn(model, vocab, grad=grad, dtype=F64), optax.sgd(0.1)))
-        state = TrainState(params, optax.sgd(0.1).init(params), model.zero_state(F64))
-        out[grad] = step(state, (ids[:, :-1], ids[:, 1:]), jax.random.key(0))
-    for a, b in zip(jax.tree.leaves(out["manual"]), jax.tree.leaves(out["autodiff"]), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+def test_wrong_shapes_conv_and_recurrent():
+    """The recurrent layer's cases of the bad-input catalogue's test; conv2d's and the conv2d layer's are in their
+    test files under the same name."""
+    layer = rnn_layer(4, 3, "lstm")
+    params = layer.init(jax.random.key(0), (5,))
+    with pytest.raises(ValueError, match=r"expected a 3-D array \(batch, sequence_length, features\)"):
+        layer.apply(params, jnp.zeros((2, 5)), layer.zero_state())
+    with pytest.raises(ValueError, match=r"expected 5 input features \(from the params\), got x of shape \(2, 3, 6\)"):
+        layer.apply(params, jnp.zeros((2, 3, 6)), layer.zero_state())
+    with pytest.raises(TypeError, match="state must be a LSTMState, got RNNState"):
+        layer.apply(params, jnp.zeros((2, 3, 5)), rnn_layer(4, 3, "rnn").zero_state())
 
-    def g(reduction):
-        return jax.grad(lambda p: char_loss(model, p, ids[:, :-1], ids[:, 1:], model.zero_state(F64), vocab,
-                                            reduction=reduction, dtype=F64)[0])(params)
-    for a, b in zip(jax.tree.leaves(g("sum")), jax.tree.leaves(g("mean")), strict=True):
-        np.testing.assert_allclose(a, 2 * 5 * b, rtol=1e-10, atol=1e-14)
+
+def test_integer_input_to_differentiable_code():
+    """The recurrent layer's case of the bad-input catalogue's test (the dense layer's, the activations' and
+    conv2d's are in their test files under the same name)."""
+    layer = rnn_layer(4, 3, "gru")
+    with pytest.raises(TypeError, match="expected floating-point inputs .*one-hot characters.*got int"):
+        layer.apply(layer.init(jax.random.key(0), (5,)), jnp.zeros((2, 3, 5), jnp.int32), layer.zero_state())
+
+
+def test_empty_text():
+    """The recurrent layer's case (an empty batch); the text helpers' are in tests/data/test_text.py under the
+    same name."""
+    layer = rnn_layer(4, 3, "rnn")
+    with pytest.raises(ValueError, match=r"expected a non-empty batch and sequence, got x of shape \(0, 2, 5\)"):
+        layer.apply(layer.init(jax.random.key(0), (5,)), jnp.zeros((0, 2, 5)), layer.zero_state())
+
+
+def test_non_positive_hyperparameters_conv_recurrent_text():
+    """The recurrent layer's cases; the conv2d layer's and the text helpers' are in their test files under the same
+    name."""
+    for call, message in [
+        (lambda: rnn_layer(0, 3), "hidden_size must be a positive integer, got 0"),
+        (lambda: rnn_layer(3, -1), "output_size must be a positive integer, got -1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_unknown_names_conv_and_recurrent():
+    """The recurrent layer's cases; the conv2d layer's are in tests/layers/test_conv.py under the same name."""
+    for call, message in [
+        (lambda: rnn_layer(4, 3, "transformer"), r"unknown cell 'transformer'; choose one of \['gru', "),
+        (lambda: rnn_layer(4, 3, weight_init="he"), "unknown weight_init 'he'; choose one of"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()
