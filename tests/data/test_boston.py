@@ -1,9 +1,12 @@
-"""Boston housing: the shipped CSV, its hash check, and the book's standardise-then-split (ch. 2)."""
+"""fdl.data.boston: Boston housing: the shipped CSV, its hash check, and the book's standardise-then-split (ch. 2)."""
+
+import shutil
 
 import numpy as np
 import pytest
 
 from fdl.data import boston, boston_split, load_boston
+from tests.helpers import assert_untouched, snapshot
 
 
 def test_load_boston_shapes_and_known_rows():
@@ -58,3 +61,44 @@ def test_altered_csv_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(boston, "BOSTON_CSV", tmp_path / "missing.csv")
     with pytest.raises(FileNotFoundError, match="missing"):
         load_boston()
+
+
+# ---------------------------------------------------------------- the bad-input catalogue's cases
+
+def test_shipped_data_file_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(boston, "BOSTON_CSV", tmp_path / "boston_housing.csv")
+    with pytest.raises(FileNotFoundError, match="shipped data file .*boston_housing.csv is missing; reinstall fdl"):
+        boston.load_boston()
+    assert not list(tmp_path.iterdir())
+
+
+def test_corrupt_shipped_data(monkeypatch, tmp_path):
+    """An altered shipped file (the Boston CSV) is refused by its SHA-256, with what to do; it is not changed.
+
+    Hamlet's case is in tests/data/test_text.py under the same name."""
+    csv = tmp_path / "boston_housing.csv"
+    shutil.copy(boston.BOSTON_CSV, csv)
+    csv.write_bytes(csv.read_bytes().replace(b"0", b"1", 1))
+    monkeypatch.setattr(boston, "BOSTON_CSV", csv)
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError, match=r"load_boston: .* has SHA-256 \w+, expected 8594f0.*altered or truncated, "
+                                         "reinstall fdl"):
+        boston.boston_split()
+    assert_untouched(tmp_path, before)
+
+
+HYPERPARAMETERS = {
+    "boston test_size 0": (lambda ck: boston.boston_split(test_size=0), "test_size gives 0 test rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
+def test_non_positive_hyperparameters(tmp_path, case):
+    """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
+    path = tmp_path / "run.npz"
+    path.write_bytes(b"an existing checkpoint")
+    before = snapshot(tmp_path)
+    call, message = HYPERPARAMETERS[case]
+    with pytest.raises(ValueError, match=message):
+        call(path)
+    assert_untouched(tmp_path, before)
