@@ -1,0 +1,20 @@
+"""fdl.train.step: make_train_step and model_loss, and the old spellings that name them."""
+
+import optax
+import pytest
+
+from fdl.losses import mean_squared_error
+from fdl.optim import sgd
+from tests.helpers import REGRESSION_MODEL
+
+
+def test_old_train_step_spellings_name_the_new_ones():
+    import fdl.train
+    with pytest.raises(TypeError, match=r"make_train_step\(fdl.train.model_loss\(model, loss, grad=g\), optimizer\)"):
+        fdl.train.make_train_step(REGRESSION_MODEL, mean_squared_error, sgd(0.1), grad="manual")
+    with pytest.raises(AttributeError, match=r"make_chunk\(step, ShuffledEpochs"):
+        fdl.train.make_train_epoch  # noqa: B018
+    with pytest.raises(TypeError, match=r"make_train_step: optimizer is optax.adam itself.*pass optax.adam\(0.001\)"):
+        fdl.train.make_train_step(fdl.train.model_loss(REGRESSION_MODEL, mean_squared_error), optax.adam)
+    with pytest.raises(TypeError, match="must be an optax GradientTransformation"):
+        fdl.train.make_train_step(fdl.train.model_loss(REGRESSION_MODEL, mean_squared_error), "sgd")
