@@ -1,4 +1,5 @@
-"""fdl.train.step: make_train_step and model_loss, and the old spellings that name them."""
+"""fdl.train.step: make_train_step's refusals (fdl 0.1's signature, an uncalled optax constructor, not an optimizer)
+and the moved make_train_epoch. Its steps train in tests/train/test_fit.py and tests/recurrent/test_model.py."""
 
 import optax
 import pytest
