@@ -70,24 +70,24 @@ stage() {
 
 if [ "$QUICK" = 1 ]; then
     CAP_TESTS=180 CAP_BENCH=200 CAP_REPRO=150
-    TESTS=(tests/test_ops_conv.py::test_the_two_implementations_agree_in_float32_under_jit
-           tests/test_benchmark.py::test_gpu_error_names_the_framework_that_sees_no_gpu
-           tests/test_benchmark.py::test_worker_environment_per_device_and_precision)
+    TESTS=(tests/ops/test_conv.py::test_the_two_implementations_agree_in_float32_under_jit
+           tests/experiments/test_benchmark.py::test_gpu_error_names_the_framework_that_sees_no_gpu
+           tests/experiments/test_benchmark.py::test_worker_environment_per_device_and_precision)
     BENCH="--quick --repeats 1"
     REPRO=(--quick --chapters 1 2)
     CHAPTERS=""
 else
     CAP_TESTS=150 CAP_BENCH=170 CAP_REPRO=100
     # the chapter scripts' own quick runs are stage 5's job
-    TESTS=(tests --deselect tests/test_experiment_ch04.py::test_ch04_quick
-           --deselect tests/test_experiment_ch05.py::test_ch05_quick
-           --deselect tests/test_experiment_ch06.py::test_ch06_quick
-           --deselect tests/test_experiment_ch07.py::test_ch07_quick
-           --deselect tests/test_experiments_ch01_03.py::test_ch01_reproduces_the_books_checks
-           --deselect tests/test_experiments_ch01_03.py::test_ch02_reproduces_the_books_figures_with_its_gradients
-           --deselect tests/test_experiments_ch01_03.py::test_ch03_quick_run_rows
-           --deselect tests/test_cli.py::test_the_installed_command_runs_a_real_chapter
-           --deselect tests/test_benchmark.py::test_benchmark_quick)
+    TESTS=(tests --deselect tests/experiments/test_ch04.py::test_ch04_quick
+           --deselect tests/experiments/test_ch05.py::test_ch05_quick
+           --deselect tests/experiments/test_ch06.py::test_ch06_quick
+           --deselect tests/experiments/test_ch07.py::test_ch07_quick
+           --deselect tests/experiments/test_ch01_03.py::test_ch01_reproduces_the_books_checks
+           --deselect tests/experiments/test_ch01_03.py::test_ch02_reproduces_the_books_figures_with_its_gradients
+           --deselect tests/experiments/test_ch01_03.py::test_ch03_quick_run_rows
+           --deselect tests/harness/test_cli.py::test_the_installed_command_runs_a_real_chapter
+           --deselect tests/experiments/test_benchmark.py::test_benchmark_quick)
     BENCH="--repeats 3 --shared-workers"
     REPRO=(--quick)
 fi

@@ -21,7 +21,8 @@ pytest.importorskip("material", reason=REASON)
 pytest.importorskip("mkdocstrings_handlers.python", reason=REASON)
 pytest.importorskip("mkdocs_jupyter", reason=REASON)
 
-API_PAGES = ["ops", "layers", "recurrent", "losses", "optim", "train", "testing", "data", "checkpoint", "parallel"]
+API_PAGES = ["ops", "layers", "recurrent", "losses", "optim", "train", "testing", "data", "checkpoint", "parallel",
+             "init", "metrics", "precision", "chapters", "harness"]
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 Everything here is a plain function of arrays. Each one runs on NumPy arrays (float64, as the book computes)
 and on JAX arrays, so ``jax.grad`` can differentiate the very same forward to check the hand-derived
-derivative (see ``tests/test_foundations.py``).
+derivative (see ``tests/chapters/test_foundations.py``).
 
 >>> import numpy as np
 >>> float(np.round(chain_deriv([FUNCTIONS["square"], FUNCTIONS["sigmoid"]], np.float64(1.0)), 4))  # 2x s'(x^2)

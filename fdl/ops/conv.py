@@ -190,7 +190,7 @@ def conv2d(x, W):
     convolutions are not channels-last.
 
     Example: a 3x3 image of ones and a 3x3 kernel of ones give the number of in-image neighbours of each
-    pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/test_ops_conv.py checks it).
+    pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/ops/test_conv.py checks it).
 
     Examples:
         >>> import jax.numpy as jnp
