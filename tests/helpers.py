@@ -17,6 +17,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax import lax
 
 from fdl import dense, fit, serial
@@ -48,6 +49,17 @@ def assert_untouched(folder: Path, before: dict, gone=()) -> None:
     assert set(after) == set(expected), f"files changed: before {sorted(before)}, after {sorted(after)}"
     for name, data in expected.items():
         assert after[name] == data, f"{name} was modified"
+
+
+def assert_refused_before_writing(folder: Path, call, message: str) -> None:
+    """``call(path)`` raises ValueError matching ``message`` before anything is read or written: an existing
+    checkpoint at ``path`` (in ``folder``) is left as it was (the bad-hyperparameter tables of each module)."""
+    path = folder / "run.npz"
+    path.write_bytes(b"an existing checkpoint")
+    before = snapshot(folder)
+    with pytest.raises(ValueError, match=message):
+        call(path)
+    assert_untouched(folder, before)
 
 
 # ---------------------------------------------------------------- references

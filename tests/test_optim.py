@@ -11,7 +11,7 @@ import pytest
 
 from fdl import optim
 from fdl.optim import adagrad, clip, momentum, sgd
-from tests.helpers import assert_untouched, snapshot
+from tests.helpers import assert_refused_before_writing
 
 
 def run(tx, grads, p0):
@@ -152,13 +152,7 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
 def test_non_positive_hyperparameters(tmp_path, case):
     """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
-    path = tmp_path / "run.npz"
-    path.write_bytes(b"an existing checkpoint")
-    before = snapshot(tmp_path)
-    call, message = HYPERPARAMETERS[case]
-    with pytest.raises(ValueError, match=message):
-        call(path)
-    assert_untouched(tmp_path, before)
+    assert_refused_before_writing(tmp_path, *HYPERPARAMETERS[case])
 
 
 UNKNOWN_NAMES = {

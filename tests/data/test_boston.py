@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fdl.data import boston, boston_split, load_boston
-from tests.helpers import assert_untouched, snapshot
+from tests.helpers import assert_refused_before_writing, assert_untouched, snapshot
 
 
 def test_load_boston_shapes_and_known_rows():
@@ -95,10 +95,4 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
 def test_non_positive_hyperparameters(tmp_path, case):
     """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
-    path = tmp_path / "run.npz"
-    path.write_bytes(b"an existing checkpoint")
-    before = snapshot(tmp_path)
-    call, message = HYPERPARAMETERS[case]
-    with pytest.raises(ValueError, match=message):
-        call(path)
-    assert_untouched(tmp_path, before)
+    assert_refused_before_writing(tmp_path, *HYPERPARAMETERS[case])

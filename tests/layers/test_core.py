@@ -15,7 +15,7 @@ from fdl.layers import reshape
 from fdl.layers.core import summary
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.testing import check_model
-from tests.helpers import TINY_MODEL, assert_untouched, normal, snapshot
+from tests.helpers import TINY_MODEL, assert_refused_before_writing, normal
 from tests.strategies import PROPERTY, assert_vjps_agree, draw, model_fn, random_params, seed, targets
 
 KEY = jax.random.key(0)
@@ -210,13 +210,7 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
 def test_non_positive_hyperparameters(tmp_path, case):
     """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
-    path = tmp_path / "run.npz"
-    path.write_bytes(b"an existing checkpoint")
-    before = snapshot(tmp_path)
-    call, message = HYPERPARAMETERS[case]
-    with pytest.raises(ValueError, match=message):
-        call(path)
-    assert_untouched(tmp_path, before)
+    assert_refused_before_writing(tmp_path, *HYPERPARAMETERS[case])
 
 
 def test_unknown_dropout_mode_is_refused_when_the_layer_is_made():

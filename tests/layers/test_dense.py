@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from fdl import dense, losses
 from fdl.init import init_scale
-from tests.helpers import TINY_MODEL, assert_untouched, snapshot
+from tests.helpers import TINY_MODEL, assert_refused_before_writing
 from tests.strategies import PROPERTY, assert_vjps_agree, draw, model_fn, random_params, seed
 
 KEY = jax.random.key(0)
@@ -134,13 +134,7 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
 def test_non_positive_hyperparameters(tmp_path, case):
     """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
-    path = tmp_path / "run.npz"
-    path.write_bytes(b"an existing checkpoint")
-    before = snapshot(tmp_path)
-    call, message = HYPERPARAMETERS[case]
-    with pytest.raises(ValueError, match=message):
-        call(path)
-    assert_untouched(tmp_path, before)
+    assert_refused_before_writing(tmp_path, *HYPERPARAMETERS[case])
 
 
 UNKNOWN_NAMES = {

@@ -18,11 +18,10 @@ from tests.helpers import (
     TINY_MODEL,
     TINY_X,
     TINY_Y,
-    assert_untouched,
+    assert_refused_before_writing,
     fit_regression,
     fit_tiny,
     regression_data,
-    snapshot,
 )
 
 
@@ -282,13 +281,7 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
 def test_non_positive_hyperparameters(tmp_path, case):
     """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
-    path = tmp_path / "run.npz"
-    path.write_bytes(b"an existing checkpoint")
-    before = snapshot(tmp_path)
-    call, message = HYPERPARAMETERS[case]
-    with pytest.raises(ValueError, match=message):
-        call(path)
-    assert_untouched(tmp_path, before)
+    assert_refused_before_writing(tmp_path, *HYPERPARAMETERS[case])
 
 
 UNKNOWN_NAMES = {

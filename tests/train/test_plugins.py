@@ -4,7 +4,7 @@ DataParallel's: tests/test_parallel.py)."""
 import pytest
 
 from fdl.train import Progress
-from tests.helpers import assert_untouched, fit_regression, fit_tiny, snapshot
+from tests.helpers import assert_refused_before_writing, fit_regression, fit_tiny
 
 
 def test_progress_lines_without_tqdm(monkeypatch):
@@ -33,10 +33,4 @@ HYPERPARAMETERS = {
 @pytest.mark.parametrize("case", sorted(HYPERPARAMETERS))
 def test_non_positive_hyperparameters(tmp_path, case):
     """Refused when given, before anything is read or written: an existing checkpoint is left as it was."""
-    path = tmp_path / "run.npz"
-    path.write_bytes(b"an existing checkpoint")
-    before = snapshot(tmp_path)
-    call, message = HYPERPARAMETERS[case]
-    with pytest.raises(ValueError, match=message):
-        call(path)
-    assert_untouched(tmp_path, before)
+    assert_refused_before_writing(tmp_path, *HYPERPARAMETERS[case])
