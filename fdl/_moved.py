@@ -3,7 +3,8 @@
 One table for modules and attributes alike. A moved module (``import fdl.foundations``) raises
 ``ModuleNotFoundError`` from a finder installed by ``fdl/__init__.py``; a moved attribute
 (``fdl.ops.conv_2d``) raises ``AttributeError`` from its module's ``__getattr__``, which calls
-:func:`moved_attribute`. Renamed keyword arguments are refused where they are taken (e.g. ``fit``, ``dense``).
+:func:`moved_attribute`. A removed keyword argument (``KEYWORDS``) raises ``TypeError`` from the function
+that took it, which passes its ``**kwargs`` to :func:`refuse_keywords`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,24 @@ MOVED = {
     "fdl.train.make_loss_fn": "fdl.train.model_loss(model, loss, grad=...), which returns (loss, aux)",
 }
 
+# function -> {keyword it no longer takes: what to write instead}
+_LAYER_KEYWORDS = {"dropout": "keep_prob= (the same keep probability, named as the dropout layer names it)"}
+KEYWORDS = {
+    "fit": {
+        "params": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
+        "opt_state": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
+        "checkpoint": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N, resume=True)])",
+        "checkpoint_every": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N)])",
+        "resume": "fit(..., plugins=[fdl.train.Checkpoint(path, resume=True)])",
+        "devices": "fit(..., plugins=[fdl.train.DataParallel(devices)])",
+        "progress": "fit(..., plugins=[fdl.train.Progress()])",
+        "eval_batch_size": "fdl.train.evaluate(model, loss, params, X, y, batch_size=N) after fit (fit "
+                           "evaluates in chunks of 10 000 rows)",
+    },
+    "dense": _LAYER_KEYWORDS,
+    "conv2d": _LAYER_KEYWORDS,
+}
+
 
 def message(old: str) -> str:
     return f"{old} was moved or renamed in fdl 0.2; use {MOVED[old]} (see the README's migration table)"
@@ -64,9 +83,10 @@ def install_finder() -> None:
         sys.meta_path.insert(0, _MovedModuleFinder())
 
 
-def refuse_keywords(func: str, given: dict, moved: dict) -> None:
-    """Raise TypeError for the keyword arguments ``given`` (a function's ``**kwargs``): those in ``moved`` name
-    their replacement, any other is reported as Python reports an unexpected keyword."""
+def refuse_keywords(func: str, given: dict) -> None:
+    """Raise TypeError for the keyword arguments ``given`` (``func``'s ``**kwargs``): those in ``KEYWORDS[func]``
+    name their replacement, any other is reported as Python reports an unexpected keyword."""
+    moved = KEYWORDS.get(func, {})
     for name in given:
         if name in moved:
             raise TypeError(f"{func}() no longer takes {name}= (fdl 0.2, see the README's migration table); "

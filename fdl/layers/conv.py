@@ -33,7 +33,7 @@ from ..ops.conv import channel_bias_add, conv2d_im2col
 from ..ops.conv import conv2d as conv2d_xla
 from ..ops.conv_loops import conv2d_loops
 from ..ops.dropout import check_mode
-from .core import RENAMED_KEYWORDS, Layer, apply_dropout
+from .core import Layer, apply_dropout
 
 IMPLEMENTATIONS = {"xla": conv2d_xla, "im2col": conv2d_im2col, "loops": conv2d_loops}
 
@@ -90,7 +90,7 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
     expect_positive(param_size, "conv2d param_size", integer=True)
     if param_size % 2 == 0:
         raise ValueError(f"conv2d: param_size must be odd for 'same' padding param_size // 2, got {param_size}")
-    refuse_keywords("conv2d", removed, RENAMED_KEYWORDS)
+    refuse_keywords("conv2d", removed)
     expect_probability(keep_prob, "conv2d keep_prob")
     check_mode(dropout_mode)
     if impl not in IMPLEMENTATIONS:

@@ -59,9 +59,6 @@ class Layer(NamedTuple):
 _SERIAL_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # serial's apply -> its layers
 
 
-# keywords the layers took before fdl 0.2, and what to write instead (refused by dense and conv2d)
-RENAMED_KEYWORDS = {"dropout": "keep_prob= (the same keep probability, named as the dropout layer names it)"}
-
 
 def _no_params(key, input_shape, dtype=jnp.float32):
     return {}

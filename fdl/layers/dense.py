@@ -12,7 +12,7 @@ from .._moved import refuse_keywords
 from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import bias_add, get_activation, weight_multiply
 from ..ops.dropout import check_mode
-from .core import RENAMED_KEYWORDS, Layer, apply_dropout
+from .core import Layer, apply_dropout
 
 
 def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "standard",
@@ -43,7 +43,7 @@ def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "s
         ``bias_init`` neither a name nor a function.
     """
     expect_positive(neurons, "dense neurons", integer=True)
-    refuse_keywords("dense", removed, RENAMED_KEYWORDS)
+    refuse_keywords("dense", removed)
     expect_probability(keep_prob, "dense keep_prob")
     check_mode(dropout_mode)
     act = get_activation(activation)

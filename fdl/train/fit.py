@@ -225,19 +225,6 @@ def _non_finite_message(run: Run, c: Chunk, losses: np.ndarray) -> str:
 
 # ------------------------------------------------------------------------------------------------------ fit
 
-_REMOVED = {
-    "params": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
-    "opt_state": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
-    "checkpoint": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N, resume=True)])",
-    "checkpoint_every": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N)])",
-    "resume": "fit(..., plugins=[fdl.train.Checkpoint(path, resume=True)])",
-    "devices": "fit(..., plugins=[fdl.train.DataParallel(devices)])",
-    "progress": "fit(..., plugins=[fdl.train.Progress()])",
-    "eval_batch_size": "fdl.train.evaluate(model, loss, params, X, y, batch_size=N) after fit (fit evaluates "
-                       "in chunks of 10 000 rows)",
-}
-
-
 def _check_data(X, y, what: str):
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0:
@@ -352,7 +339,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         a factory (e.g. ``optax.adam`` uncalled); fdl 0.1's keyword arguments that moved to plugins (the
         message names the replacement) or any other unknown keyword.
     """
-    refuse_keywords("fit", removed, _REMOVED)
+    refuse_keywords("fit", removed)
     check_grad_mode(grad)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")
