@@ -1,4 +1,5 @@
-"""conv2d (XLA primitives) and conv2d_im2col: hand-written VJPs against jax.grad of a lax conv2d_reference."""
+"""conv2d (XLA primitives), conv2d_slices and conv2d_im2col: hand-written VJPs against jax.grad of a lax
+conv2d_reference and against each other; conv2d_auto's choice between them."""
 
 import jax
 import jax.numpy as jnp
@@ -8,13 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jax import lax
 
-from fdl.ops.conv import channel_bias_add, conv2d, conv2d_im2col, im2col
+import fdl.ops.conv as conv_module
+from fdl.ops.conv import channel_bias_add, conv2d, conv2d_auto, conv2d_fastest, conv2d_im2col, conv2d_slices, im2col
 from fdl.precision import matmul_precision
 from fdl.testing import check_op, check_vjp
 from tests.helpers import conv2d_reference
 from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, seed
 
-IMPLS = [conv2d, conv2d_im2col]
+IMPLS = [conv2d, conv2d_slices, conv2d_im2col]
 
 # (batch, in_channels, out_channels, height, width, k): batch 1 and more, several channel counts, odd k 1/3/5,
 # square and non-square images.
@@ -78,10 +80,77 @@ def test_the_two_implementations_agree_in_float32_under_jit():
         with matmul_precision("highest"):
             return jax.jit(jax.value_and_grad(lambda x, W: jnp.sum(jnp.tanh(impl(x, W))), (0, 1)))(x, W)
 
-    for a, b in zip(jax.tree.leaves(loss_and_grads(conv2d)), jax.tree.leaves(loss_and_grads(conv2d_im2col)),
-                    strict=True):
-        assert a.dtype == jnp.float32
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for other in (conv2d_slices, conv2d_im2col):
+        for a, b in zip(jax.tree.leaves(loss_and_grads(conv2d)), jax.tree.leaves(loss_and_grads(other)), strict=True):
+            assert a.dtype == jnp.float32
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# One input channel (the case conv2d_auto gives to conv2d_slices on a CPU, the book's MNIST convolutions) and
+# several.
+EQUAL_CASES = [(3, 1, 4, 6, 5, 5), (2, 1, 3, 4, 4, 3), (2, 3, 2, 5, 4, 3)]
+
+
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+@pytest.mark.parametrize("other", [conv2d_im2col, conv2d_auto], ids=lambda f: getattr(f, "name", f.__name__))
+@pytest.mark.parametrize("case", EQUAL_CASES, ids=str)
+def test_formulations_are_the_same_function(case, other, grad):
+    # conv2d_slices against XLA's convolution (conv2d), the appendix's matrix form and the automatic choice, in
+    # the same gradient mode: forward and both gradients equal to float64 rounding (check_vjp's checks a and
+    # b), plus finite differences of the slices form's hand-written (or jax.grad's) backward and its cotangent
+    # dtypes.
+    x, W = random_case(*case, seed=8)
+    check_vjp(lambda x, W: conv2d_slices(x, W, grad=grad), lambda x, W: conv2d(x, W, grad=grad), (x, W),
+              arg_names=("x", "W"))
+    check_vjp(lambda x, W: conv2d_slices(x, W, grad=grad), lambda x, W: other(x, W, grad=grad), (x, W),
+              arg_names=("x", "W"), numerical=False)
+
+
+def test_conv2d_fastest_picks_slices_for_one_channel_on_the_cpu(monkeypatch):
+    cpu = jax.devices("cpu")[0]
+    one, many = (jax.device_put(jnp.ones((2, c, 5, 5)), cpu) for c in (1, 16))
+    assert conv_module.platform_of(one) == "cpu"
+    assert conv2d_fastest(one) is conv2d_slices and conv2d_fastest(many) is conv2d
+    assert conv2d_fastest(jnp.ones((1, 5, 5))) is conv2d  # not 4-D: conv2d says what is wrong
+    monkeypatch.setattr(conv_module, "platform_of", lambda x: "gpu")  # on a GPU XLA's (cuDNN's) conv stays
+    assert conv2d_fastest(one) is conv2d and conv2d_fastest(many) is conv2d
+
+
+def test_platform_of_a_traced_input_is_the_default_device():
+    seen = []
+    jax.jit(lambda x: seen.append(conv_module.platform_of(x)) or x)(jnp.ones(2))
+    assert seen == [jax.default_backend()]
+    with jax.default_device(jax.devices("cpu")[0]):
+        jax.jit(lambda x: seen.append(conv_module.platform_of(x)) or x)(jnp.ones(3))
+    assert seen[-1] == "cpu"
+
+
+def _primitives(jaxpr) -> set:
+    """The names of every primitive in a jaxpr, nested jaxprs (custom_vjp bodies, scans) included."""
+    found = set()
+    for eqn in jaxpr.eqns:
+        found.add(eqn.primitive.name)
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple) else (value,):
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    found |= _primitives(getattr(sub, "jaxpr", sub))
+    return found
+
+
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+def test_conv2d_auto_decides_when_traced(grad):
+    # The choice is in the traced program: for one input channel on a CPU a program of slices and matrix
+    # products, no convolution primitive; for 16 channels (or on a GPU) XLA's convolution. Nothing is decided
+    # per step.
+    W1, W16 = jnp.ones((1, 4, 5, 5)), jnp.ones((16, 4, 5, 5))
+    step = jax.grad(lambda x, W: jnp.sum(jnp.tanh(conv2d_auto(x, W, grad=grad))), (0, 1))
+    one = _primitives(jax.make_jaxpr(step)(jnp.ones((2, 1, 6, 6)), W1).jaxpr)
+    many = _primitives(jax.make_jaxpr(step)(jnp.ones((2, 16, 6, 6)), W16).jaxpr)
+    assert "conv_general_dilated" in many
+    if jax.default_backend() == "cpu":
+        assert "conv_general_dilated" not in one and "dot_general" in one
+    else:
+        assert "conv_general_dilated" in one
 
 
 def test_im2col_layout():
@@ -221,7 +290,8 @@ def test_conv2d_ops(data, shape):
     tests/ops/test_conv_loops.py)."""
     b, c, h, w, o, k = shape
     x, W = draw(data, (b, c, h, w)), draw(data, (c, o, k, k))
-    cases = {"conv2d": (call(conv2d), (x, W), 2), "conv2d_im2col": (call(conv2d_im2col), (x, W), 2)}
+    cases = {"conv2d": (call(conv2d), (x, W), 2), "conv2d_slices": (call(conv2d_slices), (x, W), 2),
+             "conv2d_im2col": (call(conv2d_im2col), (x, W), 2)}
     assert_vjps_agree(cases, seed(data))
 
 
