@@ -127,13 +127,30 @@ def class_targets(z, y, what: str = "softmax_cross_entropy"):
         raise ValueError(f"{what}: integer class labels must have shape {shape_of(z)[:-1]} (one label per row of "
                          f"the logits {shape_of(z)}), got {shape_of(y)}; or pass one-hot rows "
                          "(fdl.data.one_hot(labels, n_classes))")
-    if not isinstance(y, jax.core.Tracer):
-        bad = np.asarray(y)[(np.asarray(y) < 0) | (np.asarray(y) >= classes)]
-        if bad.size:
-            raise ValueError(f"{what}: class labels must lie in [0, {classes}) for {classes} logits per row, "
-                             f"got {bad[:5].tolist()}")
-    valid = ((y >= 0) & (y < classes))[..., None]
+    valid = valid_labels(y, classes, what)[..., None]
     return jnp.where(valid, jax.nn.one_hot(y, classes, dtype=z.dtype), jnp.nan)
+
+
+def valid_labels(y, classes: int, what: str, scores: str = "logits"):
+    """Where the class labels ``y`` (integer, or floating with integral values) lie in ``[0, classes)``.
+
+    Outside ``jit`` a label outside that range (or a NaN or fractional one) raises a ValueError naming the
+    first few; under ``jit`` the values are unknown, and the boolean mask returned (``y``'s shape) lets the
+    caller turn such a row into NaN rather than a silent 0.
+
+    Raises:
+      ValueError: (values known) labels outside ``[0, classes)``.
+    """
+    def valid(y, xp):
+        ok = (y >= 0) & (y < classes)
+        return ok if xp.issubdtype(y.dtype, xp.integer) else ok & (xp.floor(y) == y)
+
+    if not isinstance(y, jax.core.Tracer):  # NumPy: under jit, jnp on a constant would give a tracer
+        bad = np.asarray(y)[~valid(np.asarray(y), np)]
+        if bad.size:
+            raise ValueError(f"{what}: class labels must lie in [0, {classes}) for {classes} {scores} per row, "
+                             f"got {bad[:5].tolist()}")
+    return valid(y, jnp)
 
 
 def _check_ce_shapes(z, y):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ._checks import expect_same_shape, shape_of
+from .losses import valid_labels
 
 
 def _expect_nonempty(predictions, what: str) -> None:
@@ -17,10 +18,18 @@ def mae(predictions, targets):
     """Mean absolute error, ``mean(|p - y|)`` (book ch. 2-3: MAE).
 
     p, y: the same shape (any), non-empty; returns a 0-D array in their promoted dtype, in the targets' units
-    (e.g. $1000s for Boston's MEDV).
+    (e.g. $1000s for Boston's MEDV). A NaN anywhere gives NaN and an infinite prediction ``inf``: the
+    arithmetic never scores a diverged model (plain ``jnp``, so it can be jitted and mapped over runs).
 
     Raises:
       ValueError: shapes that differ, or an empty batch.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> float(mae(jnp.array([1.0, -3.0]), jnp.array([0.0, 0.0])))
+        2.0
+        >>> float(mae(jnp.array([1.0, jnp.nan]), jnp.array([0.0, 0.0])))
+        nan
     """
     expect_same_shape(predictions, targets, "mae")
     _expect_nonempty(predictions, "mae")
@@ -31,6 +40,7 @@ def rmse(predictions, targets):
     """Root mean squared error, ``sqrt(mean((p - y)^2))`` (book ch. 2-3: RMSE).
 
     p, y: the same shape (any), non-empty; returns a 0-D array in their promoted dtype, in the targets' units.
+    A NaN anywhere gives NaN and an infinite prediction ``inf``, as for :func:`mae`.
 
     Raises:
       ValueError: shapes that differ, or an empty batch.
@@ -45,26 +55,60 @@ def rmse(predictions, targets):
     return jnp.sqrt(jnp.mean((predictions - targets) ** 2))
 
 
-def accuracy(predictions, targets):
-    """Fraction of rows whose argmax agrees (book ch. 4).
+def _no_argmax(scores):
+    """Rows of ``scores`` (..., classes) that name no class: a NaN, or a top score of +-inf shared by classes."""
+    top = jnp.max(scores, axis=-1, keepdims=True)
+    tied_at_infinity = jnp.isinf(top[..., 0]) & (jnp.sum(scores == top, axis=-1) > 1)
+    return jnp.any(jnp.isnan(scores), axis=-1) | tied_at_infinity
 
-    predictions: (..., classes) scores with classes >= 2; targets: one-hot rows of the same shape, or integer
-    class labels of shape ``predictions.shape[:-1]``. Raises ValueError for an empty batch, a single class
-    column (its argmax is always 0), or targets that do not describe the same examples.
+
+def accuracy(predictions, targets):
+    """Fraction of rows whose argmax agrees (book ch. 4); NaN when a row names no class.
+
+    Args:
+      predictions: (..., classes) scores (logits or probabilities), classes >= 2.
+      targets: one-hot (or probability) rows of the same shape, or class labels of shape
+        ``predictions.shape[:-1]`` in ``[0, classes)``.
+
+    Returns:
+      A 0-D float array in [0, 1], or NaN if any row's prediction or target names no class.
+
+    Rows that name no class: a prediction with a NaN score (``jnp.argmax`` alone would call it class 0), or
+    whose top score is ``+inf`` (or ``-inf``) for several classes at once, as an overflowed layer gives; a
+    target row with a non-finite value; a label out of range under ``jit``. The batch then has no accuracy
+    and the result is NaN, as the loss is: counting such rows as wrong would still report a plausible number
+    for a model that diverged on some of its inputs. This is scikit-learn's refusal of NaN input in the form
+    ``jit`` allows (a traced value cannot raise), and it is a ``jnp.where``, so under ``vmap`` or ``lax.map``
+    over several runs one run's NaN stays its own. Infinite scores are otherwise ordered as usual: ``-inf``
+    masks a class (as :func:`fdl.losses.softmax_cross_entropy` takes it) and a single ``+inf`` is the row's
+    certain class.
+
+    Raises:
+      ValueError: an empty batch, a single class column (its argmax is always 0), targets that do not describe
+        the same examples, or (values known, outside ``jit``) labels outside ``[0, classes)``.
 
     Examples:
         >>> import jax.numpy as jnp
         >>> float(accuracy(jnp.array([[0.1, 0.9], [0.8, 0.2]]), jnp.array([1, 1])))
         0.5
+        >>> float(accuracy(jnp.array([[0.1, 0.9], [jnp.nan, jnp.nan]]), jnp.array([1, 0])))
+        nan
     """
     _expect_nonempty(predictions, "accuracy")
     if jnp.ndim(predictions) >= 2 and jnp.shape(predictions)[-1] == 1:
         raise ValueError(f"accuracy: predictions {shape_of(predictions)} have a single class column, whose argmax "
                          "is always 0; for a binary task use dense(2) outputs with one-hot targets "
                          "(fdl.data.one_hot(labels, 2))")
-    guess = jnp.argmax(predictions, axis=-1)
-    truth = targets if jnp.ndim(targets) == jnp.ndim(guess) else jnp.argmax(targets, axis=-1)
-    if jnp.shape(truth) != jnp.shape(guess):
-        raise ValueError(f"accuracy: predictions {jnp.shape(predictions)} and targets {jnp.shape(targets)} "
+    predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
+    labels = targets.ndim == predictions.ndim - 1
+    if shape_of(targets) != (shape_of(predictions)[:-1] if labels else shape_of(predictions)):
+        raise ValueError(f"accuracy: predictions {shape_of(predictions)} and targets {shape_of(targets)} "
                          "do not describe the same examples")
-    return jnp.mean(guess == truth)
+    if labels:
+        truth = targets
+        unnamed = ~valid_labels(targets, predictions.shape[-1], "accuracy", "scores")
+    else:
+        truth = jnp.argmax(targets, axis=-1)
+        unnamed = ~jnp.all(jnp.isfinite(targets), axis=-1)
+    unnamed = unnamed | _no_argmax(predictions)
+    return jnp.where(jnp.any(unnamed), jnp.nan, jnp.mean(jnp.argmax(predictions, axis=-1) == truth))
