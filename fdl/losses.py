@@ -65,7 +65,8 @@ def _log_softmax(z):
     """``log softmax(z)`` over the last axis, finite wherever the book's value is, at +-inf logits too.
 
     A row with ``+inf`` logits puts its probability evenly on them (the limit of large equal logits) and 0
-    elsewhere; a row of only ``-inf`` logits gets ``-inf`` everywhere instead of NaN. Plain ``jnp``, so
+    elsewhere; a row of only ``-inf`` logits gets ``-inf`` everywhere instead of NaN; a row with a NaN logit
+    is NaN everywhere (so are the loss and that row's gradient, in both modes). Plain ``jnp``, so
     ``jax.grad`` differentiates it: the gradient of a row with a ``+inf`` logit is 0 (no finite change of
     the logits moves its softmax), the same convention as the hand-written backward.
     """
@@ -74,7 +75,8 @@ def _log_softmax(z):
     shifted = jnp.where(saturated, jnp.where(jnp.isposinf(z), 0.0, -jnp.inf),
                         z - jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0)))
     norm = jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)
-    return shifted - jnp.log(jnp.where(norm > 0, norm, 1.0)), saturated
+    # norm is 0 only on a row of -inf logits (log 1 = 0 keeps them -inf); a NaN norm stays NaN for the whole row.
+    return shifted - jnp.log(jnp.where(norm == 0, 1.0, norm)), saturated
 
 
 def _masked(y, logp):

@@ -278,3 +278,44 @@ def test_unknown_names(case):
     call, message = UNKNOWN_NAMES[case]
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ---------------------------------------------------------------- non-finite predictions: a NaN loss, never finite
+
+NAN = float("nan")
+NAN_TARGETS = {"one_hot": jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), "labels": jnp.array([1, 2]),
+               "probabilities": jnp.array([[0.2, 0.5, 0.3], [0.1, 0.0, 0.9]])}
+
+
+@pytest.mark.parametrize("row", [[NAN, 0.0, 5.0], [NAN, INF, 0.0], [INF, NAN, 0.0], [NAN, -INF, 0.0], [NAN] * 3])
+@pytest.mark.parametrize("kind", sorted(NAN_TARGETS))
+@pytest.mark.parametrize("mode", MODES)
+def test_a_nan_logit_gives_a_nan_loss_and_a_nan_row_gradient(row, kind, mode):
+    # Before: the loss was NaN, but the manual gradient of [nan, 0, 5] against class 2 was [nan, 1.0, 147.4]
+    # (finite entries from an unshifted exp) and autodiff's [nan, 0, -1]: the two modes disagreed.
+    z, y = jnp.array([[1.0, 2.0, 0.5], row]), NAN_TARGETS[kind]
+    value, g = value_and_grad(softmax_cross_entropy, z, y, mode)
+    assert np.isnan(float(value)) and np.isnan(float(jax.jit(lambda v: softmax_cross_entropy(v, y, grad=mode))(z)))
+    assert np.all(np.isnan(g[1]))
+    # the finite row's gradient is its own: (softmax - y) / N, untouched by the NaN row
+    finite = z.at[1].set(0.0)
+    np.testing.assert_allclose(g[0], value_and_grad(softmax_cross_entropy, finite, y, mode)[1][0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_nan_prediction_or_target_gives_a_nan_mse(mode):
+    p, y = jnp.array([[1.0], [NAN]]), jnp.array([[0.0], [0.0]])
+    value, g = value_and_grad(mean_squared_error, p, y, mode)
+    assert np.isnan(float(value)) and np.isnan(float(jax.jit(mean_squared_error)(p, y)))
+    assert float(g[0, 0]) == 1.0 and np.isnan(float(g[1, 0]))
+    assert np.isnan(float(mean_squared_error(y, p, grad=mode)))      # a NaN target too
+    assert float(mean_squared_error(jnp.array([[1.0], [INF]]), y, grad=mode)) == INF
+
+
+@pytest.mark.parametrize("loss", [mean_squared_error, softmax_cross_entropy])
+def test_nan_in_one_run_stays_in_that_run_under_lax_map(loss):
+    z = jnp.array([[[0.2, 0.8], [0.9, 0.1]]] * 2).at[1, 0, 1].set(NAN)
+    y = jnp.array([[0.0, 1.0], [1.0, 0.0]])
+    values = jax.jit(lambda s: jax.lax.map(lambda q: loss(q, y), s))(z)
+    assert np.isfinite(float(values[0])) and np.isnan(float(values[1]))
+
