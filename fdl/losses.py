@@ -54,11 +54,30 @@ def mean_squared_error(p, y, *, over="batch"):
         >>> float(mean_squared_error(jnp.array([[1.0], [3.0]]), jnp.array([[0.0], [0.0]])))  # (1 + 9) / 2
         5.0
     """
-    expect_same_shape(p, y, "mean_squared_error")
+    if shape_of(p) != shape_of(y):
+        raise ValueError(f"mean_squared_error: predictions and targets must have the same shape, got {shape_of(p)} "
+                         f"and {shape_of(y)}{_regression_targets_hint(shape_of(p)[1:], y)}")
     if p.ndim < 1 or p.size == 0:
         raise ValueError(f"mean_squared_error: expected a non-empty batch, got shape {shape_of(p)}; "
                          "an empty batch has no mean")
     return jnp.sum((p - y) ** 2) / _mse_count(p, over)
+
+
+def _regression_targets_hint(outputs: tuple, y) -> str:
+    """What to do with targets ``y`` (n, ...) that do not match ``outputs``, the predictions' per-example shape.
+
+    Targets holding one value per output (e.g. ``(n,)`` for a model with one output) are to be reshaped;
+    integer ones also cast to float, and the class-label alternative named, since MSE reads them as values.
+    """
+    y_shape = shape_of(y)
+    if not y_shape or math.prod(y_shape[1:]) != math.prod(outputs):
+        return ""
+    reshape = f"y.reshape(-1, {', '.join(map(str, outputs))})" if outputs else "y.reshape(-1)"
+    hint = f"; reshape the targets to {(y_shape[0], *outputs)}: {reshape}"
+    if jnp.issubdtype(jnp.result_type(y), jnp.integer):
+        hint += (".astype('float32') (integer targets are regression values to mean_squared_error; for class "
+                 "labels use softmax_cross_entropy with one output per class)")
+    return hint
 
 
 def _log_softmax(z):
@@ -217,6 +236,47 @@ def softmax_cross_entropy_forward(z, y):
 softmax_cross_entropy = _CrossEntropyOp(softmax_cross_entropy_forward, _softmax_ce_backward,
                                         "softmax_cross_entropy")
 softmax_cross_entropy.__name__ = softmax_cross_entropy.__qualname__ = "softmax_cross_entropy"
+
+
+def check_targets(loss, outputs, y, what: str = "fit") -> None:
+    """Refuse, before training, targets that ``loss`` cannot compare with a model's outputs; say what to do.
+
+    For :func:`mean_squared_error` the targets must have the outputs' shape per example: targets of shape
+    ``(n,)`` for a model with one output are to be reshaped to ``(n, 1)`` (and cast to float, if integer).
+    For any other loss, integer targets of shape ``(n,)`` are class labels, as
+    :func:`softmax_cross_entropy` takes them, and must index the outputs.
+
+    Args:
+      loss: a loss op, or a name for :func:`get_loss`.
+      outputs: the model's output shape per example, e.g. ``model.output_shape(X.shape[1:])``.
+      y: the targets, ``(n, ...)``, values known (a NumPy or JAX array, not traced).
+      what: the caller's name, leading each message.
+
+    Raises:
+      ValueError: mean_squared_error targets of another shape per example than ``outputs``; integer class
+        labels ``(n,)`` outside ``[0, outputs[-1])``.
+
+    Examples:
+        >>> import numpy as np
+        >>> check_targets("mse", (1,), np.array([[21.6], [34.7]]))  # one target per output: fine
+        >>> check_targets("mse", (1,), np.array([22, 35]))
+        Traceback (most recent call last):
+        ...
+        ValueError: fit: mean_squared_error takes targets ... reshape the targets to (2, 1): y.reshape(-1, 1)...
+    """
+    loss, outputs, y = get_loss(loss), tuple(outputs), np.asarray(y)
+    if loss is mean_squared_error:
+        if y.shape[1:] != outputs:
+            raise ValueError(f"{what}: mean_squared_error takes targets of the model's output shape {outputs} per "
+                             f"example, got {y.shape[1:]} (targets of shape {y.shape})"
+                             f"{_regression_targets_hint(outputs, y)}")
+        return
+    if np.issubdtype(y.dtype, np.integer) and y.ndim == 1 and y.size and outputs:
+        classes = outputs[-1]
+        if y.min() < 0 or y.max() >= classes:
+            raise ValueError(f"{what}: integer class labels must lie in [0, {classes}) for the model's {classes} "
+                             f"outputs, got labels from {y.min()} to {y.max()}; give the last layer one output per "
+                             "class")
 
 
 LOSSES = {"mse": mean_squared_error, "mean_squared_error": mean_squared_error,

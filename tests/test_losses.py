@@ -319,3 +319,36 @@ def test_nan_in_one_run_stays_in_that_run_under_lax_map(loss):
     values = jax.jit(lambda s: jax.lax.map(lambda q: loss(q, y), s))(z)
     assert np.isfinite(float(values[0])) and np.isnan(float(values[1]))
 
+
+# ---------------------------------------------------------------- regression targets that are not the outputs' shape
+
+def test_integer_regression_targets_of_shape_n_are_told_to_reshape_and_cast():
+    # Before (inside fit): "integer class labels must lie in [0, 1) for the model's 1 outputs"; mean_squared_error
+    # itself named the shapes but not the fix.
+    p = jnp.zeros((4, 1))
+    with pytest.raises(ValueError, match=r"got \(4, 1\) and \(4,\); reshape the targets to \(4, 1\): "
+                                         r"y\.reshape\(-1, 1\)\.astype\('float32'\) \(integer targets are regression"):
+        mean_squared_error(p, jnp.array([22, 35, 18, 40]))
+    with pytest.raises(ValueError, match=r"reshape the targets to \(4, 1\): y\.reshape\(-1, 1\)") as float_case:
+        mean_squared_error(p, jnp.array([22.0, 35.0, 18.0, 40.0]))
+    assert "astype" not in str(float_case.value)                             # float targets: reshape only
+    with pytest.raises(ValueError, match=r"got \(4, 2\) and \(4, 3\)") as other:
+        mean_squared_error(jnp.zeros((4, 2)), jnp.zeros((4, 3)))
+    assert "reshape" not in str(other.value)                                 # no reshape would do
+
+
+def test_check_targets_names_the_fix_for_the_loss():
+    """fit's check before training (fdl.train calls it): regression targets for MSE, class labels otherwise."""
+    y = np.array([22, 35, 18, 40])
+    for labels in (y, np.array([0, 1, 1, 0])):    # Boston-like values, and 0/1 values for one sigmoid output
+        with pytest.raises(ValueError, match=r"fit: mean_squared_error takes targets of the model's output shape "
+                                             r"\(1,\) per example, got \(\) \(targets of shape \(4,\)\); reshape the "
+                                             r"targets to \(4, 1\): y\.reshape\(-1, 1\)\.astype\('float32'\)"):
+            losses.check_targets(mean_squared_error, (1,), labels)
+    losses.check_targets("mse", (1,), y.reshape(-1, 1).astype("float32"))
+    losses.check_targets(softmax_cross_entropy, (3,), np.array([0, 2, 1]))
+    # the class-label message stays where the targets are class labels: softmax_cross_entropy, or a loss of one's own
+    for loss in (softmax_cross_entropy, lambda p, t, grad="manual": jnp.mean(p)):
+        with pytest.raises(ValueError, match=r"fit: integer class labels must lie in \[0, 3\) for the model's 3 "
+                                             r"outputs, got labels from 0 to 3; give the last layer one output"):
+            losses.check_targets(loss, (3,), np.array([0, 3, 1]))
