@@ -10,10 +10,12 @@ both gradient modes agree at exactly 0 (``jnp.maximum(x, 0)`` would give 0.5, sp
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
-from ._op import op
+from ._op import Op, op
 
 
 def _linear_backward(g, out, x):
@@ -104,21 +106,46 @@ ACTIVATIONS = {"linear": linear, "sigmoid": sigmoid, "tanh": tanh, "relu": relu,
 def get_activation(name):
     """Look an activation op up by name (the book's layers take an activation Operation, ch. 3-4).
 
+    Layers (:func:`fdl.layers.dense`, :func:`fdl.layers.conv2d`) resolve their ``activation`` here when they
+    are built, so a wrong one is refused there, not at the first step.
+
     Args:
-      name: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, or ``None`` (linear); any
-        non-string (e.g. an :class:`~fdl.ops.Op` or a function) is returned unchanged, unchecked.
+      name: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, ``None`` (linear), an
+        :class:`~fdl.ops.Op` (e.g. one made with :func:`fdl.ops.op`), or a ``functools.partial`` of one (e.g.
+        ``partial(fdl.ops.leaky_relu, slope=0.01)``).
 
     Returns:
-      The activation: it maps an array of any shape to one of the same shape and dtype.
+      The activation op: it maps an array of any shape to one of the same shape and dtype, and takes
+      ``grad="manual" | "autodiff"``.
 
     Raises:
       ValueError: an unknown name; the message lists the known ones.
+      TypeError: anything else, e.g. a plain function such as ``jax.nn.softplus``: it has no hand-written
+        backward for ``grad="manual"``; the message says to pass a name or to make an op with ``fdl.ops.op``.
+
+    Examples:
+        >>> get_activation("tanh")
+        Op(tanh)
+        >>> import jax
+        >>> get_activation(jax.nn.softplus)
+        Traceback (most recent call last):
+        ...
+        TypeError: activation: got the plain function softplus, which is not an fdl op ...
     """
     if name is None:
         return linear
-    if not isinstance(name, str):
+    if isinstance(name, str):
+        try:
+            return ACTIVATIONS[name]
+        except KeyError:
+            raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+    if isinstance(name, Op) or (isinstance(name, functools.partial) and isinstance(name.func, Op)):
         return name
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+    called = getattr(name, "__name__", None)
+    what = f"the plain function {called}" if callable(name) else f"{name!r} of type {type(name).__name__}"
+    same = f"fdl has its own {called!r}: pass activation={called!r}; otherwise " if called in ACTIVATIONS else ""
+    raise TypeError(f"activation: got {what}, which is not an fdl op (an Op with a hand-written backward for "
+                    f"grad='manual'); {same}pass one of the names {sorted(ACTIVATIONS)}, an op such as "
+                    "fdl.ops.relu, or make one from your function and its backward: fdl.ops.op(backward)(forward) "
+                    "with backward(g, out, x) -> (gradient of x,), e.g. fdl.ops.op(lambda g, out, x: "
+                    "(g * jax.nn.sigmoid(x),))(jax.nn.softplus)")

@@ -1,5 +1,7 @@
 """fdl.ops.activations: each activation's hand-written VJP against jax.grad and finite differences, the kinks
-(relu and leaky_relu at exactly 0), property tests, and bad input."""
+(relu and leaky_relu at exactly 0), property tests, and bad input (a plain function instead of an op)."""
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fdl import ops
+from fdl import conv2d, dense, ops
 from fdl.testing import check_op
 from tests.helpers import normal
 from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, floats, seed
@@ -102,3 +104,42 @@ def test_integer_input_to_differentiable_code():
     ints = jnp.arange(8).reshape(2, 4)
     with pytest.raises(TypeError, match="grad requires real- or complex-valued inputs"):
         jax.grad(lambda x: ops.sigmoid(x).sum())(ints)
+
+
+PLAIN_FUNCTIONS = {"jax.nn.softplus": jax.nn.softplus, "jax.nn.relu": jax.nn.relu, "jnp.tanh": jnp.tanh,
+                   "a lambda": lambda x: x}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_FUNCTIONS))
+def test_a_plain_function_as_activation_is_refused_when_the_layer_is_built(name):
+    """Before: dense(8, jax.nn.softplus) was built, and its first apply failed inside JAX about kwargs['grad'].
+
+    dense and conv2d resolve their activation through get_activation (the recurrent layers take none).
+    """
+    fn = PLAIN_FUNCTIONS[name]
+    message = (r"activation: got the plain function .*, which is not an fdl op .* pass one of the names "
+               r"\['leaky_relu', 'linear', 'relu', 'sigmoid', 'tanh'\], an op such as fdl\.ops\.relu, or make one "
+               r"from your function and its backward: fdl\.ops\.op\(backward\)\(forward\)")
+    for build in (lambda: ops.get_activation(fn), lambda: dense(8, fn), lambda: conv2d(4, 3, fn)):
+        with pytest.raises(TypeError, match=message):
+            build()
+
+
+def test_a_plain_function_with_an_fdl_namesake_is_pointed_at_the_name():
+    with pytest.raises(TypeError, match=r"fdl has its own 'relu': pass activation='relu'"):
+        dense(8, jax.nn.relu)
+    with pytest.raises(TypeError, match=r"got 3 of type int, which is not an fdl op"):
+        dense(8, 3)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_op_the_message_suggests_trains_in_both_modes(mode):
+    softplus = ops.op(lambda g, out, x: (g * jax.nn.sigmoid(x),))(jax.nn.softplus)   # as the message spells it
+    check_op(softplus, normal(3, (4, 5), 2.0))
+    layer = dense(3, softplus)
+    params = layer.init(jax.random.key(0), (4,))
+    x = normal(4, (2, 4))
+    np.testing.assert_allclose(layer.apply(params, x, grad=mode), jax.nn.softplus(x @ params["W"] + params["B"]))
+    # a partial of an fdl op keeps its backward, so it is taken too
+    leaky = dense(3, functools.partial(ops.leaky_relu, slope=0.01))
+    assert leaky.apply(params, -jnp.abs(x), grad=mode).shape == (2, 3)
