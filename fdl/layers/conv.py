@@ -29,13 +29,14 @@ from .._moved import refuse_keywords
 from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import flatten as flatten_op
 from ..ops import get_activation
-from ..ops.conv import channel_bias_add, conv2d_im2col
+from ..ops.conv import channel_bias_add, conv2d_auto, conv2d_im2col, conv2d_slices
 from ..ops.conv import conv2d as conv2d_xla
 from ..ops.conv_loops import conv2d_loops
 from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
 
-IMPLEMENTATIONS = {"xla": conv2d_xla, "im2col": conv2d_im2col, "loops": conv2d_loops}
+IMPLEMENTATIONS = {"auto": conv2d_auto, "xla": conv2d_xla, "slices": conv2d_slices, "im2col": conv2d_im2col,
+                   "loops": conv2d_loops}
 
 
 def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, k: int) -> tuple[int, int]:
@@ -51,7 +52,7 @@ def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, 
 
 def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
            use_bias: bool = False, bias_init: str | Callable | None = None, keep_prob: float = 1.0,
-           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla", **removed) -> Layer:
+           dropout_mode: str = "book", flatten: bool = False, impl: str = "auto", **removed) -> Layer:
     """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``keep_prob < 1`` (book ch. 5: Conv2D).
 
     Args:
@@ -66,8 +67,13 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
       keep_prob: the probability of keeping each unit (dropout, as :func:`dropout`); 1.0: no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"``.
       flatten: flatten each example's output to a vector, to feed a dense layer.
-      impl: ``"xla"`` (:func:`fdl.ops.conv2d`, the fast one), ``"im2col"`` (the appendix's matrix form) or
-        ``"loops"`` (the chapter's loops, small inputs only).
+      impl: the convolution's formulation, the same function up to float rounding each: ``"auto"`` (the
+        default) picks the fastest of the next two for each input when the model is traced
+        (:func:`fdl.ops.conv.conv2d_fastest`): ``"slices"`` when the input has one channel and runs on a CPU,
+        else ``"xla"``; ``"xla"`` (:func:`fdl.ops.conv2d`, XLA's convolution primitive, the fast one in
+        general); ``"slices"`` (:func:`fdl.ops.conv.conv2d_slices`, shifted slices and one matrix product);
+        ``"im2col"`` (the appendix's matrix form); ``"loops"`` (the chapter's loops, small inputs only). Any
+        name but ``"auto"`` forces that formulation.
 
     Params: ``{"W": (in_channels, out_channels, k, k)}``, and ``"B": (1, out_channels, 1, 1)`` with ``use_bias``.
     Input ``(batch, in_channels, H, W)``; output

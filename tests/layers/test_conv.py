@@ -16,7 +16,7 @@ from fdl.layers.conv import conv2d
 from fdl.losses import softmax_cross_entropy
 from fdl.ops.conv_loops import conv1d_loops
 from fdl.precision import matmul_precision
-from fdl.testing import check_model
+from fdl.testing import check_model, check_vjp
 from tests.strategies import PROPERTY, assert_vjps_agree, call, draw, model_fn, random_params, seed
 
 
@@ -41,28 +41,59 @@ def test_weight_init_scales(weight_init, expected):
     assert abs(float(jnp.std(W)) / expected - 1) < 0.1
 
 
-@pytest.mark.parametrize("impl", ["im2col", "loops"])
-def test_implementations_give_the_same_layer(impl):
-    x = jax.random.normal(jax.random.key(2), (2, 2, 4, 5))
-    params = conv2d(3, 3).init(jax.random.key(3), (2, 4, 5))
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("impl", ["auto", "slices", "im2col", "loops"])
+def test_implementations_give_the_same_layer(impl, channels):
+    x = jax.random.normal(jax.random.key(2), (2, channels, 4, 5))
+    params = conv2d(3, 3).init(jax.random.key(3), (channels, 4, 5))
 
     def out_and_grad(layer):  # float32 params: full float32, not GPUs' default TF32 (issue 14)
         with matmul_precision("highest"):
             return jax.value_and_grad(lambda p: jnp.sum(jnp.tanh(layer.apply(p, x))))(params)
 
-    fast, other = out_and_grad(conv2d(3, 3)), out_and_grad(conv2d(3, 3, impl=impl))
+    fast, other = out_and_grad(conv2d(3, 3, impl="xla")), out_and_grad(conv2d(3, 3, impl=impl))
     for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(other), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["xla", "im2col"])
-def test_cnn_model_manual_vs_autodiff_with_dropout(impl):
+@pytest.mark.parametrize("impl, channels", [("xla", 2), ("im2col", 2), ("slices", 2), ("slices", 1), ("auto", 1)])
+def test_cnn_model_manual_vs_autodiff_with_dropout(impl, channels):
     # The book's CNN in miniature: conv (tanh, dropout, flatten) -> dense; dropout masks drawn from one key.
     model = serial(conv2d(3, 3, "tanh", weight_init="glorot", keep_prob=0.8, flatten=True, impl=impl), dense(4))
-    params = model.init(jax.random.key(4), (2, 5, 4), jnp.float64)
-    x = jax.random.normal(jax.random.key(5), (3, 2, 5, 4), jnp.float64)
+    params = model.init(jax.random.key(4), (channels, 5, 4), jnp.float64)
+    x = jax.random.normal(jax.random.key(5), (3, channels, 5, 4), jnp.float64)
     y = jax.nn.one_hot(jnp.array([0, 3, 1]), 4, dtype=jnp.float64)
     check_model(model, params, x, y, softmax_cross_entropy, key=jax.random.key(6), train=True)
+
+
+@pytest.mark.parametrize("grad", ["manual", "autodiff"])
+@pytest.mark.parametrize("impl", ["auto", "slices"])
+def test_formulations_give_the_same_model(impl, grad):
+    # The ch. 7 ConvNet in miniature (1 -> 3 -> 2 channels: conv2d_auto picks the slices form for the first
+    # layer on a CPU, XLA's convolution for the second) against the same model on XLA's convolution throughout,
+    # in one gradient mode: loss and gradients (params and input) equal to float64 rounding.
+    def model(impl):
+        return serial(conv2d(3, 5, "tanh", weight_init="glorot", impl=impl),
+                      conv2d(2, 3, "tanh", weight_init="glorot", flatten=True, impl=impl), dense(4))
+    params = model("xla").init(jax.random.key(10), (1, 6, 5), jnp.float64)
+    x = jax.random.normal(jax.random.key(11), (3, 1, 6, 5), jnp.float64)
+    y = jax.nn.one_hot(jnp.array([0, 3, 1]), 4, dtype=jnp.float64)
+
+    def loss_of(impl):
+        layers = model(impl)
+        return lambda p, x: softmax_cross_entropy(layers.apply(p, x, grad=grad), y, grad=grad)
+
+    check_vjp(loss_of(impl), loss_of("xla"), (params, x), arg_names=("params", "x"), numerical=False)
+
+
+def test_the_default_picks_the_formulation_when_traced():
+    # impl="auto" is the default: a one-channel layer traces to XLA's convolution on a GPU only; with 4
+    # channels, to XLA's convolution everywhere.
+    def program(channels):
+        x, W = jnp.ones((2, channels, 6, 6)), jnp.ones((channels, 3, 5, 5))
+        return str(jax.make_jaxpr(lambda W: conv2d(3, 5).apply({"W": W}, x))(W))
+    assert ("conv_general_dilated" in program(1)) == (jax.default_backend() != "cpu")
+    assert "conv_general_dilated" in program(4)
 
 
 def test_two_conv_layers_then_flatten_layer_then_dense():
@@ -209,7 +240,8 @@ def test_unknown_names_conv_and_recurrent():
     for make, message in [
         (lambda: conv2d(2, 3, "gelu"), "unknown activation 'gelu'"),
         (lambda: conv2d(2, 3, weight_init="lecun"), "unknown weight_init 'lecun'"),
-        (lambda: conv2d(2, 3, impl="fft"), r"impl must be one of \['im2col', 'loops', 'xla'\], got 'fft'"),
+        (lambda: conv2d(2, 3, impl="fft"),
+         r"impl must be one of \['auto', 'im2col', 'loops', 'slices', 'xla'\], got 'fft'"),
     ]:
         with pytest.raises(ValueError, match=message):
             make()
