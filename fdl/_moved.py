@@ -41,8 +41,9 @@ MOVED = {
 _LAYER_KEYWORDS = {"dropout": "keep_prob= (the same keep probability, named as the dropout layer names it)"}
 KEYWORDS = {
     "fit": {
-        "params": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
-        "opt_state": "fit(..., restart=False, state=fdl.train.TrainState(params, opt_state))",
+        "params": "fit(..., state=fdl.train.TrainState(params, opt_state))",
+        "opt_state": "fit(..., state=fdl.train.TrainState(params, opt_state))",
+        "restart": "fit(..., state=history.state) to continue a run; without state= fit starts afresh (0.3)",
         "checkpoint": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N, resume=True)])",
         "checkpoint_every": "fit(..., plugins=[fdl.train.Checkpoint(path, every=N)])",
         "resume": "fit(..., plugins=[fdl.train.Checkpoint(path, resume=True)])",

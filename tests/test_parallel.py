@@ -59,8 +59,7 @@ WORKER = textwrap.dedent('''
     from fdl.train import Run
     params = model.init(jax.random.key(3), (vocab,))
     state = TrainState(params, optax.adagrad(0.05).init(params), model.zero_state())
-    run = Run(state, jax.numpy.asarray(ids), jax.random.key(0), [], None, batch_size=16)
-    plugin.setup(run)
+    run = plugin.setup(Run(state, None, jax.random.key(0), jax.numpy.asarray(ids), (), (), batch_size=16))
     step = make_train_step(char_loss_fn(model, vocab, grad="manual"), optax.adagrad(0.05))
     hlo = make_chunk(step, CharWindows(len(ids), 16, 8), shard=run.shard).lower(
         run.state, run.data, run.key, 0, 0, count=2).compile().as_text()

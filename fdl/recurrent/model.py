@@ -13,6 +13,7 @@ character); ``reduction="mean"`` on the mean.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -186,7 +187,8 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
       valid: ``(x_ids, y_ids)`` validation windows (:func:`fdl.data.text.windows`), evaluated every ``eval_every``
         steps from the carried states; ``history.evals[i]["loss"]`` is the cross-entropy in nats per character.
       eval_every: steps between evaluations (one compiled chunk each).
-      seed: params from ``model.init(split(key(seed))[0])``; windows drawn with the other half.
+      seed: params from ``model.init(split(key(seed))[0])``; windows drawn with the other half. A list of
+        seeds trains one run per seed, together as one program (stacked params; a list of histories).
       grad: ``"manual"`` (hand-written BPTT) or ``"autodiff"`` (``jax.grad``).
       reduction: ``"mean"`` or the book's ``"sum"`` (:func:`char_loss`).
       dtype: the params' floating-point type.
@@ -194,13 +196,16 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
       plugins: as :func:`fdl.train.train` (e.g. ``[fdl.train.DataParallel("all")]``).
 
     Returns:
-      The final :class:`~fdl.train.TrainState` (``state.aux`` holds the carried states) and the history.
+      The final :class:`~fdl.train.TrainState` (``state.aux`` holds the carried states) and the history; for
+      a list of seeds, the stacked state (a leading run axis on every leaf) and a list of histories.
 
     Raises:
       ValueError: ids that are not a 1-D integer array inside the vocabulary, a text too short for one batch,
-        or an unknown ``batches``, ``grad`` or ``reduction``.
+        an unknown ``batches``, ``grad`` or ``reduction``, or repeated seeds.
+      TypeError: a ``seed`` that is neither an int nor a list of ints.
     """
-    from ..train import Chunk, TrainState, make_chunk, make_train_step, train
+    from ..train import Chunk, History, TrainState, make_chunk, make_train_step, train
+    from ..train.fit import seeds_and_sweep
 
     vocab_size = model.layers[-1].output_size
     ids = np.asarray(train_ids)
@@ -213,18 +218,36 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     text_check = (lambda: book_batch(ids, 0, batch_size, sequence_length)) if batches == "book" else (
         lambda: random_batch(ids, jax.random.key(0), batch_size, sequence_length))
     text_check()  # the text is long enough for one batch (a clear ValueError otherwise)
-    init_key, data_key = jax.random.split(jax.random.key(seed))
-    params = model.init(init_key, (vocab_size,), dtype)
-    state = TrainState(params, optimizer.init(params), model.zero_state(dtype))
+    seeds, _, many = seeds_and_sweep(seed, None)
+    keys = jnp.stack([jax.random.split(jax.random.key(s)) for s in seeds])  # (runs, 2): init, windows
+    params = jax.vmap(lambda k: model.init(k, (vocab_size,), dtype))(keys[:, 0]) if many else \
+        jax.tree.map(lambda a: a[None], model.init(keys[0, 0], (vocab_size,), dtype))
+    zero = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(seeds), *a.shape)), model.zero_state(dtype))
+    state = TrainState(params, jax.vmap(optimizer.init)(params), zero, jnp.zeros(len(seeds), jnp.int32))
     sampler = CharWindows(len(ids), batch_size, sequence_length, batches)
     step = make_train_step(char_loss_fn(model, vocab_size, grad=grad, reduction=reduction, dtype=dtype), optimizer)
     schedule = [Chunk(0, s, min(eval_every, steps - s), False, True) for s in range(0, steps, eval_every)]
     evaluate = None
     if valid is not None:
-        char_eval = make_char_eval(model, vocab_size)
-        evaluate = lambda s: {"loss": float(char_eval(s.params, s.aux, *valid))}  # noqa: E731
-    return train(lambda shard: make_chunk(step, sampler, shard=shard), state, jnp.asarray(ids), schedule,
-                 key=data_key, evaluate=evaluate, log=log, plugins=plugins, batch_size=batch_size, unit="step")
+        evaluate = (_char_score(model, vocab_size), tuple(jnp.asarray(v) for v in valid))
+    histories = [History(seed=s) for s in seeds]
+    state, histories = train(lambda shard: make_chunk(step, sampler, shard=shard, runs=True), state,
+                             jnp.asarray(ids), schedule, key=keys[:, 1], evaluate=evaluate, log=log, plugins=plugins,
+                             batch_size=batch_size, unit="step", histories=histories,
+                             labels=[f"seed {s}" for s in seeds] if many else None)
+    if many:
+        return state._replace(epoch=0), list(histories)
+    return jax.tree.map(lambda a: a[0], state._replace(epoch=None))._replace(epoch=0), histories[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _char_score(model: RecurrentModel, vocab_size: int) -> Callable:
+    """``score(state, (x_ids, y_ids)) -> {"loss": cross-entropy per character}`` from the carried states."""
+
+    def score(state, valid):
+        return {"loss": char_loss(model, state.params, *valid, state.aux, vocab_size)[1][0]}
+
+    return score
 
 
 def make_char_train_step(*args, **kwargs):

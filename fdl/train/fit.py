@@ -1,227 +1,31 @@
-"""``fit`` (book ch. 3: ``Trainer.fit``) and the loop that drives every training run, :func:`train`.
+"""``fit`` (book ch. 3: ``Trainer.fit``): the book's surface on :func:`~fdl.train.train` for ``(X, y)`` arrays.
 
-:func:`train` runs a *schedule* of chunks (:func:`~fdl.train.make_chunk`), each one compiled program of
-many steps, and between chunks does what needs the host: checks that the loss and params stayed finite,
-evaluates, stops early, and calls the plugins (checkpoints, devices, progress bars: :mod:`fdl.train.plugins`).
-:func:`fit` is the book's surface on top of it for ``(X, y)`` arrays: shuffled epochs of batches,
-evaluation on a test set every ``eval_every`` epochs (or every ``eval_every_steps`` steps), early stopping.
+Shuffled epochs of batches, evaluation on a test set every ``eval_every`` epochs (or every
+``eval_every_steps`` steps), early stopping; one run, or many runs (seeds, a hyperparameter sweep) trained
+together as one compiled program, each stopping early on its own.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
+import functools
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from .._checks import expect_positive
 from .._moved import refuse_keywords
 from ..ops._op import check_grad_mode
+from ..losses import check_targets
 from ..optim import OptimizerLike, build
-from .evaluate import evaluate
+from .evaluate import CACHE_SIZE, runs_of
 from .loop import ShuffledEpochs, make_chunk
+from .run import Chunk, History, train
 from .state import TrainState
 from .step import make_train_step, model_loss
-
-
-class Chunk(NamedTuple):
-    """One entry of a schedule: steps ``start .. start + count`` of pass ``epoch`` (plus the ragged last
-    batch if ``ragged``), then an evaluation if ``evaluate``.
-
-    Python ints and bools (0-based ``epoch`` and ``start``); ``steps`` is ``count + ragged``. With
-    :func:`fit`'s defaults one chunk is one epoch of the book's ``Trainer.fit`` (ch. 3). A plain container:
-    nothing is checked.
-    """
-
-    epoch: int
-    start: int
-    count: int
-    ragged: bool = False
-    evaluate: bool = False
-
-    @property
-    def steps(self) -> int:
-        return self.count + self.ragged
-
-
-@dataclasses.dataclass
-class History:
-    """What a training run saw (the book's ``Trainer.fit`` prints it; ch. 3).
-
-    Losses and seconds are Python floats, positions Python ints; ``evals`` values are Python floats (the
-    metrics as their functions return them, converted with ``float``). A plain container: nothing is checked.
-
-    Attributes:
-      train_loss: the mean training loss of each chunk run (with :func:`fit`'s defaults, of each epoch).
-      evals: one dict per evaluation: ``{"epoch", "step", "loss", <metric names>...}`` (``step``: steps so far).
-      best_epoch: the epochs completed when the returned params were reached: the end of training, or with
-        early stopping the last evaluation that improved.
-      best_step: the same position in steps.
-      stopped: why training ended early (``None`` if it ran to the end).
-      state: the :class:`~fdl.train.TrainState` that goes with the returned params (continue training with
-        ``fit(..., restart=False, state=history.state)``).
-      compilations: how many times the training program was traced (1 per distinct chunk shape).
-      seconds: wall seconds of each chunk run (training only: compilation and evaluation excluded).
-      compile_seconds: wall seconds spent compiling the chunk programs.
-    """
-
-    train_loss: list = dataclasses.field(default_factory=list)
-    evals: list = dataclasses.field(default_factory=list)
-    best_epoch: int = 0
-    best_step: int = 0
-    stopped: str | None = None
-    state: Any = None
-    compilations: int = 0
-    seconds: list = dataclasses.field(default_factory=list)
-    compile_seconds: float = 0.0
-
-    @property
-    def opt_state(self):
-        """The optimizer state of :attr:`state` (fdl 0.1's ``history.opt_state``)."""
-        return None if self.state is None else self.state.opt_state
-
-
-@dataclasses.dataclass
-class Run:
-    """A run in progress, as plugins see it (they may read everything and replace ``state``, ``data``,
-    ``key``, ``done`` and ``shard`` in ``setup``).
-
-    The state of the book's ``Trainer`` between epochs (ch. 3). ``state``: a :class:`TrainState`; ``data``:
-    the pytree the sampler reads (e.g. ``(X, y)`` on the device); ``key``: a ``jax.random`` key; ``done`` and
-    ``steps``: chunks and steps completed; ``best_loss``: a Python float (``inf`` before any evaluation).
-    A plain container: nothing is checked.
-    """
-
-    state: TrainState
-    data: Any
-    key: Any
-    schedule: Sequence[Chunk]
-    history: History
-    batch_size: int | None = None
-    unit: str = "epoch"
-    log: Callable = print
-    done: int = 0                 # chunks completed
-    steps: int = 0                # steps completed
-    best_loss: float = math.inf
-    best_state: Any = None
-    best_done: int = 0
-    best_steps: int = 0
-    shard: Callable | None = None
-
-    def position(self, done: int | None = None) -> int:
-        """Epochs (``unit="epoch"``) or steps (``unit="step"``) completed after ``done`` chunks."""
-        done = self.done if done is None else done
-        if self.unit == "step":
-            return sum(c.steps for c in self.schedule[:done])
-        return self.schedule[done - 1].epoch + 1 if done else 0
-
-
-def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[Chunk], *, key,
-          evaluate: Callable | None = None, early_stopping: bool = False, log: Callable | None = print,
-          plugins: Sequence = (), batch_size: int | None = None, unit: str = "epoch") -> tuple[TrainState, History]:
-    """Run ``schedule`` and return ``(state, history)``: the loop behind :func:`fit` and the character models.
-
-    Args:
-      make_chunk_fn: ``shard -> chunk``, e.g. ``lambda shard: make_chunk(step, sampler, shard=shard)``; called
-        once, after the plugins' ``setup`` (a :class:`~fdl.train.DataParallel` plugin supplies ``shard``).
-      state: the :class:`TrainState` to start from.
-      data: the pytree the sampler reads batches from (on the device).
-      schedule: the chunks to run, in order (:class:`Chunk`).
-      key: the run's training key, passed to every chunk.
-      evaluate: ``state -> {"loss": float, ...}``, called after each chunk whose ``evaluate`` is set.
-      early_stopping: stop at the first evaluation whose loss is not below the best so far, and return the
-        state of that best evaluation (the book's ``Trainer``).
-      log: where the book-style lines go (``None``: silence).
-      plugins: see :mod:`fdl.train.plugins`.
-      batch_size: for plugins that check it (data parallelism).
-      unit: ``"epoch"`` or ``"step"``, how positions are counted in logs and in ``history.evals``.
-
-    A chunk whose loss, params or optimizer state is not finite stops training with a message naming the
-    position; the state from before that chunk is returned (and no checkpoint is written for it).
-
-    Returns:
-      ``(state, history)``: the :class:`TrainState` of the returned position (the last finite state, or the
-      best evaluation's with early stopping) and the :class:`History`.
-
-    Raises nothing of its own (a non-finite loss is reported in ``history.stopped``, not raised); the errors
-    of the plugins' hooks, of the chunk (the model's and the loss's, at trace time) and of ``evaluate``
-    propagate, after every plugin's ``close`` has run.
-    """
-    say = log or (lambda *a, **k: None)
-    history = History()
-    run = Run(state, data, key, list(schedule), history, batch_size, unit, say, best_state=state)
-    plugins = sorted(plugins, key=lambda p: getattr(p, "order", 50))
-    for plugin in plugins:
-        plugin.setup(run)
-    chunk, compiled, stopped_early = make_chunk_fn(run.shard), {}, False
-    try:
-        for i in range(run.done, len(run.schedule)):
-            c = run.schedule[i]
-            args = (run.state, run.data, run.key, c.epoch, c.start)
-            if (c.count, c.ragged) not in compiled:  # compile ahead, so that the timing below is training alone
-                tic = time.perf_counter()
-                compiled[c.count, c.ragged] = chunk.lower(*args, count=c.count, ragged=c.ragged).compile()
-                history.compile_seconds += time.perf_counter() - tic
-            tic = time.perf_counter()
-            new, losses, finite = compiled[c.count, c.ragged](*args)
-            losses = np.asarray(losses)
-            history.seconds.append(time.perf_counter() - tic)
-            if not bool(finite):
-                history.stopped = _non_finite_message(run, c, losses)
-                say(history.stopped)
-                break
-            run.state, run.done, run.steps = new, i + 1, run.steps + c.steps
-            history.train_loss.append(float(losses.mean()))
-            if c.evaluate and evaluate is not None and _evaluate(run, evaluate, early_stopping, say):
-                stopped_early = True
-                break
-            for plugin in plugins:
-                plugin.after_chunk(run)
-    finally:
-        for plugin in plugins:
-            plugin.close(run)
-    if not stopped_early:  # ran to the end, or stopped at non-finite values: the last finite state is the result
-        run.best_state, run.best_done, run.best_steps = run.state, run.done, run.steps
-    history.best_epoch, history.best_step = run.position(run.best_done), run.best_steps
-    history.state = run.best_state
-    return run.best_state, history
-
-
-def _evaluate(run: Run, evaluate: Callable, early_stopping: bool, say: Callable) -> bool:
-    """Evaluate, log as the book does; return True when early stopping ends the run."""
-    at = run.position()
-    result = {"epoch": run.schedule[run.done - 1].epoch + 1, "step": run.steps, **evaluate(run.state)}
-    run.history.evals.append(result)
-    what = "steps" if run.unit == "step" else "epochs"
-    if early_stopping and result["loss"] >= run.best_loss:
-        best_at = run.position(run.best_done)
-        run.history.stopped = (f"Loss increased after {run.unit} {at}, final loss was {run.best_loss:.3f}, "
-                               f"using the model from {run.unit} {best_at}")
-        say(run.history.stopped)
-        return True
-    extra = "".join(f", {k} {v:.4f}" for k, v in result.items() if k not in ("epoch", "step", "loss"))
-    say(f"Validation loss after {at} {what} is {result['loss']:.3f}{extra}")
-    run.best_loss, run.best_state, run.best_done, run.best_steps = result["loss"], run.state, run.done, run.steps
-    return False
-
-
-def _non_finite_message(run: Run, c: Chunk, losses: np.ndarray) -> str:
-    where = f"epoch {c.epoch + 1}" if run.unit == "epoch" else "training"
-    before = (f"the end of {run.unit} {run.position()}" if run.done else "the start")
-    if not np.all(np.isfinite(losses)):
-        bad = int(np.argmin(np.isfinite(losses)))
-        return (f"training loss became {losses[bad]} at {where}, step {c.start + bad + 1}; "
-                f"returning the params from {before}")
-    return (f"params or optimizer state became non-finite (overflow) at {where}, steps {c.start + 1}-"
-            f"{c.start + c.steps}, although the training loss stayed finite; returning the params from {before}; "
-            "lower the learning rate")
-
 
 # ------------------------------------------------------------------------------------------------------ fit
 
@@ -241,28 +45,25 @@ def _check_data(X, y, what: str):
     return X, y
 
 
-def _check_labels(model, X, y, what: str) -> None:
-    """Integer class labels must index the model's outputs (inside jit an out-of-range label gives NaN)."""
-    if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
-        return
+def _check_targets(model, loss, X, y, what: str) -> None:
+    """Targets the loss cannot compare with the model's outputs are refused before training, saying what to do
+    (:func:`fdl.losses.check_targets`: class labels outside the outputs, (n,) regression targets)."""
     try:
-        classes = model.output_shape(X.shape[1:])[-1]
+        outputs = model.output_shape(X.shape[1:])
     except Exception:  # a model that cannot say: the loss checks what it can
         return
-    if y.min() < 0 or y.max() >= classes:
-        raise ValueError(f"{what}: integer class labels must lie in [0, {classes}) for the model's {classes} "
-                         f"outputs, got labels from {y.min()} to {y.max()}; give the last layer one output per "
-                         "class")
+    check_targets(loss, outputs, y, what)
 
 
 def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,
-                   eval_every_steps: int | None = None) -> list[Chunk]:
+                   eval_every_steps: int | None = None, first_epoch: int = 0) -> list[Chunk]:
     """The chunks of ``epochs`` shuffled passes over ``n`` examples: one chunk per epoch, evaluated every
     ``eval_every`` epochs; or, with ``eval_every_steps``, chunks of that many steps, each evaluated.
 
-    The book's ``Trainer.fit`` loop over epochs (ch. 3) and ch. 5's evaluation "every 100 batches". Returns a
-    list of :class:`Chunk`; an epoch of ``n // batch_size`` full batches and, if ``n % batch_size``, one
-    ragged batch.
+    The book's ``Trainer.fit`` loop over epochs (ch. 3) and ch. 5's evaluation "every 100 batches". Epochs
+    are numbered from ``first_epoch`` (a continued run's completed epochs), and ``eval_every`` counts from
+    epoch 0, so that a continued run evaluates where one longer run would. Returns a list of :class:`Chunk`;
+    an epoch of ``n // batch_size`` full batches and, if ``n % batch_size``, one ragged batch.
 
     The arguments are not checked here (:func:`fit` checks them first); only Python's own errors arise.
 
@@ -271,11 +72,12 @@ def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | No
       ValueError: ``eval_every_steps == 0`` (a ``range`` step of 0), with ``epochs > 0``.
     """
     full, ragged = divmod(n, batch_size)
+    epochs_run = range(first_epoch, first_epoch + epochs)
     if eval_every_steps is None:
         return [Chunk(e, 0, full, ragged > 0, eval_every is not None and (e + 1) % eval_every == 0)
-                for e in range(epochs)]
+                for e in epochs_run]
     out = []
-    for e in range(epochs):
+    for e in epochs_run:
         for start in range(0, full, eval_every_steps):
             count = min(eval_every_steps, full - start)
             out.append(Chunk(e, start, count, ragged > 0 and start + count == full, True))
@@ -284,12 +86,147 @@ def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | No
     return out
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _program(model, loss, grad: str, optimizer, epochs: int, steps_per_epoch: int, sampler):
+    """The optimizer, the step and the compiled-chunk store of one training configuration, kept for later
+    ``fit`` calls of the same model, loss, optimizer and shapes (least recently used first out)."""
+    tx = build(optimizer, epochs, steps_per_epoch)
+    step = make_train_step(model_loss(model, loss, grad=grad), tx)
+    return tx, step, jax.jit(jax.vmap(tx.init)), {}, [0]  # [0]: times traced
+
+
+def _configured(model, loss, grad, optimizer, epochs, steps_per_epoch, sampler):
+    key = (model, loss, grad, optimizer, epochs if not isinstance(optimizer, optax.GradientTransformation) else 0,
+           steps_per_epoch if not isinstance(optimizer, optax.GradientTransformation) else 0, sampler)
+    try:
+        hash(key)
+    except TypeError:
+        return _program.__wrapped__(model, loss, grad, optimizer, epochs, steps_per_epoch, sampler)
+    return _program(*key)
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _score(model, loss, metrics: tuple) -> Callable:
+    """``score(state, (X, y)) -> {"loss", <metrics>}`` of one run at inference (one object per configuration,
+    so that its compiled evaluation is reused)."""
+    def score(state, data):
+        X, y = data
+        pred = model.apply(state.params, X, train=False)
+        y = y if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(pred.dtype)
+        return {"loss": loss(pred, y), **{name: fn(pred, y) for name, fn in metrics}}
+
+    return score
+
+
+def _score_of(model, loss, metrics) -> Callable:
+    items = tuple(sorted((metrics or {}).items()))
+    try:
+        return _score(model, loss, items)
+    except TypeError:  # an unhashable model, loss or metric: a program for this call only
+        return _score.__wrapped__(model, loss, items)
+
+
+@jax.jit
+def _take(tree, r):
+    """Run ``r`` of a stacked pytree (one program per tree structure)."""
+    return jax.tree.map(lambda a: a[r], tree)
+
+
+@jax.jit
+def _expand(tree):
+    """A pytree with a leading run axis of one."""
+    return jax.tree.map(lambda a: a[None], tree)
+
+
+def _unstack(state: TrainState, r: int) -> TrainState:
+    return _take(state._replace(epoch=None), r)._replace(epoch=int(state.epoch[r]))
+
+
+def _continued(model, state: TrainState, input_shape, runs: int, many: bool) -> tuple[TrainState, int]:
+    """``state`` stacked for ``runs`` runs, and the epochs it completed (fit's ``state=``)."""
+    if isinstance(state, list | tuple) and not isinstance(state, TrainState) and state \
+            and all(isinstance(s, TrainState) for s in state):  # one state per run, e.g. [h.state for h in histories]
+        state = jax.tree.map(lambda *a: np.stack(a), *state, is_leaf=lambda x: x is None)
+    if not isinstance(state, TrainState):
+        raise TypeError(f"fit: state must be a fdl.train.TrainState (e.g. history.state), got {type(state).__name__}")
+    epochs = np.unique(np.asarray(state.epoch))
+    if len(epochs) != 1:
+        raise ValueError(f"fit: the runs of state completed different numbers of epochs ({epochs.tolist()}); "
+                         "continue runs that stopped at the same epoch together, or each on its own")
+    stacked_runs = runs_of(model, state.params, input_shape)
+    if stacked_runs is None and not many:
+        state = _expand(state._replace(epoch=None))
+    elif stacked_runs != runs:
+        raise ValueError(f"fit: state holds {stacked_runs or 1} run(s){'' if stacked_runs else ' (unstacked)'} "
+                         f"but {runs} run(s) were asked for (seed={runs if many else 'an int'}); continue a run "
+                         "with the seeds it was trained with")
+    return state, int(epochs[0])
+
+
+def seeds_and_sweep(seed, sweep) -> tuple[list[int], list[dict], bool]:
+    """The runs' seeds and swept hyperparameters (sweep outer, seeds inner), and whether they are many.
+
+    Raises TypeError for a ``seed`` that is neither an int nor a non-empty list of ints, ValueError for
+    repeated seeds or a swept name without values."""
+    many = not isinstance(seed, int | np.integer) or bool(sweep)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        if isinstance(seed, bool) or not isinstance(seed, Sequence | range | np.ndarray) or len(seed) == 0 or \
+                any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in seed):
+            raise TypeError(f"seed must be an int or a non-empty sequence of ints (one run per seed), "
+                            f"got {seed!r}")
+        seeds = [int(s) for s in seed]
+    else:
+        seeds = [int(seed)]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the seeds {seeds} repeat one; each run needs its own seed")
+    points = [{}]
+    for name, values in (sweep or {}).items():
+        values = list(np.atleast_1d(values))
+        if not values:
+            raise ValueError(f"sweep {name!r} has no values")
+        points = [{**p, name: float(v)} for p in points for v in values]
+    return [s for _ in points for s in seeds], [p for p in points for _ in seeds], many
+
+
+def _inject(opt_state, hyperparams: list[dict], optimizer):
+    """Set each run's swept hyperparameters in the stacked optimizer state (``optax.inject_hyperparams``)."""
+    names = set(hyperparams[0])
+    found = set()
+
+    def visit(node):
+        if hasattr(node, "hyperparams") and isinstance(node.hyperparams, dict):
+            new = dict(node.hyperparams)
+            for name in names & set(new):
+                new[name] = jnp.asarray([h[name] for h in hyperparams], new[name].dtype)
+                found.add(name)
+            return node._replace(hyperparams=new)
+        return node
+
+    out = jax.tree.map(visit, opt_state, is_leaf=lambda n: hasattr(n, "hyperparams"))
+    if names - found:
+        raise TypeError(f"fit: cannot sweep {sorted(names - found)}: the optimizer {optimizer!r} does not hold "
+                        "it in its state; build it with optax.inject_hyperparams, e.g. "
+                        "optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), and sweep its argument names")
+    return out
+
+
+def _shards(plugins) -> bool:
+    """Whether a plugin lays batches out over devices (its chunks are not shared with other calls)."""
+    return any(getattr(p, "mesh", None) is not None for p in plugins)
+
+
 def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_test=None, *,
-        epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int = 1, restart: bool = True,
+        epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int | Sequence[int] = 1,
         early_stopping: bool = True, grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
         dtype=jnp.float32, log: Callable | None = print, state: TrainState | None = None,
-        eval_every_steps: int | None = None, plugins: Sequence = (), **removed):
+        eval_every_steps: int | None = None, sweep: Mapping[str, Sequence[float]] | None = None,
+        plugins: Sequence = (), **removed):
     """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
+
+    One run, or several trained together as one compiled program: give ``seed`` a list of seeds, and/or a
+    ``sweep`` of optimizer hyperparameters. Each of several runs draws exactly what ``fit(seed=s)`` draws
+    (initial params, shuffles, dropout masks), is evaluated, stops early and stops on non-finite values on its
+    own (a stopped run is frozen; the program ends when every run has stopped or the epochs are done).
 
     Args:
       model: a :class:`~fdl.layers.Layer` (e.g. from :func:`~fdl.layers.serial`).
@@ -303,50 +240,68 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       epochs: shuffled passes over the training data (the ragged last batch of each is kept).
       eval_every: evaluate on the test set every this many epochs.
       batch_size: examples per step.
-      seed: the only source of randomness (initialisation, shuffling, dropout).
-      restart: initialise params and optimizer state afresh (the book's default); ``restart=False``
-        continues from ``state`` (e.g. ``history.state`` of an earlier run).
+      seed: the only source of randomness (initialisation, shuffling, dropout); a list of seeds trains one
+        run per seed, together.
       early_stopping: stop when the test loss rises, returning the params of the last evaluation that
-        improved (the book prints "Loss increased after epoch N ...").
+        improved (the book prints "Loss increased after epoch N ..."). A non-finite test loss always stops
+        the run, returning its best evaluation's params.
       grad: ``"manual"`` (hand-written VJPs) or ``"autodiff"`` (``jax.grad`` of the plain forward).
-      metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss.
+      metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss (jax-traceable).
       dtype: the params' and data's floating-point type (float32; float64 needs ``jax_enable_x64``).
       log: where the book-style lines go (``None`` for silence).
-      state: a :class:`~fdl.train.TrainState` to continue from (with ``restart=False``); its ``opt_state``
-        may be ``None`` for a fresh optimizer.
+      state: a :class:`~fdl.train.TrainState` to continue from (e.g. ``history.state``; for several runs a list
+        of them, e.g. ``[h.state for h in histories]``, or a stacked one) instead of initialising afresh; its
+        ``opt_state`` may be ``None`` for a fresh optimizer. Its epochs are numbered on from ``state.epoch``, so continuing for ``k`` epochs draws what epochs ``state.epoch + 1 ..`` of one longer
+        run draw (bitwise equal to it for an optimizer without per-epoch decay).
       eval_every_steps: evaluate every this many steps instead (ch. 5: "every 100 batches"); overrides
         ``eval_every``.
+      sweep: ``{name: values}`` of optimizer hyperparameters to train one run per value (the product over
+        names, each with every seed): the optimizer must hold them in its state
+        (``optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)``, swept as ``{"learning_rate": [...]}``).
       plugins: optional pieces, e.g. ``[fdl.train.Checkpoint("run.npz", resume=True),
         fdl.train.DataParallel("all"), fdl.train.Progress()]``. ``FDL_PROGRESS=1`` in the environment (set
         by ``fdl run --progress``) adds a progress bar.
 
-    Every epoch runs as compiled ``lax.scan`` chunks with the data on the device. A non-finite training
-    loss, or params that overflow while the loss stays finite, stop training with a message naming the
-    epoch and step; ``fit`` returns the last finite params (a checkpoint, if any, is left as it was).
+    Every epoch runs as compiled ``lax.scan`` chunks with the data on the device; a later ``fit`` of the same
+    model, loss, optimizer and shapes in the process reuses the compiled chunks. A non-finite training
+    loss, or params that overflow while the loss stays finite, stop the run with a message naming the epoch
+    and step; ``fit`` returns the last finite params.
+
+    Runs trained together equal their one-run ``fit`` bitwise on the CPU when XLA computes the stacked
+    (``vmap``-ed) steps in the same order as one run's; otherwise, within a few ulp per step, which training
+    amplifies as it amplifies any rounding (the runs then agree in distribution, not digit by digit).
 
     Returns:
-      ``(params, history)``: the params pytree (leaves in ``dtype``, as ``model.init`` made them) and the
-      :class:`History`.
+      ``(params, history)`` for one run (an int ``seed`` and no ``sweep``): the params pytree (leaves in
+      ``dtype``) and its :class:`History`. For several runs, ``(params, histories)``: every leaf with a
+      leading run axis (sweep values outer, seeds inner), and a list of histories (``history.seed``,
+      ``history.hyperparams`` name each run).
 
     Raises:
       ValueError: ``epochs``, ``eval_every``, ``batch_size`` or ``eval_every_steps`` not a positive integer;
         an unknown ``grad``; data without an example axis, with different numbers of examples in X and y, with
         no examples, or with NaN/Inf; only one of ``X_test`` and ``y_test``; test examples of another shape
-        than the training examples; ``restart=False`` without ``state`` or ``state`` with ``restart=True``;
-        integer class labels outside the model's outputs; and the model's, the loss's and the plugins' own
-        ValueErrors (e.g. a batch size the devices do not divide).
+        than the training examples; integer class labels outside the model's outputs; a float64 ``dtype``
+        without ``jax_enable_x64``; repeated seeds or an empty sweep; a ``state`` for another number of runs;
+        and the model's, the loss's and the plugins' own ValueErrors.
       TypeError: a non-floating ``dtype``; non-numeric data; an optimizer that is neither a transformation nor
-        a factory (e.g. ``optax.adam`` uncalled); fdl 0.1's keyword arguments that moved to plugins (the
-        message names the replacement) or any other unknown keyword.
+        a factory (e.g. ``optax.adam`` uncalled); a ``seed`` that is neither an int nor a list of ints; a
+        swept name the optimizer does not hold; fdl 0.1's keyword arguments (the message names the
+        replacement) or any other unknown keyword.
     """
     refuse_keywords("fit", removed)
     check_grad_mode(grad)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")
+    if jnp.dtype(dtype).itemsize == 8 and not jax.config.jax_enable_x64:
+        raise ValueError("fit: dtype float64 needs 64-bit floats, which jax has off: call "
+                         "jax.config.update('jax_enable_x64', True) at the start of the program (or set "
+                         "JAX_ENABLE_X64=1), or train in float32")
     for value, name in ((epochs, "epochs"), (eval_every, "eval_every"), (batch_size, "batch_size")):
         expect_positive(value, name, integer=True)
     if eval_every_steps is not None:
         expect_positive(eval_every_steps, "eval_every_steps", integer=True)
+    seeds, hyperparams, many = seeds_and_sweep(seed, sweep)
     X_train, y_train = _check_data(X_train, y_train, "fit (training data)")
     if (X_test is None) != (y_test is None):
         given, missing = ("X_test", "y_test") if y_test is None else ("y_test", "X_test")
@@ -358,22 +313,28 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         if X_test.shape[1:] != X_train.shape[1:] or y_test.shape[1:] != y_train.shape[1:]:
             raise ValueError(f"fit: test examples {X_test.shape[1:]}/{y_test.shape[1:]} differ in shape from "
                              f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}")
-    if not restart and state is None:
-        raise ValueError("fit: restart=False continues training and needs state=TrainState(params, opt_state) "
-                         "(e.g. history.state of an earlier run)")
-    if restart and state is not None:
-        raise ValueError("fit: state= is only used with restart=False (restart=True initialises afresh)")
-
-    _check_labels(model, X_train, y_train, "fit")
-    n = len(X_train)
+    _check_targets(model, loss, X_train, y_train, "fit")
+    if has_test:
+        _check_targets(model, loss, X_test, y_test, "fit (test data)")
+    n, runs = len(X_train), len(seeds)
     sampler = ShuffledEpochs(n, batch_size)
-    tx = build(optimizer, epochs, sampler.full_steps + sampler.ragged)
-    key_init, key_train = jax.random.split(jax.random.key(seed))
-    if restart:
-        params = model.init(key_init, X_train.shape[1:], dtype)
-        state = TrainState(params, tx.init(params))
-    elif state.opt_state is None:
-        state = state._replace(opt_state=tx.init(state.params))
+    tx, step, init_opt, compiled, traces = _configured(model, loss, grad, optimizer, epochs,
+                                             sampler.full_steps + sampler.ragged, sampler)
+    keys = jnp.stack([jax.random.split(jax.random.key(s)) for s in seeds])  # (runs, 2): init, train
+    first_epoch = 0
+    if state is None:
+        if runs == 1:
+            params = _expand(model.init(keys[0, 0], X_train.shape[1:], dtype))
+        else:
+            params = jax.vmap(lambda k: model.init(k, X_train.shape[1:], dtype))(keys[:, 0])
+        state = TrainState(params, None)
+    else:
+        state, first_epoch = _continued(model, state, X_train.shape[1:], runs, many)
+    if state.opt_state is None:
+        state = state._replace(opt_state=init_opt(state.params))
+    if sweep:
+        state = state._replace(opt_state=_inject(state.opt_state, hyperparams, optimizer))
+    state = state._replace(epoch=jnp.zeros(runs, jnp.int32))
     plugins = list(plugins)
     if os.environ.get("FDL_PROGRESS") == "1" and not any(type(p).__name__ == "Progress" for p in plugins):
         from .plugins import Progress
@@ -382,16 +343,29 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     def cast(a):
         return jnp.asarray(a) if np.issubdtype(a.dtype, np.integer) else jnp.asarray(a, dtype)
 
-    step = make_train_step(model_loss(model, loss, grad=grad), tx)
-    traces = [0]
-
     def make(shard):
-        return make_chunk(step, sampler, shard=shard, on_trace=lambda: traces.__setitem__(0, traces[0] + 1))
+        count = lambda: traces.__setitem__(0, traces[0] + 1)  # noqa: E731
+        return make_chunk(step, sampler, shard=shard, on_trace=count, runs=True)
 
-    schedule = epoch_schedule(epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps)
-    evaluate_fn = (lambda s: evaluate(model, loss, s.params, X_test, y_test, metrics)) if has_test else None
-    state, history = train(make, state, (cast(X_train), cast(y_train)), schedule, key=key_train,
-                           evaluate=evaluate_fn, early_stopping=early_stopping, log=log, plugins=plugins,
-                           batch_size=batch_size, unit="step" if eval_every_steps else "epoch")
-    history.compilations = traces[0]
-    return state.params, history
+    schedule = epoch_schedule(epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps,
+                              first_epoch=first_epoch)
+    evaluation = None
+    if has_test:
+        evaluation = (_score_of(model, loss, metrics), (cast(X_test), cast(y_test)))
+    histories = [History(seed=s, hyperparams=h) for s, h in zip(seeds, hyperparams, strict=True)]
+    labels = [""] if not many else [", ".join([f"seed {s}"] + [f"{k} {v:g}" for k, v in h.items()])
+                                     for s, h in zip(seeds, hyperparams, strict=True)]
+    traced = traces[0]
+    state, histories = train(make, state, (cast(X_train), cast(y_train)), schedule, key=keys[:, 1],
+                             evaluate=evaluation, early_stopping=early_stopping, log=log, plugins=plugins,
+                             batch_size=batch_size, unit="step" if eval_every_steps else "epoch",
+                             histories=histories, labels=labels, compiled=None if _shards(plugins) else compiled)
+    for h in histories:
+        h.compilations = traces[0] - traced
+    state = state._replace(epoch=np.array([h.best_epoch for h in histories]))
+    if not many:
+        histories[0].state = _unstack(state, 0)
+        return histories[0].state.params, histories[0]
+    for r, h in enumerate(histories):
+        h.state = _unstack(state, r)
+    return state.params, histories

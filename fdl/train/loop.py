@@ -4,7 +4,12 @@ A *chunk* is ``count`` consecutive steps of one pass (``epoch``) over the data, 
 The function :func:`make_chunk` returns is jitted once per ``count`` (and ``ragged``); ``epoch`` and
 ``start`` are traced, so every chunk of an epoch, and every epoch, reuses the same compiled program.
 Nothing is pulled to the host per step: the batches are gathered from ``data`` on the device, inside the
-compiled chunk (by :class:`ShuffledEpochs` once at the chunk's start, by the others step by step).
+compiled chunk: step by step, or, for one run of a sampler whose ``gather_ahead`` is true
+(:class:`ShuffledEpochs`), all of the chunk's batches at its start, which XLA:CPU fuses as fdl 0.2 did (so
+that a run's numbers stay bitwise those of 0.2; under ``vmap`` that gather would copy every run's epoch).
+
+Several runs (``runs=True``) are one program: each leaf of the state and each key has a leading run axis,
+and the steps are ``jax.vmap``-ed over it; a stopped run's state is frozen by a mask, not removed.
 
 Which rows (or windows) make each step's batch, and which dropout key it gets, is a *sampler*'s job:
 
@@ -20,13 +25,14 @@ or the ``(item, key)`` of the ragged last step) and ``batch(data, item) -> batch
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from .state import TrainState
+from .state import TrainState, select
 
 
 class ShuffledEpochs(NamedTuple):
@@ -54,14 +60,15 @@ class ShuffledEpochs(NamedTuple):
         k_perm, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
         perm = jax.random.permutation(k_perm, self.n)
         keys = jax.random.split(k_steps, full + self.ragged)
-        rows = jax.lax.dynamic_slice_in_dim(perm, start * bs, count * bs)
-        batches = jax.tree.map(lambda a: jnp.take(a, rows, axis=0).reshape(count, bs, *a.shape[1:]), data)
+        rows = jax.lax.dynamic_slice_in_dim(perm, start * bs, count * bs).reshape(count, bs)
         step_keys = keys[start + jnp.arange(count)]
-        last = (jax.tree.map(lambda a: jnp.take(a, perm[full * bs:], axis=0), data), keys[full]) if ragged else None
-        return batches, step_keys, last
+        last = (perm[full * bs:], keys[full]) if ragged else None
+        return rows, step_keys, last
 
-    def batch(self, data, batch):
-        return batch  # gathered for the whole chunk in plan (gathering inside the loop changes XLA's fusion)
+    def batch(self, data, rows):
+        return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
+
+    gather_ahead = True  # one run gathers its chunk's batches at the chunk's start (see the module docstring)
 
 
 class Prebatched(NamedTuple):
@@ -90,8 +97,8 @@ def all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def make_chunk(step: Callable, sampler, *, shard: Callable | None = None,
-               on_trace: Callable | None = None) -> Callable:
+def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_trace: Callable | None = None,
+               runs: bool = False) -> Callable:
     """A jitted ``chunk(state, data, key, epoch, start, *, count, ragged=False) -> (state, losses, finite)``.
 
     Runs ``step`` (from :func:`~fdl.train.make_train_step`) on ``count`` batches in a ``lax.scan``, then on
@@ -100,22 +107,28 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None,
     decides what to do). ``shard(batch)`` may constrain each batch's layout over devices
     (:class:`~fdl.train.DataParallel`); ``on_trace()`` is called each time the chunk is traced.
 
+    With ``runs=True``, several runs at once: ``chunk(states, data, keys, epoch, start, active, *, count,
+    ragged)``, where every leaf of ``states`` and ``keys`` has a leading run axis of length ``S`` and
+    ``active`` is ``(S,)`` bool; the steps are ``jax.vmap``-ed over the runs (``S = 1`` runs the one-run
+    program). ``losses`` is ``(S, count + ragged)``, ``finite`` ``(S,)``; a run that is not active, or whose
+    values became non-finite, keeps the state it came in with.
+
     The inner loop of the book's ``Trainer.fit`` (ch. 3: one ``train_batch`` and ``optim.step`` per batch),
-    compiled. ``losses`` are in the loss's dtype; ``finite`` is a 0-D boolean array.
+    compiled. ``losses`` are in the loss's dtype; ``finite`` is boolean.
 
     Raises nothing itself; when called, the errors of ``step`` (the model's and the loss's, at trace time)
     propagate, and jax raises TypeError if ``step`` returns a state whose structure or dtypes differ from the
     state it got (``lax.scan``'s carry rule).
     """
 
-    def chunk(state: TrainState, data, key, epoch, start, count: int, ragged: bool = False):
-        if on_trace is not None:
-            on_trace()
+    def one(state: TrainState, data, key, epoch, start, count: int, ragged: bool, ahead: bool):
         items, keys, last = sampler.plan(data, key, epoch, start, count, ragged)
+        if ahead:  # the whole chunk's batches at once (one run; see the module docstring)
+            items = jax.vmap(sampler.batch, in_axes=(None, 0))(data, items)
 
         def body(state, item_and_key):
             item, k = item_and_key
-            batch = sampler.batch(data, item)
+            batch = item if ahead else sampler.batch(data, item)
             return step(state, shard(batch) if shard is not None else batch, k)
 
         state, losses = jax.lax.scan(body, state, (items, keys))
@@ -124,4 +137,26 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None,
             losses = jnp.concatenate([losses, value[None]])
         return state, losses, all_finite((losses, state.params, state.opt_state))
 
+    ahead = bool(getattr(sampler, "gather_ahead", False))
+
+    def chunk(state: TrainState, data, key, epoch, start, count: int, ragged: bool = False):
+        if on_trace is not None:
+            on_trace()
+        return one(state, data, key, epoch, start, count, ragged, ahead)
+
+    def chunks(states: TrainState, data, keys, epoch, start, active, count: int, ragged: bool = False):
+        if on_trace is not None:
+            on_trace()
+        if len(active) == 1:  # one run: the one-run program, bitwise
+            new, losses, finite = one(jax.tree.map(lambda a: a[0], states), data, keys[0], epoch, start, count,
+                                      ragged, ahead)
+            new, losses, finite = jax.tree.map(lambda a: a[None], (new, losses, finite))
+        else:
+            many = jax.vmap(functools.partial(one, count=count, ragged=ragged, ahead=False),
+                            in_axes=(0, None, 0, None, None))
+            new, losses, finite = many(states, data, keys, epoch, start)
+        return select(active & finite, new, states), losses, finite
+
+    if runs:
+        return jax.jit(chunks, static_argnames=("count", "ragged"))
     return jax.jit(chunk, static_argnames=("count", "ragged"))

@@ -85,6 +85,6 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     def step(state: TrainState, batch, key):
         (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key, state.aux)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state, aux), value
+        return state._replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state, aux=aux), value
 
     return step

@@ -52,7 +52,7 @@ def test_early_stopping_returns_the_params_of_the_last_good_evaluation(capsys):
     # A learning rate this large makes the validation loss rise at some evaluation.
     X, y, Xt, yt = regression_data()
     logs = []
-    params, history = fit(REGRESSION_MODEL, mean_squared_error, sgd(3.0), X, y, Xt, yt, epochs=40, eval_every=1,
+    params, history = fit(REGRESSION_MODEL, mean_squared_error, sgd(0.5), X, y, Xt, yt, epochs=40, eval_every=1,
                           batch_size=8, seed=0, log=logs.append)
     assert history.stopped.startswith("Loss increased after epoch")
     assert logs[-1] == history.stopped
@@ -60,17 +60,30 @@ def test_early_stopping_returns_the_params_of_the_last_good_evaluation(capsys):
     assert f"using the model from epoch {best}" in history.stopped
     losses = [e["loss"] for e in history.evals]
     assert losses[-1] >= min(losses[:-1])
-    replay, _ = fit(REGRESSION_MODEL, mean_squared_error, sgd(3.0), X, y, epochs=best, batch_size=8, seed=0, log=None)
+    replay, _ = fit(REGRESSION_MODEL, mean_squared_error, sgd(0.5), X, y, epochs=best, batch_size=8, seed=0, log=None)
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(replay), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_restart_false_continues_training():
-    p1, h1 = fit_regression(epochs=3, early_stopping=False)
-    p2, _ = fit(REGRESSION_MODEL, mean_squared_error, sgd(0.05), *regression_data(), epochs=1, batch_size=16, seed=3,
-                restart=False, state=h1.state, log=None)
-    assert not np.array_equal(p1[0]["W"], p2[0]["W"])
-    with pytest.raises(ValueError, match="restart=False"):
+def test_continuing_a_run_equals_one_longer_run_bitwise():
+    """Issue 23 item 4: continued epochs are numbered on from state.epoch, so they draw new shuffles and dropout
+    masks; three continued epochs equal one 3-epoch run (an optimizer without per-epoch decay)."""
+    model = serial(dense(8, "tanh", keep_prob=0.8), dense(1))
+    data = regression_data()[:2]
+    kw = dict(epochs=1, batch_size=16, seed=3, early_stopping=False, log=None)
+    p, h = fit(model, mean_squared_error, optax.sgd(0.05, momentum=0.9), *data, **kw)
+    first = p
+    for _ in range(2):
+        p, h = fit(model, mean_squared_error, optax.sgd(0.05, momentum=0.9), *data, state=h.state, **kw)
+    assert h.state.epoch == 3 and h.best_epoch == 3
+    once, _ = fit(model, mean_squared_error, optax.sgd(0.05, momentum=0.9), *data, **{**kw, "epochs": 3})
+    for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(once), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0]["W"], p[0]["W"])
+
+
+def test_restart_is_gone_and_names_state():
+    with pytest.raises(TypeError, match=r"state=history.state"):
         fit_regression(restart=False)
 
 
@@ -114,10 +127,9 @@ def test_bad_data():
         fit(REGRESSION_MODEL, mean_squared_error, sgd(), bad, y, log=None)
     with pytest.raises(ValueError, match="differ in shape"):
         fit(REGRESSION_MODEL, mean_squared_error, sgd(), X, y, Xt[:, :3], yt, log=None)
-    with pytest.raises(ValueError, match=r"layer 0 .*input has 4 features but W expects 3"):
+    with pytest.raises(ValueError, match=r"params do not fit the model .* for inputs \(4,\)"):
         fit(serial(dense(2), dense(1)), mean_squared_error, sgd(), X, y, log=None, state=TrainState([
-            {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None),
-            restart=False)
+            {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None))
 
 
 @pytest.mark.parametrize("old,new", [
@@ -127,7 +139,7 @@ def test_bad_data():
     (dict(devices="all"), r"plugins=\[fdl.train.DataParallel\(devices\)\]"),
     (dict(progress=True), r"plugins=\[fdl.train.Progress\(\)\]"),
     (dict(params=[]), r"state=fdl.train.TrainState\(params, opt_state\)"),
-    (dict(opt_state=()), r"restart=False, state="),
+    (dict(opt_state=()), r"fit\(\.\.\., state="),
     (dict(eval_batch_size=100), r"fdl.train.evaluate\(model, loss, params, X, y, batch_size=N\)"),
 ])
 def test_fdl_0_1_keywords_name_their_replacement(old, new):
@@ -250,10 +262,15 @@ def test_nan_or_inf_in_data_is_refused_before_training(tmp_path, where, what, va
 
 
 def test_labels_instead_of_one_hot_targets():
-    """fit's case (a model with one output cannot take 2 classes); the losses' and the vocabulary's are in their
-    test files under the same name."""
+    """fit's cases: integer (n,) targets are regression values to MSE (reshape them, issue 23 item 7), class
+    labels to cross-entropy (a model with one output cannot take 2 classes); the losses' and the vocabulary's
+    are in their test files under the same name."""
+    labels = (TINY_X[:, 0] > 0).astype(np.int64)
+    with pytest.raises(ValueError, match=r"fit: mean_squared_error takes targets .* reshape the targets to "
+                                         r"\(\d+, 1\): y.reshape\(-1, 1\).astype\('float32'\)"):
+        fit_tiny(TINY_X, labels)
     with pytest.raises(ValueError, match=r"fit: integer class labels must lie in \[0, 1\) .* got labels from 0 to 1"):
-        fit_tiny(TINY_X, (TINY_X[:, 0] > 0).astype(np.int64))  # a model with one output cannot take 2 classes
+        fit(TINY_MODEL, losses.softmax_cross_entropy, sgd(), TINY_X, labels, log=None)
 
 
 EMPTY = {
