@@ -18,8 +18,8 @@ import optax
 
 from .._checks import expect_positive
 from .._moved import refuse_keywords
-from ..ops._op import check_grad_mode
 from ..losses import check_targets
+from ..ops._op import check_grad_mode
 from ..optim import OptimizerLike, build
 from .evaluate import CACHE_SIZE, runs_of
 from .loop import ShuffledEpochs, make_chunk
@@ -251,8 +251,9 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       log: where the book-style lines go (``None`` for silence).
       state: a :class:`~fdl.train.TrainState` to continue from (e.g. ``history.state``; for several runs a list
         of them, e.g. ``[h.state for h in histories]``, or a stacked one) instead of initialising afresh; its
-        ``opt_state`` may be ``None`` for a fresh optimizer. Its epochs are numbered on from ``state.epoch``, so continuing for ``k`` epochs draws what epochs ``state.epoch + 1 ..`` of one longer
-        run draw (bitwise equal to it for an optimizer without per-epoch decay).
+        ``opt_state`` may be ``None`` for a fresh optimizer. Its epochs are numbered on from ``state.epoch``,
+        so continuing for ``k`` epochs draws what epochs ``state.epoch + 1 ..`` of one longer run draw
+        (bitwise equal to it for an optimizer without per-epoch decay).
       eval_every_steps: evaluate every this many steps instead (ch. 5: "every 100 batches"); overrides
         ``eval_every``.
       sweep: ``{name: values}`` of optimizer hyperparameters to train one run per value (the product over
