@@ -16,6 +16,7 @@ Three tiers, each importing only from the ones above it in this list:
 
 from . import (
     checkpoint,
+    compile_cache,
     init,
     layers,
     losses,
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 install_finder()  # ``import fdl.foundations`` and the other moved modules fail naming the new place
+compile_cache.enable()  # $FDL_JAX_CACHE or ~/.cache/fdl/jax, before fdl compiles anything (fdl/compile_cache.py)
 
 
 def __getattr__(name):

@@ -16,7 +16,7 @@ LEVELS = {
     "fdl._checks": 0, "fdl._io": 0, "fdl._moved": 0, "fdl.precision": 0,
     "fdl.ops": 1, "fdl.init": 1, "fdl.metrics": 1, "fdl.optim": 1, "fdl.data": 1, "fdl.checkpoint": 1,
     "fdl.parallel": 1, "fdl.testing": 1,
-    "fdl.losses": 2, "fdl.layers": 2,
+    "fdl.losses": 2, "fdl.layers": 2, "fdl.compile_cache": 2,
     "fdl.train": 3,
     "fdl.recurrent": 4,
     "fdl": 5,  # the package's __init__: the library's public names
