@@ -33,7 +33,8 @@ MOVED = {
     "fdl.ops.conv_loops.conv_1d": "fdl.ops.conv_loops.conv1d_loops",
     "fdl.ops.conv_loops.conv_2d": "fdl.ops.conv_loops.conv2d_loops",
     # the trainer redesign (issue 12)
-    "fdl.train.make_train_epoch": "fdl.train.make_chunk(step, ShuffledEpochs(n, batch_size))",
+    "fdl.train.make_train_epoch": "fdl.train.make_chunk(step, ShuffledEpochs(n, batch_size)) (compiled: a "
+                                  "scan over the epoch's steps)",
     "fdl.train.make_loss_fn": "fdl.train.model_loss(model, loss, grad=...), which returns (loss, aux)",
 }
 

@@ -252,11 +252,12 @@ def _char_score(model: RecurrentModel, vocab_size: int) -> Callable:
 
 def make_char_train_step(*args, **kwargs):
     """Removed in fdl 0.2 (raises TypeError): see :func:`char_loss_fn` and :func:`fit_chars`."""
-    raise TypeError("fdl.recurrent.make_char_train_step was removed in fdl 0.2; write "
-                    "fdl.train.make_train_step(fdl.recurrent.char_loss_fn(model, vocab_size, grad=g, "
-                    "reduction=r), optimizer) and train with fdl.recurrent.fit_chars (or fdl.train.make_chunk), "
-                    "passing the start states as TrainState.aux; data parallelism is the fdl.train.DataParallel "
-                    "plugin")
+    raise TypeError("fdl.recurrent.make_char_train_step was removed in fdl 0.2; train with "
+                    "fdl.recurrent.fit_chars, or build the step as fdl.train.make_train_step("
+                    "fdl.recurrent.char_loss_fn(model, vocab_size, grad=g, reduction=r), optimizer) and compile it: "
+                    "jax.jit(step) to call it step by step (unjitted in a Python loop it runs about 25x slower), "
+                    "or fdl.train.make_chunk(step, sampler) to run many steps as one program; the start states go "
+                    "in TrainState.aux; data parallelism is the fdl.train.DataParallel plugin")
 
 
 def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:

@@ -126,15 +126,21 @@ class Run(NamedTuple):
         return sum(c.steps for c in self.schedule[:self.done if done is None else int(done)])
 
 
-@functools.partial(jax.jit, static_argnames=("score", "enabled"))
-def _evaluate(score, enabled, states, stopping, eval_data, at):
-    """Score every run (one after another, ``lax.map``) and update its early stopping: one program."""
-    if jax.tree.leaves(states.params)[0].shape[0] == 1:  # one run: the one-run program, bitwise
-        results = jax.tree.map(lambda a: a[None], score(jax.tree.map(lambda a: a[0], states), eval_data))
-    else:
-        results = jax.lax.map(lambda s: score(s, eval_data), states)
-    update = jax.vmap(lambda es, loss, s: es.update(loss, s, at, enabled=enabled))
-    return results, update(stopping, results["loss"], states)
+@functools.lru_cache(maxsize=8)
+def _evaluation(score: Callable) -> Callable:
+    """The compiled ``(enabled, states, stopping, eval_data, at) -> (results, stopping)`` of ``score``: every run
+    scored one after another (``lax.map``) and its early stopping updated, as one program. Kept for the next
+    call with the same ``score`` (a bounded cache, so that the models behind old ones can go)."""
+
+    def evaluate(enabled, states, stopping, eval_data, at):
+        if jax.tree.leaves(states.params)[0].shape[0] == 1:  # one run: the one-run program, bitwise
+            results = jax.tree.map(lambda a: a[None], score(jax.tree.map(lambda a: a[0], states), eval_data))
+        else:
+            results = jax.lax.map(lambda s: score(s, eval_data), states)
+        update = jax.vmap(lambda es, loss, s: es.update(loss, s, at, enabled=enabled))
+        return results, update(stopping, results["loss"], states)
+
+    return jax.jit(evaluate, static_argnums=0)
 
 
 @jax.jit
@@ -270,7 +276,11 @@ def _after_evaluation(run: Run, evaluate: tuple, early_stopping: bool, active, s
     score, eval_data = evaluate
     at = run.position()
     what = "steps" if run.unit == "step" else "epochs"
-    results, stopping = _evaluate(score, early_stopping, run.state, run.stopping, eval_data, jnp.int32(run.done))
+    try:
+        program = _evaluation(score)
+    except TypeError:  # an unhashable score: compiled for this call
+        program = _evaluation.__wrapped__(score)
+    results, stopping = program(early_stopping, run.state, run.stopping, eval_data, jnp.int32(run.done))
     results = {k: np.asarray(v) for k, v in results.items()}
     now_active = np.asarray(stopping.active)
     best_loss, best_at = np.asarray(run.stopping.best_loss), np.asarray(run.stopping.best_at)

@@ -74,7 +74,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     """
     if _old or _old_kw or hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
         raise TypeError("make_train_step(model, loss, optimizer, grad=g) is fdl 0.1's spelling; in fdl 0.2 write "
-                        "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer)")
+                        "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer), and compile the step "
+                        "it returns: jax.jit(step), or fdl.train.make_chunk for many steps as one program")
     if not isinstance(optimizer, optax.GradientTransformation):
         message = uncalled_constructor(optimizer)
         if message:
