@@ -50,7 +50,8 @@ def test_three_seeds_together_equal_three_fits_bitwise_each_stopping_on_its_own(
         assert h.best_epoch == histories[r].best_epoch and (h.stopped is None) == (histories[r].stopped is None)
         if h.stopped:
             assert histories[r].stopped == f"seed {seed}: {h.stopped}"
-        assert leaves_equal(h.state.opt_state, histories[r].state.opt_state) and h.state.epoch == histories[r].state.epoch
+        assert leaves_equal(h.state.opt_state, histories[r].state.opt_state)
+        assert h.state.epoch == histories[r].state.epoch
         best.append(h.best_epoch)
     assert len(set(best)) > 1, f"the runs should stop at different evaluations here, got {best}"
     assert any(h.stopped for h in histories)
