@@ -82,8 +82,15 @@ def normal(key, shape, scale: float, dtype=jnp.float32):
     """``scale * N(0, 1)`` of ``shape``, in ``dtype`` (book ch. 3: ``np.random.randn`` weights, scaled in ch. 4).
 
     ``dtype`` must be floating point (jax's ``jax.random.normal`` refuses others with its own error).
+
+    Traced (a model's init is one jitted program), the draw passes an optimization barrier before the
+    scaling: without it XLA folds ``scale`` into ``jax.random.normal``'s ``sqrt(2)`` and rounds differently
+    from the eager draw.
     """
-    return scale * jax.random.normal(key, shape, dtype)
+    z = jax.random.normal(key, shape, dtype)
+    if isinstance(z, jax.core.Tracer):
+        z = jax.lax.optimization_barrier(z)
+    return scale * z
 
 
 def uniform_fan_in(key, shape, fan_in: int, dtype=jnp.float32):

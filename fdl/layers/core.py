@@ -164,16 +164,40 @@ def check_layers(layers, kind: type, what: str, expected: str) -> None:
 
 def init_in_order(layers) -> Callable:
     """``init(key, input_shape, dtype=float32) -> [params per layer]``: each layer initialised with its own key
-    (``jax.random.split`` once per layer) on the shape the previous layer outputs."""
+    (``jax.random.split`` once per layer) on the shape the previous layer outputs.
 
-    def init(key, input_shape, dtype=jnp.float32):
-        params, shape = [], tuple(input_shape)
+    The whole init is one compiled program per (input shape, dtype) (``jax.jit``, both static), not a program
+    per weight shape and op; it draws bitwise what the layers' inits draw run one by one, eagerly. The programs
+    are kept in this closure and go with the model. It works under ``jax.vmap`` over keys and inside
+    ``jax.jit``. A function initialiser that cannot be traced (it reads its key's values with NumPy) makes it
+    run the layers' inits eagerly instead.
+    """
+
+    def init_eager(key, input_shape, dtype):
+        params, shape = [], input_shape
         for layer, k in zip(layers, jax.random.split(key, len(layers)), strict=True):
             params.append(layer.init(k, shape, dtype))
             shape = layer.output_shape(shape)
         return params
 
+    compiled = jax.jit(init_eager, static_argnums=(1, 2))
+    untraceable: set = set()  # (input_shape, dtype) whose init could not be traced: run eagerly
+
+    def init(key, input_shape, dtype=jnp.float32):
+        shape = tuple(input_shape)
+        if (shape, dtype) not in untraceable:
+            try:
+                return compiled(key, shape, dtype)
+            except _UNTRACEABLE:
+                untraceable.add((shape, dtype))
+        return init_eager(key, shape, dtype)
+
     return init
+
+
+# what a function initialiser raises under jit when it needs concrete values (its eager run may still work)
+_UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                jax.errors.TracerIntegerConversionError)
 
 
 def serial(*layers: Layer) -> Layer:

@@ -1,7 +1,10 @@
 """fdl.layers.core: serial models (both gradient paths agree), flatten, reshape, the dropout layer and the
-dropout semantics every layer shares, summary; property tests and bad input."""
+dropout semantics every layer shares, summary; init as one compiled program (the eager draws bit for bit, under
+vmap too, freed with its model); property tests and bad input."""
 
 import functools
+import gc
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fdl import conv2d, dense, dropout, flatten, layers, losses, serial
+from fdl.init import normal as scaled_normal
 from fdl.layers import reshape
 from fdl.layers.core import summary
 from fdl.losses import mean_squared_error, softmax_cross_entropy
+from fdl.recurrent import rnn_layer, stack
 from fdl.testing import check_model
 from tests.helpers import TINY_MODEL, assert_refused_before_writing, normal
 from tests.strategies import PROPERTY, assert_vjps_agree, draw, model_fn, random_params, seed, targets
@@ -97,6 +102,110 @@ def test_reshape_layer_round_trip_and_gradients():
     check_model(model, params, normal(1, (4, 5)), normal(2, (4, 2)), mean_squared_error)
     with pytest.raises(ValueError, match=r"cannot become \(5, 5\)"):
         reshape((5, 5)).apply({}, jnp.ones((2, 12)))
+
+
+# ---------------------------------------------------------------- init: one compiled program per model
+
+def eager_init(layers, key, input_shape, dtype):
+    """The layers initialised one after the other, eagerly: serial's and stack's init before it was compiled."""
+    params, shape = [], tuple(input_shape)
+    for layer, k in zip(layers, jax.random.split(key, len(layers)), strict=True):
+        params.append(layer.init(k, shape, dtype))
+        shape = layer.output_shape(shape)
+    return params
+
+
+def a_function(key, shape, dtype):
+    """A function as weight_init / bias_init (drawing with fdl.init's scaled normal)."""
+    return scaled_normal(key, shape, 0.1, dtype)
+
+
+# every layer kind; every initialiser of fdl.init (each name and a function) as a dense and as a conv2d weight or bias
+INIT_MODELS = {
+    "layers": (serial, (conv2d(3, 3, "tanh", weight_init="standard", use_bias=True, bias_init="book_glorot"),
+                        conv2d(2, 3, weight_init="pytorch_uniform", use_bias=True, bias_init=a_function),
+                        conv2d(2, 3, weight_init="glorot", use_bias=True, bias_init="zeros", flatten=True),
+                        dense(6, "relu", weight_init="book_glorot", bias_init="standard", keep_prob=0.8),
+                        dropout(0.5), reshape((2, 3)), flatten(),
+                        dense(3, weight_init=a_function, bias_init="pytorch_uniform"),
+                        dense(2, weight_init="glorot", bias_init="zeros")),
+               (1, 6, 5)),
+    "recurrent": (stack, (rnn_layer(5, 4, "rnn", weight_init="book"), rnn_layer(6, 3, "gru", weight_init="glorot"),
+                          rnn_layer(4, 2, "lstm", weight_init="standard"), rnn_layer(3, 2, "rnn", weight_scale=0.05)),
+                  (4,)),
+}
+
+
+def assert_bitwise_equal(got, want):
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w), strict=True)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("kind", sorted(INIT_MODELS))
+def test_compiled_init_draws_the_eager_values_bit_for_bit(kind, dtype):
+    """serial's and stack's init is one jitted program: every initialiser and layer kind draws exactly what the
+    layers draw one by one, eagerly."""
+    combine, layers_, shape = INIT_MODELS[kind]
+    key = jax.random.key(7)
+    params = combine(*layers_).init(key, list(shape), dtype)  # a list shape is taken as the tuple
+    assert_bitwise_equal(params, eager_init(layers_, key, shape, dtype))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_init_vmapped_over_keys_gives_each_key_its_own_params(dtype):
+    """``jax.vmap(lambda k: model.init(k, shape, dtype))(keys)``: several seeds at once, each bitwise its own."""
+    dense_model = serial(conv2d(2, 3, weight_init="glorot", use_bias=True, flatten=True),
+                         dense(3, "tanh", weight_init="pytorch_uniform", keep_prob=0.8), dropout(0.5), dense(2))
+    models = ((dense_model, (1, 4, 4)), (stack(rnn_layer(3, 2, "rnn")), (2,)))
+    keys = jax.random.split(jax.random.key(7), 3)
+    for model, shape in models:
+        batched = jax.vmap(lambda k, model=model, shape=shape: model.init(k, shape, dtype))(keys)
+        for i in range(len(keys)):
+            assert_bitwise_equal(jax.tree.map(lambda leaf, i=i: leaf[i], batched), model.init(keys[i], shape, dtype))
+
+
+_COUNTING: list = []  # the list each lowered program is appended to while a test counts
+
+
+def _count_lowering(event, seconds, **kwargs):
+    if _COUNTING and event == "/jax/core/compile/jaxpr_to_mlir_module_duration":  # one per program, disk cache or not
+        _COUNTING[-1].append(event)
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_lowering)
+
+
+def test_init_compiles_one_program_once_and_is_freed_with_its_model():
+    model = serial(dense(8, "relu"), dense(4, "relu", keep_prob=0.5), dense(2))
+    lowered: list = []
+    _COUNTING.append(lowered)
+    try:
+        first = model.init(KEY, (3,))
+        assert len(lowered) == 1  # eagerly: a normal draw, a scaling and a split per shape, each its own program
+        second = model.init(KEY, (3,))
+        assert len(lowered) == 1
+        model.init(KEY, (5,), jnp.float64)  # another input shape and dtype: one more program
+        assert len(lowered) == 2
+    finally:
+        _COUNTING.remove(lowered)
+    assert_bitwise_equal(first, second)
+    freed = weakref.ref(model.init)
+    del model
+    gc.collect()
+    assert freed() is None  # no cache outside the model keeps it (or its programs) alive
+
+
+def test_an_untraceable_function_initialiser_runs_eagerly():
+    def from_numpy(key, shape, dtype):  # reads the key's values: it cannot be traced, but runs eagerly
+        seed = int(np.asarray(jax.random.key_data(key)).sum() % 2**31)
+        return np.random.RandomState(seed).standard_normal(shape)
+
+    layers_ = (dense(3, weight_init=from_numpy), dense(2))
+    params = serial(*layers_).init(KEY, (4,))
+    assert_bitwise_equal(params, eager_init(layers_, KEY, (4,), jnp.float32))
 
 
 # ---------------------------------------------------------------- summary
