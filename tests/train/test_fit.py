@@ -213,7 +213,8 @@ WRONG_SHAPES = {
     "fit X/y lengths": (lambda: fit_tiny(TINY_X, TINY_Y[:-1]), "X has 64 examples but y has 63"),
     "fit test shape": (lambda: fit_tiny(TINY_X, TINY_Y, TINY_X[:, :3], TINY_Y),
                        r"test examples \(3,\)/\(1,\) differ in shape from training"),
-    "fit y per example": (lambda: fit_tiny(TINY_X, TINY_Y[:, 0]), r"same shape, got \(16, 1\) and \(16,\)"),
+    "fit y per example": (lambda: fit_tiny(TINY_X, TINY_Y[:, 0]),
+                          r"output shape \(1,\) per example, got \(\) .* reshape the targets to \(64, 1\)"),
     "fit X rank": (lambda: fit_tiny(TINY_X[:, :, None], TINY_Y),
                    r"expects inputs of shape \(features,\) per example, got \(4, 1\)"),
 }
