@@ -87,6 +87,43 @@ def test_gradient_agreement_is_tiny_for_a_right_model_and_large_for_a_wrong_one(
     assert gradient_agreement(loss_wrong, params, x, y) == pytest.approx(2.0)
 
 
+
+_LOWERED: list = []  # the list each program lowered (compiled, or loaded from the disk cache) goes to while counting
+
+
+def _count_lowering(event, seconds, **kwargs):
+    if _LOWERED and event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+        _LOWERED[-1].append(event)
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_lowering)
+
+
+def test_gradient_agreement_is_three_programs_and_the_eager_number_bit_for_bit():
+    """Each gradient's program and one for the comparison (not an eager op per leaf and shape); the number is the
+    eager formula's over the same two gradients."""
+    import fdl
+    from fdl.precision import matmul_precision
+    from fdl.testing import gradient_agreement
+    model = fdl.serial(fdl.dense(5, "tanh"), fdl.dense(4, "sigmoid"), fdl.dense(2))
+    params = model.init(jax.random.key(0), (3,))
+    x, y = np.random.RandomState(0).randn(6, 3).astype(np.float32), np.random.RandomState(1).randn(6, 2)
+    loss_of = lambda g: lambda p, x, y: fdl.mean_squared_error(model.apply(p, x, grad=g), y, grad=g)
+    lowered: list = []
+    _LOWERED.append(lowered)
+    try:
+        agreement = gradient_agreement(loss_of, params, x, y)
+    finally:
+        _LOWERED.remove(lowered)
+    assert len(lowered) == 3  # the shapes are this test's own: no program of them is compiled yet
+    with matmul_precision("highest"):
+        p64, x64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, x))
+        manual, auto = (jax.tree.leaves(jax.jit(jax.grad(loss_of(g)))(p64, x64, y)) for g in ("manual", "autodiff"))
+    eager = (max(float(jnp.max(jnp.abs(m - a))) for m, a in zip(manual, auto, strict=True))
+             / max(float(jnp.max(jnp.abs(a))) for a in auto))
+    assert agreement == eager
+
+
 # ---------------------------------------------------------------- the messages; kinks in check (c)
 
 def test_harness_names_a_leaf_whose_gradient_has_the_wrong_dtype():
