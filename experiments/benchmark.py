@@ -51,6 +51,19 @@ runtime baseline (maxrss after importing the framework and running one tiny op, 
 
     python experiments/benchmark.py [--quick] [--workloads W1 W3] [--impls fdl torch] [--repeats N] [--out DIR]
                                     [--device cpu|gpu] [--precision default|highest]
+
+Runs trained together (``--runs 1 3 10 30``; issue 22): instead of the implementations above, S runs of a
+workload (default W1 and W3) trained as one program, as ``fdl.fit(..., seed=[...])`` trains them:
+``fdl.train.make_chunk(step, ShuffledEpochs, runs=True)``, one ``jax.vmap``-ed step per batch over the S
+stacked training states, each run with its own shuffle and keys, against one run trained alone
+(``make_chunk`` as ``fit`` runs one seed; S serial runs cost S times its time). Reported per S: ms per
+*run-step* (the S-run unit's time / steps / S; for the one run, its ms per step) and its ratio to the one run's
+(below 1: S runs together are cheaper than S runs one after another). All runs start from the workload's
+weights; run 0 draws the one run's shuffles, so its losses check the vmapped program (the others: key
+``fold_in(key, r)``). Units interleave as above (each repetition runs the one run and every S once, rotated).
+Written to ``runs.json`` and ``runs.md`` under ``--out``.
+
+    python experiments/benchmark.py --runs 1 3 10 30 [--workloads W1 W3] [--quick] [--repeats N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -286,6 +299,54 @@ class FdlRunner:
         return [np.asarray(out) / self.per_char]
 
 
+class FdlRunsRunner:
+    """``--runs``: S runs of a dense or conv workload trained together (``make_chunk(..., runs=True)``: the step
+    ``jax.vmap``-ed over S stacked states, each batch gathered inside the step), for each S in ``sizes``, and
+    one run alone (``make_chunk`` as ``fit`` runs one seed; size 0 here). Every state starts from the workload's
+    weights and carries over from unit to unit; run 0 of each S uses the one run's key (so at unit 0 its losses
+    are the one run's, up to XLA's order of summation), run r > 0 ``fold_in(key, r)``."""
+
+    def __init__(self, name, spec, data, sizes, quick):
+        import jax
+        import jax.numpy as jnp
+
+        from fdl.train import ShuffledEpochs, TrainState, make_chunk, make_train_step, model_loss
+        if "layers" not in spec:
+            raise ValueError(f"--runs times the dense and conv workloads, not {name}")
+        self.jax = jax
+        model, loss, tx = fdl_model(spec)
+        params = jax.tree.map(jnp.asarray, load_params(data))
+        step = make_train_step(model_loss(model, loss), tx)
+        self.data = (jnp.asarray(data["X"]), jnp.asarray(data["Y"]))
+        sampler = ShuffledEpochs(len(self.data[0]), spec["batch"])
+        units, self.epochs = data["perm"].shape[:2]
+        unit_keys = [jax.random.fold_in(jax.random.key(SEED + 1), u) for u in range(units)]
+        one = TrainState(params, tx.init(params))
+        shape = dict(count=sampler.full_steps, ragged=sampler.ragged)
+        self.states, self.keys, self.active, self.chunks, self.compile_s = {0: one}, {0: unit_keys}, {}, {}, {}
+        start = time.perf_counter()
+        self.chunks[0] = make_chunk(step, sampler).lower(one, self.data, unit_keys[0], 0, 0, **shape).compile()
+        self.compile_s[0] = time.perf_counter() - start
+        many = make_chunk(step, sampler, runs=True)
+        for S in sizes:
+            self.states[S] = jax.tree.map(lambda a, S=S: jnp.broadcast_to(a, (S, *jnp.shape(a))), one)
+            self.keys[S] = [jnp.stack([k] + [jax.random.fold_in(k, r) for r in range(1, S)]) for k in unit_keys]
+            self.active[S] = jnp.ones(S, bool)
+            start = time.perf_counter()
+            self.chunks[S] = many.lower(self.states[S], self.data, self.keys[S][0], 0, 0, self.active[S],
+                                        **shape).compile()
+            self.compile_s[S] = time.perf_counter() - start
+
+    def run(self, u, size):
+        out = []
+        for e in range(self.epochs):  # the epoch key is fold_in(unit key, e), as write_inputs shuffled
+            args = (self.states[size], self.data, self.keys[size][u], e, 0) + ((self.active[size],) if size else ())
+            self.states[size], losses, _ = self.chunks[size](*args)
+            out.append(losses[0] if size else losses)  # run 0's losses: steps per run
+        self.jax.block_until_ready((self.states[size], out))
+        return out
+
+
 class TorchRunner:
     """The same model in PyTorch, weights copied from fdl's (dense W (in, out) -> (out, in); conv kernel
     (in, out, k, k) -> (out, in, k, k); LSTM gates f, i, c, o of W (in + hidden, hidden) -> torch's i, f, g, o).
@@ -476,11 +537,14 @@ def worker(impl: str, device: str = "cpu", precision: str = "default") -> None:
             reset_peak_rss()
             base = peak_rss_mib()
             args = (cmd["setup"], WORKLOADS[cmd["setup"]], np.load(cmd["path"]), impl, cmd["quick"])
-            runner = TorchRunner(*args, device=device) if impl.startswith("torch") else FdlRunner(*args)
+            if "runs" in cmd:  # --runs
+                runner = FdlRunsRunner(*args[:3], cmd["runs"], cmd["quick"])
+            else:
+                runner = TorchRunner(*args, device=device) if impl.startswith("torch") else FdlRunner(*args)
             reply = {"compile_s": runner.compile_s, "runtime_rss_mib": base}
         elif "unit" in cmd:
             start = time.perf_counter()
-            losses = runner.run(cmd["unit"])
+            losses = runner.run(cmd["unit"], *([cmd["size"]] if "size" in cmd else []))
             seconds = time.perf_counter() - start
             losses = np.concatenate([np.ravel(np.asarray(a)) for a in losses]).astype(float)
             reply = {"seconds": seconds, "steps": len(losses), "final_loss": losses[-1], "mean_loss": losses.mean()}
@@ -673,7 +737,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Training-step benchmark: fdl, fdl via jax.grad, PyTorch "
                                      "(eager; on a GPU also with CUDA graphs)")
     parser.add_argument("--quick", action="store_true", help="a few steps per unit: a smoke run")
-    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=None,
+                        help="default: all (with --runs: W1 W3)")
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=None,
                         help="default: all (torch-graphs only with --device gpu)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
@@ -687,14 +752,24 @@ def main(argv=None):
     parser.add_argument("--shared-workers", action=argparse.BooleanOptionalAction, default=None,
                         help="one worker process per implementation for all workloads (default with --quick) "
                              "instead of a fresh one per workload and implementation")
+    parser.add_argument("--runs", nargs="+", type=int, default=None, metavar="S",
+                        help="instead of the implementations: time S runs of each workload trained together as one "
+                             "vmapped program (fdl.train.make_chunk(..., runs=True), as fit(seed=[...]) trains "
+                             "them) against one run alone, in ms per run-step, e.g. --runs 1 3 10 30 (dense and "
+                             "conv workloads; default W1 W3); writes runs.json and runs.md")
     parser.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.runs is not None and (min(args.runs) < 1 or "W4" in (args.workloads or ())):
+        parser.error("--runs takes run counts of at least 1, for the dense and conv workloads (not W4)")
+    args.workloads = args.workloads or (["W1", "W3"] if args.runs else list(WORKLOADS))
     if args.worker:
         return worker(args.worker, args.device, args.precision)
     repeats = args.repeats or (3 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
     impls = list(args.impls or (IMPLS if args.device == "gpu" else [i for i in IMPLS if i != "torch-graphs"]))
+    if args.runs:
+        impls = ["fdl"]  # --runs times fdl alone
     if args.device == "cpu" and "torch-graphs" in impls:
         parser.error("torch-graphs captures CUDA graphs and needs --device gpu; on the CPU PyTorch runs eager "
                      "(--impls torch)")
@@ -720,6 +795,8 @@ def main(argv=None):
 
 
 def _run(args, impls, repeats, probe, base_env):
+    if args.runs:
+        return run_runs(args, repeats, probe, base_env)
     results = {"machine": machine(args.device, probe), "device": args.device, "precision": args.precision,
                "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, "workloads": {}}
     gpu = results["machine"].get("gpu")
@@ -751,6 +828,67 @@ def _run(args, impls, repeats, probe, base_env):
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
         (args.out / "table.md").write_text(text + "\n")
         print(f"wrote {args.out / 'results.json'} and {args.out / 'table.md'}")
+    return results
+
+
+def run_runs(args, repeats, probe, base_env):
+    """``--runs``: for each workload, one worker times one run alone and S runs together for each S, interleaved
+    as :func:`run_workload` interleaves implementations; ``{"workloads": {name: {"sizes": {S: row}}}}``."""
+    sizes = sorted(set(args.runs))
+    results = {"machine": machine(args.device, probe), "device": args.device, "precision": args.precision,
+               "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, "runs": sizes,
+               "workloads": {}}
+    print(f"{results['machine']['cpu']}, {results['machine']['cores']} cores, device {args.device}; load average "
+          f"{results['load_start'][0]:.2f}; S = {sizes} runs together against one run alone; {repeats} "
+          "interleaved repetitions after a warm-up")
+    with tempfile.TemporaryDirectory(prefix="fdl-bench-") as tmp:
+        for name in args.workloads:
+            spec, started = WORKLOADS[name], time.perf_counter()
+            path = Path(tmp) / f"{name}.npz"
+            write_inputs(name, spec, args.quick, 1 + repeats, path)
+            worker = Worker("fdl", args.device, args.precision, base_env)
+            try:
+                setup = worker.ask(setup=name, path=str(path), quick=args.quick, runs=sizes)
+                kinds = [0] + sizes  # 0: one run alone
+                check = {S: worker.ask(unit=0, size=S) for S in kinds}
+                times = {S: [] for S in kinds}
+                for r in range(repeats):
+                    for S in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+                        reply = worker.ask(unit=1 + r, size=S)
+                        times[S].append(1000.0 * reply["seconds"] / reply["steps"] / max(S, 1))
+                peak = worker.ask(finish=True)["peak_rss_mib"]
+            finally:
+                worker.close()
+            alone = statistics.median(times[0])
+            rows = {}
+            for S in kinds:
+                t = times[S]
+                rows["alone" if S == 0 else str(S)] = {
+                    "runs": max(S, 1), "ms_per_run_step": statistics.median(t), "min_ms": min(t), "max_ms": max(t),
+                    "all_ms": t, "vs_alone": statistics.median(t) / alone, "compile_s": setup["compile_s"][str(S)],
+                    "steps_per_unit": check[S]["steps"], "final_loss_run0": check[S]["final_loss"],
+                    "rel_diff_run0": abs(check[S]["final_loss"] - check[0]["final_loss"]) /
+                    max(abs(check[0]["final_loss"]), 1e-12)}
+            results["workloads"][name] = {"title": spec["title"], "sizes": rows, "peak_rss_mib": peak}
+            print(f"{name} ({spec['title']}): one run {alone:.3f} ms/step; " + ", ".join(
+                f"S={r['runs']} {r['ms_per_run_step']:.3f} ms/run-step ({r['vs_alone']:.2f}x)"
+                for k, r in rows.items() if k != "alone") + f"; {time.perf_counter() - started:.0f} s")
+    results["load_end"] = os.getloadavg()
+    lines = ["| workload | runs | ms per run-step (median) | min-max | vs one run alone | compile s | "
+             "run 0's warm-up loss vs alone (rel.) |", "|---|---|---:|---:|---:|---:|---:|"]
+    for name, w in results["workloads"].items():
+        for key, r in w["sizes"].items():
+            what = "1, alone (make_chunk)" if key == "alone" else f"{r['runs']} together (vmap)"
+            lines.append(f"| {name} | {what} | {r['ms_per_run_step']:.3f} | {r['min_ms']:.3f}-{r['max_ms']:.3f} | "
+                         f"{r['vs_alone']:.2f} | {r['compile_s']:.2f} | {r['rel_diff_run0']:.1e} |")
+    text = "\n".join(lines)
+    load = ", ".join(f"{x:.2f}" for x in results["load_end"])
+    print(f"\n{text}\n\nload average (1, 5, 15 min) at the end: {load}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "runs.json").write_text(json.dumps(results, indent=2))
+        (args.out / "runs.md").write_text(text + "\n")
+        print(f"wrote {args.out / 'runs.json'} and {args.out / 'runs.md'}")
     return results
 
 

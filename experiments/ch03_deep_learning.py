@@ -1,16 +1,19 @@
 """Chapter 3, Deep learning from scratch: three Boston models trained with fdl.fit, over 5 seeds.
 
-    python experiments/ch03_deep_learning.py [--quick] [--seed N] [--out DIR]
+    python experiments/ch03_deep_learning.py [--quick] [--seed N] [--seeds 5] [--out DIR]
 
 The book's settings: Dense(1); Dense(13, sigmoid) -> Dense(1); Dense(13, sigmoid) -> Dense(13, sigmoid) ->
 Dense(1); weights N(0, 1); mean squared error; SGD lr 0.01; 50 epochs, evaluating every 10, batch 32,
 early stopping. The book trains once (seed 20190501, NumPy's generator); fdl draws with JAX keys, so its
 runs cannot be the book's, and it reports the mean and sample standard deviation of the test MAE and RMSE
-over seeds N, N + 1, ..., N + 4 (N = 20190501 by default). ``--quick``: one seed, 10 epochs.
+over seeds N, N + 1, ..., N + 4 (N = 20190501 by default; ``--seeds`` sets how many). Each model's seeds are
+trained together, as one compiled program (``fdl.fit(..., seed=[...])``: each run draws what it would alone
+and stops early on its own). ``--quick``: one seed unless ``--seeds`` is given, 10 epochs.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -32,22 +35,39 @@ def models() -> dict:
     }
 
 
-def run(model, data, *, seed: int, epochs: int, eval_every: int, grad: str = "manual", log=print):
-    """Train one model as the book does; returns ``(params, history, test MAE, test RMSE)``."""
+def run(model, data, *, seed: int | list[int], epochs: int, eval_every: int, grad: str = "manual", log=print):
+    """Train one model as the book does; returns ``(params, history, test MAE, test RMSE)``.
+
+    ``seed``: an int for one run; a list of seeds trains one run per seed, together, and returns the stacked
+    params (a leading run axis), a list of histories and lists of MAE and RMSE, one per seed."""
     X_train, X_test, y_train, y_test = data
     params, history = fdl.fit(model, fdl.mean_squared_error, fdl.optim.sgd(0.01), X_train, y_train, X_test,
                               y_test, epochs=epochs, eval_every=eval_every, batch_size=32, seed=seed,
                               early_stopping=True, grad=grad, log=log)
-    preds = np.asarray(fdl.predict(model, params, X_test))
-    mae = float(np.mean(np.abs(preds - y_test)))
-    rmse = float(np.sqrt(np.mean((preds - y_test) ** 2)))
-    return params, history, mae, rmse
+    preds = np.asarray(fdl.predict(model, params, X_test))  # (n, 1), or (runs, n, 1)
+    maes = [float(np.mean(np.abs(p - y_test))) for p in preds.reshape(-1, *y_test.shape)]
+    rmses = [float(np.sqrt(np.mean((p - y_test) ** 2))) for p in preds.reshape(-1, *y_test.shape)]
+    if isinstance(history, list | tuple):  # several seeds: one history each
+        return params, history, maes, rmses
+    return params, history, maes[0], rmses[0]
+
+
+def positive(text: str) -> int:
+    """``--seeds``: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def extra_args(parser):
+    parser.add_argument("--seeds", type=positive, default=None,
+                        help="seeds per model, trained together (default 5; 1 with --quick)")
 
 
 def main(argv=None) -> Results:
-    args = parse_args(__doc__.splitlines()[0], argv, default_seed=BOOK_SEED)
+    args = parse_args(__doc__.splitlines()[0], argv, default_seed=BOOK_SEED, extra=extra_args)
     n_seeds, epochs, eval_every = (1, 10, 5) if args.quick else (5, 50, 10)
-    seeds = [args.seed + i for i in range(n_seeds)]
+    seeds = [args.seed + i for i in range(args.seeds or n_seeds)]
     data = boston_split()
     results = Results("ch03")
     rows = []
@@ -56,16 +76,12 @@ def main(argv=None) -> Results:
         print(f"\n{name}: {model!r}")
         print("book: validation MSE " + " / ".join(f"{v:.2f}" for v in want["val_mse"]) +
               f"; MAE {want['mae']}, RMSE {want['rmse']}")
-        maes, rmses, val = [], [], []
         start = time.perf_counter()
-        for seed in seeds:
-            print(f"seed {seed}")
-            _, history, mae, rmse = run(model, data, seed=seed, epochs=epochs, eval_every=eval_every)
-            print(f"test MAE {mae:.2f}, RMSE {rmse:.2f}")
-            maes.append(mae)
-            rmses.append(rmse)
-            val.append([e["loss"] for e in history.evals])
-        seconds = time.perf_counter() - start
+        _, histories, maes, rmses = run(model, data, seed=seeds, epochs=epochs, eval_every=eval_every)
+        seconds = time.perf_counter() - start  # all the seeds' runs, trained together
+        for seed, mae, rmse in zip(seeds, maes, rmses, strict=True):
+            print(f"seed {seed}: test MAE {mae:.2f}, RMSE {rmse:.2f}")
+        val = [[e["loss"] for e in h.evals] for h in histories]
         (mae_m, mae_sd), (rmse_m, rmse_sd) = mean_sd(maes), mean_sd(rmses)
         results.add(name, "mae", mae_m, want["mae"])
         results.add(name, "rmse", rmse_m, want["rmse"])

@@ -21,7 +21,14 @@ non-overlapping windows, run from the carried state) is printed; at the end a 20
 table and results.json (metric "ce"). The unigram cross-entropy of the validation text is the baseline a
 model without context reaches.
 
-    python experiments/ch06_rnn.py [--quick] [--steps N] [--batches random|book] [--configs LSTM,GRU] [--out DIR]
+    python experiments/ch06_rnn.py [--quick] [--steps N] [--batches random|book] [--configs LSTM,GRU] [--seeds N]
+                                   [--out DIR]
+
+Each configuration trains one run (seed ``--seed`` + its position in the list), or with ``--seeds N`` N runs of
+it together as one compiled program (``fit_chars(..., seed=[...])``; seeds ``--seed`` + position + k x the
+number of configurations, k = 0 .. N - 1, so the first is the one-run seed): the log then gives the mean ± sd
+over the runs at each evaluation, the table and results.json the mean, and the gradient check and the sample
+come from the first seed's run.
 
 With ``--out`` and matplotlib installed it also saves ``validation_curves.png``: each configuration's
 validation cross-entropy against the training step, with the unigram baseline.
@@ -29,13 +36,15 @@ validation cross-entropy against the training step, with the unigram baseline.
 
 from __future__ import annotations
 
+import argparse
+
 import jax
 import optax
 
 from fdl import optim
 from fdl.data import load_text
 from fdl.data.text import Vocabulary, book_batch, split, unigram_cross_entropy, windows
-from fdl.harness.experiment import Results, parse_args
+from fdl.harness.experiment import Results, mean_sd, parse_args
 from fdl.recurrent import rnn_layer, sample
 from fdl.recurrent.model import fit_chars, gradient_norms, stack
 
@@ -68,18 +77,34 @@ def build_model(spec, hidden: int, vocab: int, stacked_out: int):
 def train(name, model, tx, reduction, data, *, steps, batch, seq_len, eval_every, seed, batches, log):
     """Train one configuration through :func:`fdl.recurrent.fit_chars` (the shared trainer).
 
-    Returns (final state, [(step, validation ce)], seconds per training step).
+    ``seed``: an int, or a list of seeds whose runs train together.
+    Returns (final state, [(step, validation ce)], seconds per training step); for a list of seeds the stacked
+    state, the validation ce averaged over the runs, and the seconds per step of all the runs together.
     """
     train_ids, vx, vy, vocab = data
     state, history = fit_chars(model, tx, train_ids, steps=steps, batch_size=batch, sequence_length=seq_len,
                                batches=batches, valid=(vx, vy), eval_every=eval_every, seed=seed,
                                reduction=reduction, log=None)
     per_char = batch * seq_len if reduction == "sum" else 1
-    for e, train_loss in zip(history.evals, history.train_loss, strict=False):
-        log(f"  {name}: step {e['step']:5d}  train ce {train_loss / per_char:.3f}  validation ce {e['loss']:.3f}")
-    if history.stopped:
-        log(f"  {name}: {history.stopped}")
-    return state, [(e["step"], e["loss"]) for e in history.evals], sum(history.seconds) / max(history.best_step, 1)
+    histories = list(history) if isinstance(history, list | tuple) else [history]
+    if len(histories) == 1:
+        for e, train_loss in zip(history.evals, history.train_loss, strict=False):
+            log(f"  {name}: step {e['step']:5d}  train ce {train_loss / per_char:.3f}  validation ce {e['loss']:.3f}")
+        curve = [(e["step"], e["loss"]) for e in history.evals]
+    else:  # one line per evaluation: mean ± sd over the runs still training
+        curve = []
+        for i in range(max(len(h.evals) for h in histories)):
+            alive = [h for h in histories if len(h.evals) > i]
+            (t, t_sd), (v, v_sd) = (mean_sd([h.train_loss[i] / per_char for h in alive if len(h.train_loss) > i]),
+                                    mean_sd([h.evals[i]["loss"] for h in alive]))
+            step = alive[0].evals[i]["step"]
+            log(f"  {name}: step {step:5d}  train ce {t:.3f} ± {t_sd:.3f}  validation ce {v:.3f} ± {v_sd:.3f}"
+                f"  ({len(alive)} runs)")
+            curve.append((step, v))
+    for h in histories:
+        if h.stopped:
+            log(f"  {name}: {h.stopped}")
+    return state, curve, sum(histories[0].seconds) / max(histories[0].best_step, 1)
 
 
 def step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats):
@@ -91,12 +116,21 @@ def step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats):
     return history.seconds[-1] / repeats
 
 
+def positive(text: str) -> int:
+    """``--seeds``: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main(argv=None):
     def extra(parser):
         parser.add_argument("--steps", type=int, default=None, help="training steps per configuration")
         parser.add_argument("--batches", choices=("book", "random"), default="random",
                             help="the book's consecutive windows, or windows at random positions")
         parser.add_argument("--configs", type=str, default=None, help="comma-separated configuration prefixes")
+        parser.add_argument("--seeds", type=positive, default=1,
+                            help="runs per configuration, trained together (default 1)")
 
     args = parse_args("Chapter 6: character RNN/LSTM/GRU models", argv, extra=extra)
     quick = args.quick
@@ -127,22 +161,28 @@ def main(argv=None):
     results.add("unigram baseline (character frequencies)", "ce", baseline)
     data = (train_ids, vx, vy, vocab)
     curves = {}  # configuration -> [(step, validation ce)]
+    seeds = {}  # configuration -> its seeds
     for i, name in enumerate(names):
         spec, (kind, lr), reduction = CONFIGS[name]
         model = build_model(spec, hidden, vocab.size, stacked_out)
-        print(f"\n{name}: {model}")
+        seeds[name] = [args.seed + i + len(CONFIGS) * k for k in range(args.seeds)]
+        print(f"\n{name}: {model}" + (f" ({args.seeds} seeds: {seeds[name]})" if args.seeds > 1 else ""))
         state, history, per_step = train(name, model, make_optimizer(kind, lr), reduction, data,
-                                                  steps=steps, batch=batch, seq_len=seq_len,
-                                                  eval_every=eval_every, seed=args.seed + i,
-                                                  batches=args.batches, log=print)
-        print(f"  {per_step * 1000:.1f} ms per step")
+                                         steps=steps, batch=batch, seq_len=seq_len, eval_every=eval_every,
+                                         seed=seeds[name] if args.seeds > 1 else seeds[name][0],
+                                         batches=args.batches, log=print)
+        if args.seeds > 1:
+            print(f"  {per_step * 1000:.1f} ms per step of the {args.seeds} runs together")
+            state = jax.tree.map(lambda a: a[0], state._replace(epoch=None))  # the first seed's run
+        else:
+            print(f"  {per_step * 1000:.1f} ms per step")
         if name.startswith("GRU"):
             x, y = book_batch(train_ids, 0, batch, seq_len, vocab_size=vocab.size)
             norms = gradient_norms(model, state.params, x, y, model.zero_state(), vocab.size)[0]
             zero = [k for k, v in norms.items() if v == 0.0]
             print("  GRU layer: largest |gradient| per weight: " + ", ".join(f"{k} {v:.2g}" for k, v in norms.items()))
             print(f"  GRU weights with an all-zero gradient: {zero or 'none'}")
-        text_out = sample(model, state.params, state.aux, vocab, key=jax.random.key(args.seed + i), length=200,
+        text_out = sample(model, state.params, state.aux, vocab, key=jax.random.key(seeds[name][0]), length=200,
                           prompt="\n")
         print("  sample:\n    " + text_out.replace("\n", "\n    "))
         results.add(name, "ce", history[-1][1] if history else float("nan"))
@@ -156,7 +196,9 @@ def main(argv=None):
             results.add(f"LSTM train step, {'hand-written BPTT' if grad == 'manual' else 'jax.grad'}",
                         "seconds", seconds)
 
-    print("\nValidation cross-entropy after the last step (nats per character):")
+    results.meta["seeds"] = seeds
+    print("\nValidation cross-entropy after the last step (nats per character"
+          + (f"; mean over {args.seeds} seeds):" if args.seeds > 1 else "):"))
     print(results.table())
     path = results.write(args.out)
     if path:

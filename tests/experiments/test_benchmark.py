@@ -116,3 +116,30 @@ def test_worker_environment_per_device_and_precision():
     assert env("gpu", "highest", {"JAX_PLATFORMS": "cuda"}) == {
         "JAX_PLATFORMS": "cuda", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_DEFAULT_MATMUL_PRECISION": "highest"}
     assert base == {"PATH": "/bin", "JAX_PLATFORMS": "cpu"}  # the caller's environment is not changed
+
+
+def test_runs_trained_together_rows(tmp_path):
+    """--runs: one run alone and S runs as one vmapped program, in ms per run-step; run 0 of each S draws the
+    one run's batches from the same weights, so its warm-up loss is the one run's (float32 rounding apart)."""
+    proc = subprocess.run([sys.executable, "experiments/benchmark.py", "--runs", "1", "2", "--quick", "--workloads",
+                           "W1", "--repeats", "1", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "runs.json").read_text())
+    assert results["runs"] == [1, 2] and list(results["workloads"]) == ["W1"]
+    rows = results["workloads"]["W1"]["sizes"]
+    assert list(rows) == ["alone", "1", "2"] and [r["runs"] for r in rows.values()] == [1, 1, 2]
+    assert rows["alone"]["vs_alone"] == 1.0
+    for key, r in rows.items():
+        assert 0 < r["min_ms"] <= r["ms_per_run_step"] <= r["max_ms"], key
+        assert math.isclose(r["vs_alone"], r["ms_per_run_step"] / rows["alone"]["ms_per_run_step"]), key
+        assert r["steps_per_unit"] == rows["alone"]["steps_per_unit"] and r["compile_s"] > 0, key
+        assert math.isfinite(r["final_loss_run0"]) and r["rel_diff_run0"] <= 1e-4, key
+    assert "| W1 | 2 together (vmap) |" in (tmp_path / "runs.md").read_text()
+
+
+def test_runs_refuses_the_lstm_and_counts_below_one(capsys):
+    for argv in (["--runs", "2", "--workloads", "W4"], ["--runs", "0"]):
+        with pytest.raises(SystemExit):
+            load_benchmark().main(argv)
+        assert "--runs takes run counts of at least 1" in capsys.readouterr().err

@@ -70,12 +70,17 @@ def test_ch03_quick_run_rows(tmp_path):
         assert table[(name, "seconds")]["value"] > 0
 
 
-def test_ch03_models_train_identically_with_manual_and_autodiff_gradients():
+def load_ch03():
     sys.path.insert(0, str(ROOT / "experiments"))
     try:
         import ch03_deep_learning as ch03
     finally:
         sys.path.remove(str(ROOT / "experiments"))
+    return ch03
+
+
+def test_ch03_models_train_identically_with_manual_and_autodiff_gradients():
+    ch03 = load_ch03()
     from fdl.data import boston_split
     from fdl.precision import matmul_precision
 
@@ -90,3 +95,34 @@ def test_ch03_models_train_identically_with_manual_and_autodiff_gradients():
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert manual[2] == pytest.approx(auto[2], rel=1e-4)
+
+
+def test_ch03_seeds_trained_together_match_one_run_each():
+    """``run`` with a list of seeds (the script's one call per model) gives each seed what its own run gives."""
+    ch03 = load_ch03()
+    from fdl.data import boston_split
+
+    data = boston_split()
+    model = ch03.models()["one hidden layer"]
+    params, histories, maes, rmses = ch03.run(model, data, seed=[3, 4], epochs=3, eval_every=1, log=None)
+    assert [h.seed for h in histories] == [3, 4] and len(maes) == len(rmses) == 2
+    assert all(leaf.shape[0] == 2 for leaf in jax.tree_util.tree_leaves(params))
+    for r, seed in enumerate((3, 4)):
+        alone, history, mae, rmse = ch03.run(model, data, seed=seed, epochs=3, eval_every=1, log=None)
+        assert isinstance(mae, float) and isinstance(rmse, float)
+        assert [e["loss"] for e in histories[r].evals] == pytest.approx([e["loss"] for e in history.evals], rel=1e-5)
+        assert maes[r] == pytest.approx(mae, rel=1e-5) and rmses[r] == pytest.approx(rmse, rel=1e-5)
+        for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(alone), strict=True):
+            np.testing.assert_allclose(a[r], b, rtol=1e-5, atol=1e-6)
+
+
+def test_ch03_seeds_option(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "ch03_deep_learning.py"), "--quick", "--seeds",
+                           "2", "--seed", "5", "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["meta"]["seeds"] == [5, 6] and {r["name"] for r in data["results"]} == set(book.CH03)
+    assert "seed 5: test MAE" in proc.stdout and "seed 6: Validation loss after 5 epochs" in proc.stdout
+    assert "mean ± sd over seeds 5..6" in proc.stdout

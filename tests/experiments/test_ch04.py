@@ -1,4 +1,5 @@
-"""experiments/ch04_extensions.py --quick: the whole ladder runs on a subset and writes results.json."""
+"""experiments/ch04_extensions.py --quick: the whole ladder runs on a subset and writes results.json; with
+--seeds each rung's seeds train together as one fit call."""
 
 import json
 import subprocess
@@ -21,3 +22,24 @@ def test_ch04_quick(tmp_path):
     # Three epochs on 3000 images already separate the rungs: Glorot + momentum learns fast.
     assert rows["+ glorot, linear decay"]["value"] > 70
     assert rows["softmax CE"]["value"] > rows["tanh + sigmoid, MSE"]["value"]
+
+
+def test_ch04_quick_rungs_train_their_seeds_together(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--quick", "--seeds", "2",
+                           "--rows", "3", "--seed", "7", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["meta"]["seeds"] == [7, 8]
+    assert [(r["name"], r["metric"]) for r in data["results"]] == [("+ momentum", "accuracy")]
+    assert 30 < data["results"][0]["value"] <= 100
+    for seed in (7, 8):  # each run's lines are named by its seed, one run's lines after another's
+        assert f"seed {seed}: Validation loss after 3 epochs is" in proc.stdout
+        assert f"seed {seed}: The model validation accuracy is:" in proc.stdout
+    assert "--- + momentum (seeds 7..8)" in proc.stdout and "fdl (mean ± sd, 2 seeds)" in proc.stdout
+
+
+def test_ch04_refuses_zero_seeds():
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--seeds", "0"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--seeds: expected a whole number of at least 1" in proc.stderr
