@@ -128,8 +128,8 @@ def peak_rss_mib() -> float:
 
 # ------------------------------------------------------------------------------------------ shared inputs
 
-def fdl_model(spec):
-    """The fdl model, loss and optimizer of a workload."""
+def fdl_model(spec, conv_impl="auto"):
+    """The fdl model, loss and optimizer of a workload; ``conv_impl`` is the conv2d layers' ``impl=``."""
     import optax
 
     from fdl import losses, optim
@@ -143,7 +143,7 @@ def fdl_model(spec):
     for i, (kind, *rest) in enumerate(specs):
         if kind == "conv":
             flat = i + 1 < len(specs) and specs[i + 1][0] == "flatten"
-            layers.append(conv2d(rest[0], 5, rest[1], weight_init="glorot", flatten=flat))
+            layers.append(conv2d(rest[0], 5, rest[1], weight_init="glorot", flatten=flat, impl=conv_impl))
         elif kind == "dense":
             layers.append(dense(rest[0], rest[1] or "linear", weight_init="glorot"))
     kind, lr = spec["opt"]
@@ -219,14 +219,14 @@ class FdlRunner:
     """fdl's way of training, through the trainer's pieces (:mod:`fdl.train`): a unit is compiled
     ``make_chunk`` calls (the ``lax.scan`` that ``fit`` runs), or one jitted step per call (``impl="fdl-step"``)."""
 
-    def __init__(self, name, spec, data, impl, quick):
+    def __init__(self, name, spec, data, impl, quick, conv_impl="auto"):
         import jax
         import jax.numpy as jnp
 
         from fdl.train import Prebatched, ShuffledEpochs, TrainState, make_chunk, make_train_step, model_loss
         self.jax, self.impl = jax, impl
         grad = "autodiff" if impl == "fdl-autodiff" else "manual"
-        model, loss, tx = fdl_model(spec)
+        model, loss, tx = fdl_model(spec, conv_impl)
         params = jax.tree.map(jnp.asarray, load_params(data))
         start = time.perf_counter()
         if name == "W4":
@@ -306,7 +306,7 @@ class FdlRunsRunner:
     weights and carries over from unit to unit; run 0 of each S uses the one run's key (so at unit 0 its losses
     are the one run's, up to XLA's order of summation), run r > 0 ``fold_in(key, r)``."""
 
-    def __init__(self, name, spec, data, sizes, quick):
+    def __init__(self, name, spec, data, sizes, quick, conv_impl="auto"):
         import jax
         import jax.numpy as jnp
 
@@ -314,7 +314,7 @@ class FdlRunsRunner:
         if "layers" not in spec:
             raise ValueError(f"--runs times the dense and conv workloads, not {name}")
         self.jax = jax
-        model, loss, tx = fdl_model(spec)
+        model, loss, tx = fdl_model(spec, conv_impl)
         params = jax.tree.map(jnp.asarray, load_params(data))
         step = make_train_step(model_loss(model, loss), tx)
         self.data = (jnp.asarray(data["X"]), jnp.asarray(data["Y"]))
@@ -538,9 +538,10 @@ def worker(impl: str, device: str = "cpu", precision: str = "default") -> None:
             base = peak_rss_mib()
             args = (cmd["setup"], WORKLOADS[cmd["setup"]], np.load(cmd["path"]), impl, cmd["quick"])
             if "runs" in cmd:  # --runs
-                runner = FdlRunsRunner(*args[:3], cmd["runs"], cmd["quick"])
+                runner = FdlRunsRunner(*args[:3], cmd["runs"], cmd["quick"], cmd.get("conv_impl", "auto"))
             else:
-                runner = TorchRunner(*args, device=device) if impl.startswith("torch") else FdlRunner(*args)
+                runner = (TorchRunner(*args, device=device) if impl.startswith("torch")
+                          else FdlRunner(*args, conv_impl=cmd.get("conv_impl", "auto")))
             reply = {"compile_s": runner.compile_s, "runtime_rss_mib": base}
         elif "unit" in cmd:
             start = time.perf_counter()
@@ -601,12 +602,13 @@ class Worker:
                 self.proc.kill()
 
 
-def run_workload(name, workers, repeats, quick, tmp, log):
+def run_workload(name, workers, repeats, quick, tmp, log, conv_impl="auto"):
     """Warm-up and timed units of one workload on every worker; interleaved, each in a rotated order."""
     spec, impls, started = WORKLOADS[name], list(workers), time.perf_counter()
     path = Path(tmp) / f"{name}.npz"
     write_inputs(name, spec, quick, 1 + repeats, path)
-    setup = {impl: workers[impl].ask(setup=name, path=str(path), quick=quick) for impl in impls}  # one at a time
+    setup = {impl: workers[impl].ask(setup=name, path=str(path), quick=quick, conv_impl=conv_impl)  # one at a time
+             for impl in impls}
     check = {impl: workers[impl].ask(unit=0) for impl in impls}  # the warm-up, from the same start for all
     times = {impl: [] for impl in impls}
     for r in range(repeats):
@@ -752,6 +754,8 @@ def main(argv=None):
     parser.add_argument("--shared-workers", action=argparse.BooleanOptionalAction, default=None,
                         help="one worker process per implementation for all workloads (default with --quick) "
                              "instead of a fresh one per workload and implementation")
+    parser.add_argument("--conv-impl", choices=("auto", "xla", "slices", "im2col"), default="auto",
+                        help="the fdl rows' convolution (the conv2d layer's impl=; default auto, the layer's own)")
     parser.add_argument("--runs", nargs="+", type=int, default=None, metavar="S",
                         help="instead of the implementations: time S runs of each workload trained together as one "
                              "vmapped program (fdl.train.make_chunk(..., runs=True), as fit(seed=[...]) trains "
@@ -798,7 +802,8 @@ def _run(args, impls, repeats, probe, base_env):
     if args.runs:
         return run_runs(args, repeats, probe, base_env)
     results = {"machine": machine(args.device, probe), "device": args.device, "precision": args.precision,
-               "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, "workloads": {}}
+               "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, "conv_impl": args.conv_impl,
+               "workloads": {}}
     gpu = results["machine"].get("gpu")
     where = f"; GPU {gpu['jax_device_kind']} (torch: {gpu['torch_device_name']})" if gpu else "; CPU only"
     print(f"{results['machine']['cpu']}, {results['machine']['cores']} cores{where}; float32 precision "
@@ -812,7 +817,8 @@ def _run(args, impls, repeats, probe, base_env):
             for name in args.workloads:
                 if not shared or not workers:
                     workers = {impl: Worker(impl, args.device, args.precision, base_env) for impl in impls}
-                results["workloads"][name] = run_workload(name, workers, repeats, args.quick, tmp, print)
+                results["workloads"][name] = run_workload(name, workers, repeats, args.quick, tmp, print,
+                                                          args.conv_impl)
                 if not shared:
                     for w in workers.values():
                         w.close()
@@ -837,7 +843,7 @@ def run_runs(args, repeats, probe, base_env):
     sizes = sorted(set(args.runs))
     results = {"machine": machine(args.device, probe), "device": args.device, "precision": args.precision,
                "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, "runs": sizes,
-               "workloads": {}}
+               "conv_impl": args.conv_impl, "workloads": {}}
     print(f"{results['machine']['cpu']}, {results['machine']['cores']} cores, device {args.device}; load average "
           f"{results['load_start'][0]:.2f}; S = {sizes} runs together against one run alone; {repeats} "
           "interleaved repetitions after a warm-up")
@@ -848,7 +854,8 @@ def run_runs(args, repeats, probe, base_env):
             write_inputs(name, spec, args.quick, 1 + repeats, path)
             worker = Worker("fdl", args.device, args.precision, base_env)
             try:
-                setup = worker.ask(setup=name, path=str(path), quick=args.quick, runs=sizes)
+                setup = worker.ask(setup=name, path=str(path), quick=args.quick, runs=sizes,
+                                   conv_impl=args.conv_impl)
                 kinds = [0] + sizes  # 0: one run alone
                 check = {S: worker.ask(unit=0, size=S) for S in kinds}
                 times = {S: [] for S in kinds}
