@@ -431,8 +431,11 @@ def platform_of(x) -> str:
     device but traced seeing the default's platform; it then runs with a formulation picked for the other
     platform (the same numbers up to rounding, only the speed differs).
     """
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
-        return next(iter(x.devices())).platform
+    if isinstance(x, jax.Array):
+        try:
+            return next(iter(x.devices())).platform
+        except jax.errors.ConcretizationTypeError:  # a tracer: where it runs is not known yet
+            pass
     device = jax.config.jax_default_device
     if device is None:
         return jax.default_backend()
@@ -447,7 +450,7 @@ def conv2d_fastest(x) -> Op:
     when the function is traced, and costs nothing per step. Measured by ``fdl benchmark`` (W2, the book's
     1 -> 32 channel convolution): on the CPU the slices form is faster in both gradient modes; with 16 input
     channels (W3's second layer) it is several times slower than XLA's convolution. On a GPU :func:`conv2d`
-    (cuDNN) is kept for every shape.
+    (cuDNN's convolutions) is kept for every shape: nothing measured there shows the slices form ahead.
 
     Args:
       x: the input, (batch, in_channels, height, width); anything else gets :func:`conv2d`, which says what is
