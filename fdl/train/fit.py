@@ -210,6 +210,16 @@ def _inject(opt_state, hyperparams: list[dict], optimizer):
     return out
 
 
+def _convolves_on_cpu(model, input_shape, dtype) -> bool:
+    """Whether ``model`` runs an XLA convolution on the CPU: several such runs train one after another inside
+    the program rather than ``vmap``-ed (XLA:CPU runs a convolution batched over its weights many times slower)."""
+    if jax.default_backend() != "cpu":
+        return False
+    params = jax.eval_shape(lambda k: model.init(k, tuple(input_shape), dtype), jax.random.key(0))
+    x = jax.ShapeDtypeStruct((2, *input_shape), dtype)
+    return "conv_general_dilated" in str(jax.make_jaxpr(lambda p, x: model.apply(p, x))(params, x))
+
+
 def _shards(plugins) -> bool:
     """Whether a plugin lays batches out over devices (its chunks are not shared with other calls)."""
     return any(getattr(p, "mesh", None) is not None for p in plugins)
@@ -346,8 +356,9 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
 
     def make(shard):
         count = lambda: traces.__setitem__(0, traces[0] + 1)  # noqa: E731
-        return make_chunk(step, sampler, shard=shard, on_trace=count, runs=True)
+        return make_chunk(step, sampler, shard=shard, on_trace=count, runs=True, vectorize=vectorize)
 
+    vectorize = runs == 1 or not _convolves_on_cpu(model, X_train.shape[1:], dtype)
     schedule = epoch_schedule(epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps,
                               first_epoch=first_epoch)
     evaluation = None

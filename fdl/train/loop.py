@@ -98,7 +98,7 @@ def all_finite(tree) -> jax.Array:
 
 
 def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_trace: Callable | None = None,
-               runs: bool = False) -> Callable:
+               runs: bool = False, vectorize: bool = True) -> Callable:
     """A jitted ``chunk(state, data, key, epoch, start, *, count, ragged=False) -> (state, losses, finite)``.
 
     Runs ``step`` (from :func:`~fdl.train.make_train_step`) on ``count`` batches in a ``lax.scan``, then on
@@ -111,7 +111,9 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_tra
     ragged)``, where every leaf of ``states`` and ``keys`` has a leading run axis of length ``S`` and
     ``active`` is ``(S,)`` bool; the steps are ``jax.vmap``-ed over the runs (``S = 1`` runs the one-run
     program). ``losses`` is ``(S, count + ragged)``, ``finite`` ``(S,)``; a run that is not active, or whose
-    values became non-finite, keeps the state it came in with.
+    values became non-finite, keeps the state it came in with. ``vectorize=False`` runs the runs one after
+    another inside the program (``lax.map``) instead of ``vmap``: XLA:CPU runs a convolution ``vmap``-ed over
+    both its inputs and its weights many times slower than the runs one by one.
 
     The inner loop of the book's ``Trainer.fit`` (ch. 3: one ``train_batch`` and ``optim.step`` per batch),
     compiled. ``losses`` are in the loss's dtype; ``finite`` is boolean.
@@ -151,10 +153,13 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_tra
             new, losses, finite = one(jax.tree.map(lambda a: a[0], states), data, keys[0], epoch, start, count,
                                       ragged, ahead)
             new, losses, finite = jax.tree.map(lambda a: a[None], (new, losses, finite))
-        else:
+        elif vectorize:
             many = jax.vmap(functools.partial(one, count=count, ragged=ragged, ahead=False),
                             in_axes=(0, None, 0, None, None))
             new, losses, finite = many(states, data, keys, epoch, start)
+        else:
+            new, losses, finite = jax.lax.map(
+                lambda sk: one(sk[0], data, sk[1], epoch, start, count, ragged, ahead), (states, keys))
         return select(active & finite, new, states), losses, finite
 
     if runs:

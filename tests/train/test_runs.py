@@ -189,3 +189,19 @@ def test_compiled_once_per_process_and_models_not_kept_alive():
         del m, p
     gc.collect()
     assert sum(r() is not None for r in refs) <= CACHE_SIZE
+
+
+def test_conv_runs_on_the_cpu_train_one_after_another_bitwise():
+    """XLA:CPU runs a convolution vmapped over its weights many times slower, so several runs of a model with
+    an XLA convolution train one after another inside the program (lax.map): each still its own fit, bitwise."""
+    from fdl import conv2d, flatten
+    from fdl.train.fit import _convolves_on_cpu
+    images = RNG.normal(size=(40, 2, 6, 6)).astype(np.float32)
+    labels = Y[:40]
+    model = serial(conv2d(3, 3, "tanh"), flatten(), dense(3))
+    assert _convolves_on_cpu(model, images.shape[1:], jnp.float32) == (jax.default_backend() == "cpu")
+    kw = dict(epochs=2, batch_size=10, log=None)
+    params, _ = fit(model, softmax_cross_entropy, optax.sgd(0.1), images, labels, seed=[1, 2], **kw)
+    for r, seed in enumerate([1, 2]):
+        alone, _ = fit(model, softmax_cross_entropy, optax.sgd(0.1), images, labels, seed=seed, **kw)
+        assert leaves_equal(alone, run(r, params))
