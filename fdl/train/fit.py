@@ -380,4 +380,4 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         return histories[0].state.params, histories[0]
     for r, h in enumerate(histories):
         h.state = _unstack(state, r)
-    return state.params, histories
+    return state.params, list(histories)
