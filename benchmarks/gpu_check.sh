@@ -7,7 +7,9 @@
 #                 pytest-xdist where it is installed
 #   4. benchmark  `fdl benchmark --device DEVICE` (fdl, fdl via jax.grad, one jitted step, PyTorch eager, and
 #                 on a GPU PyTorch with CUDA graphs)
-#   5. reproduce  `fdl reproduce --quick` (every chapter, smoke runs), then full chapters while time is left
+#   5. reproduce  `fdl reproduce --quick` (every chapter, smoke runs), then full chapters while time is left;
+#                 with --book instead: the whole book (`fdl reproduce`, every chapter in full) twice, with an
+#                 empty compilation cache and then warm, each timed
 # each stage under `timeout`, and write everything into one archive, $OUT/gpu_check.tar.gz (OUT defaults to
 # ./out), with its summary also in $OUT/gpu_check_summary.md and printed last.
 #
@@ -17,10 +19,11 @@
 # Options: --device gpu|cpu (default gpu; cpu sets JAX_PLATFORMS=cpu for every stage), --quick (a test subset,
 # a smoke benchmark, two quick chapters: a few minutes on a CPU), --no-install, --budget SECONDS (default 450;
 # stage 5's full chapters use what the earlier stages leave), --chapters "1 2 3 5 7 6 4" (full chapters, in
-# this order, each started only with at least 30 s left). PYTHON picks the interpreter (default python3).
+# this order, each started only with at least 30 s left), --book (stage 5 as the whole book, cold then warm
+# cache), --no-tests, --runs (add the benchmark's many-runs rows). PYTHON picks the interpreter (default python3).
 set -u -o pipefail
 
-DEVICE=gpu QUICK=0 INSTALL=1 BUDGET=450 CHAPTERS="1 2 3 5 7 6 4"
+DEVICE=gpu QUICK=0 INSTALL=1 BUDGET=450 CHAPTERS="1 2 3 5 7 6 4" BOOK=0 TESTS_ON=1 RUNS=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --device) DEVICE="$2"; shift 2 ;;
@@ -28,7 +31,10 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0; shift ;;
         --budget) BUDGET="$2"; shift 2 ;;
         --chapters) CHAPTERS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --book) BOOK=1; shift ;;
+        --no-tests) TESTS_ON=0; shift ;;
+        --runs) RUNS=1; shift ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -122,7 +128,7 @@ except Exception as e:
 EOF
 }
 export -f env_report
-export DEVICE QUICK BUDGET PY WORK ROOT BENCH
+export DEVICE QUICK BUDGET PY WORK ROOT BENCH RUNS
 stage env 60 "machine and versions" -- env_report
 
 # ------------------------------------------------------------------------------------------ 2. install
@@ -150,8 +156,10 @@ if "$PY" -c "import xdist" 2>/dev/null; then
 fi
 # several test processes share the GPU: no process may take 75 % of its memory up front
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-stage tests "$CAP_TESTS" "pytest ${XDIST[*]}" -- \
-    "$PY" -m pytest -q -rfE -p no:cacheprovider "${XDIST[@]}" --junitxml="$WORK/tests.xml" "${TESTS[@]}"
+if [ "$TESTS_ON" = 1 ]; then
+    stage tests "$CAP_TESTS" "pytest ${XDIST[*]}" -- \
+        "$PY" -m pytest -q -rfE -p no:cacheprovider "${XDIST[@]}" --junitxml="$WORK/tests.xml" "${TESTS[@]}"
+else echo "| tests | - | 0 | skipped (--no-tests) |" >> "$WORK/stages.md"; fi
 unset XLA_PYTHON_CLIENT_PREALLOCATE
 
 # ---------------------------------------------------------------------------------------- 4. benchmark
@@ -160,6 +168,10 @@ bench() {
     # shellcheck disable=SC2086  # BENCH is a list of options
     local rc=0 first="W1 W2 W3 W5"
     [ "$QUICK" = 1 ] && first="W5 W1"
+    if [ "$RUNS" = 1 ]; then  # many runs as one program: S = 1, 3, 10, 30 runs of W1 and W3 against one alone
+        "$PY" -m fdl benchmark --device "$DEVICE" --out "$WORK/benchmark_runs" --runs 1 3 10 30 \
+            --workloads W1 W3 --repeats 3 || rc=1
+    fi
     "$PY" -m fdl benchmark --device "$DEVICE" --out "$WORK/benchmark" $BENCH --workloads $first || rc=1
     [ "$QUICK" = 1 ] && return $rc
     "$PY" -m fdl benchmark --device "$DEVICE" --out "$WORK/benchmark_W4" $BENCH --workloads W4 && return $rc
@@ -173,6 +185,19 @@ export -f bench
 stage benchmark "$CAP_BENCH" "fdl benchmark --device $DEVICE $BENCH" -- bench
 
 # ---------------------------------------------------------------------------------------- 5. reproduce
+book() {  # the whole book, timed, with the compilation cache in $WORK/jax_cache (empty on the first call)
+    local t0=$(date +%s)
+    FDL_JAX_CACHE="$WORK/jax_cache" "$PY" -m fdl reproduce --out "$WORK/$1"
+    echo "the whole book ($1) finished in $(( $(date +%s) - t0 )) s"
+}
+export -f book
+if [ "$BOOK" = 1 ]; then
+    stage book_cold "$(( $(left) * 3 / 5 ))" "fdl reproduce (every chapter, full), empty compilation cache" -- \
+        book book_cold
+    stage book_warm "$(( $(left) - 5 ))" "fdl reproduce (every chapter, full), warm compilation cache" -- \
+        book book_warm
+    CHAPTERS=""
+else
 stage reproduce_quick "$CAP_REPRO" "fdl reproduce ${REPRO[*]}" -- \
     "$PY" -m fdl reproduce --out "$WORK/reproduce_quick" "${REPRO[@]}"
 for ch in $CHAPTERS; do
@@ -182,6 +207,7 @@ for ch in $CHAPTERS; do
     stage "ch$ch" "$(( $(left) - 5 ))" "fdl reproduce --chapters $ch (full)" -- \
         "$PY" -m fdl reproduce --chapters "$ch" --out "$WORK/reproduce"
 done
+fi
 
 # ------------------------------------------------------------------------------------------ summary
 {
@@ -190,6 +216,7 @@ done
     echo; cat "$WORK/stages.md"
     echo; echo "## tests"; grep -E "(passed|failed|error)" "$WORK/tests.log" | tail -n 1
     grep -E "^(FAILED|ERROR) " "$WORK/tests.log" | head -n 20
+    [ -f "$WORK/benchmark_runs/runs.md" ] && { echo; echo "## many runs as one program"; cat "$WORK/benchmark_runs/runs.md"; }
     for b in benchmark benchmark_W4; do
         [ -f "$WORK/$b/table.md" ] || continue
         echo; echo "## $b (ms per training step)"; cat "$WORK/$b/table.md"
@@ -205,7 +232,7 @@ for name, w in r["workloads"].items():
     print(f"| {name} | " + " | ".join(f"{rows[i]['ms_per_step']:.3f}" if i in rows else "-" for i in impls) + " |")
 EOF
     done
-    for d in reproduce_quick reproduce; do
+    for d in reproduce_quick reproduce book_cold book_warm; do
         [ -f "$WORK/$d/results.json" ] || continue
         echo; echo "## $d"
         "$PY" -c "
@@ -214,7 +241,7 @@ rows = json.load(open(sys.argv[1]))
 for r in rows['results'] if isinstance(rows, dict) else rows:
     print(f\"| {r['chapter']} | {r['name']} | {r['metric']} | {r.get('book')} | {r['value']} |\")" "$WORK/$d/results.json"
     done
-    echo; echo "chapter times:"; grep -h "finished in" "$WORK"/reproduce*.log "$WORK"/ch*.log 2>/dev/null
+    echo; echo "chapter times:"; grep -h "finished in" "$WORK"/reproduce*.log "$WORK"/ch*.log "$WORK"/book*.log 2>/dev/null
 } > "$SUMMARY" 2>&1
 
 tar -czf "$OUT/gpu_check.tar.gz" -C "$(dirname "$WORK")" gpu_check
