@@ -25,6 +25,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import parallel
 from .._io import write_json_atomic
 
 SMOKE_NOTE = "smoke run on a subset (--quick): not comparable with the book; run without --quick for that"
@@ -150,8 +151,9 @@ class Results:
 
     def write(self, out: Path | str | None) -> Path | None:
         """Write ``out/results.json`` atomically (``{"meta": ..., "results": [...]}``, see :func:`run_meta`);
-        returns its path (nothing is written when ``out`` is None)."""
-        if out is None:
+        returns its path (nothing is written when ``out`` is None, nor by any process but process 0 of a
+        multi-process job: :func:`fdl.parallel.writes`)."""
+        if out is None or not parallel.writes():
             return None
         path = Path(out) / "results.json"
         write_json_atomic(path, {"meta": run_meta(self.args, chapter=self.chapter, **self.meta),

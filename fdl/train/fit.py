@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .. import parallel
 from .._checks import expect_positive
 from .._moved import refuse_keywords
 from ..losses import check_targets
@@ -30,6 +31,8 @@ from .step import make_train_step, model_loss
 # ------------------------------------------------------------------------------------------------------ fit
 
 def _check_data(X, y, what: str):
+    if parallel.is_global(X) or parallel.is_global(y):  # rows laid out over devices (fdl.parallel.global_rows)
+        return parallel.check_global_rows(X, y, lambda X, y: _check_data(X, y, what), what)
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0:
         raise ValueError(f"{what}: X and y need a leading example axis, got shapes {X.shape} and {y.shape}")
@@ -52,7 +55,7 @@ def _check_targets(model, loss, X, y, what: str) -> None:
         outputs = model.output_shape(X.shape[1:])
     except Exception:  # a model that cannot say: the loss checks what it can
         return
-    check_targets(loss, outputs, y, what)
+    parallel.together(check_targets, loss, outputs, parallel.local_rows(y), what)  # each process its own rows
 
 
 def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,

@@ -11,17 +11,22 @@ A plugin is any object with three methods, each given the :class:`~fdl.train.Run
 ``setup`` and ``after_chunk`` return the run, unchanged or as ``run._replace(...)``; none edits it in place.
 Plugins run in the order of their ``order`` attribute: :class:`Checkpoint` (10) restores before
 :class:`DataParallel` (20) places the restored state on the devices; :class:`Progress` (30) comes last.
+
+With several processes (:mod:`fdl.parallel`), process 0 alone writes checkpoints and draws the progress bar.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import zlib
 from pathlib import Path
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 from .. import checkpoint as ckpt
 from .. import parallel
@@ -63,6 +68,10 @@ class Checkpoint(Plugin):
 
     Stored arrays keep their shapes and dtypes (see :func:`fdl.checkpoint.save`).
 
+    Several processes (``jax.distributed.initialize``): process 0 alone writes the file, and every process
+    waits until it is written (if it cannot be, every process stops with the error); on resume, process 0
+    reads it and sends its contents to the others, bit for bit, so the file need only be on process 0's disk.
+
     Raises:
       ValueError: at construction, ``every`` not a positive integer.
       CheckpointError: in ``setup`` with ``resume=True``, a file at ``path`` that does not fit this run (a
@@ -76,8 +85,16 @@ class Checkpoint(Plugin):
         self.path, self.every, self.resume = Path(path), every, resume
 
     def setup(self, run):
-        if not (self.resume and self.path.exists()):
+        if not self.resume:
             return run
+        if jax.process_count() > 1:
+            return self._setup_processes(run)
+        if not self.path.exists():
+            return run
+        return self._restored(run, self._load(run))
+
+    def _load(self, run) -> dict:
+        """The checkpoint's contents, checked against this run (CheckpointError otherwise)."""
         like = run.state
         one = _one_run(run)
         state = ckpt.load(self.path, params_like=one(like.params), opt_state_like=one(like.opt_state),
@@ -87,7 +104,12 @@ class Checkpoint(Plugin):
             raise ckpt.CheckpointError(f"{self.path}: written by an older fdl trainer (no early-stopping values); "
                                        "move it away to start afresh")
         self._check(run, extra, state["epoch"])
-        back = _stack_one if one is not _same else _same
+        return state
+
+    def _restored(self, run, state: dict):
+        """The run continued from a checkpoint's contents (:meth:`_load`)."""
+        like, extra = run.state, state["extra"]
+        back = _stack_one if _one_run(run) is not _same else _same
         state.update(params=back(state["params"]), opt_state=back(state["opt_state"]))
         aux, stopping, reached = back(state["trees"]["run"])
         histories = tuple(dataclasses.replace(h, train_loss=list(saved["train_loss"]), evals=list(saved["evals"]),
@@ -98,6 +120,37 @@ class Checkpoint(Plugin):
                            histories=histories)
         run.log(f"Resuming from {self.path} after {run.unit} {run.position()}")
         return run
+
+    def _setup_processes(self, run):
+        """Several processes: process 0 reads the checkpoint (its disk alone need hold it) and sends what it
+        found (nothing, an error, or the contents, bit for bit) to the others."""
+        header, state, error = {"found": False}, None, None
+        if parallel.writes():
+            try:
+                if self.path.exists():
+                    state = self._load(run)
+                    header = {"found": True, "epoch": state["epoch"], "step": state["step"], "extra": state["extra"],
+                              "key_impl": str(jax.random.key_impl(state["key"]))}
+            except Exception as e:  # noqa: BLE001 - said to the others first, so that none waits for process 0
+                error, header = e, {"error": f"{type(e).__name__}: {e}"}
+        header = parallel.broadcast_json(header)
+        if error is not None:
+            raise error
+        if "error" in header:
+            raise ckpt.CheckpointError(f"process 0 (which reads the checkpoints): {header['error']}")
+        if not header["found"]:
+            return run
+        one = _one_run(run)
+        like = {"params": one(run.state.params), "opt_state": one(run.state.opt_state),
+                "run": one((run.state.aux, run.stopping, run.reached)), "key": jax.random.key_data(run.key)}
+        if state is not None:
+            like = {"params": state["params"], "opt_state": state["opt_state"], "run": state["trees"]["run"],
+                    "key": jax.random.key_data(state["key"])}
+        got = parallel.broadcast(like)
+        state = {"params": got["params"], "opt_state": got["opt_state"], "trees": {"run": got["run"]},
+                 "key": jax.random.wrap_key_data(got["key"], impl=header["key_impl"]), "epoch": header["epoch"],
+                 "step": header["step"], "extra": header["extra"]}
+        return self._restored(run, state)
 
     def _check(self, run, extra: dict, done: int) -> None:
         """Refuse a checkpoint that does not continue this run."""
@@ -121,11 +174,17 @@ class Checkpoint(Plugin):
             return run
         histories = [{"train_loss": h.train_loss, "evals": h.evals, "stopped": h.stopped} for h in run.histories]
         one = _one_run(run)
-        ckpt.save(self.path, params=one(run.state.params), opt_state=one(run.state.opt_state), key=run.key,
-                  epoch=run.done, extra={"labels": list(run.labels), "batch_size": run.batch_size,
-                                         "chunks": len(run.schedule), "position": run.position(),
-                                         "histories": histories,
-                                         "trees": {"run": one((run.state.aux, run.stopping, run.reached))}})
+        if jax.process_count() > 1:  # every process gathers (a collective if an array is split); process 0 writes
+            one = lambda tree, _one=one: _one(parallel.to_host(tree))  # noqa: E731
+        parts = dict(params=one(run.state.params), opt_state=one(run.state.opt_state), key=run.key,
+                     epoch=run.done, extra={"labels": list(run.labels), "batch_size": run.batch_size,
+                                            "chunks": len(run.schedule), "position": run.position(),
+                                            "histories": histories,
+                                            "trees": {"run": one((run.state.aux, run.stopping, run.reached))}})
+        if jax.process_count() == 1:
+            ckpt.save(self.path, **parts)
+        else:  # a barrier too: no process goes on before the file is written, and all stop if it cannot be
+            parallel.together(lambda: ckpt.save(self.path, **parts) if parallel.writes() else None)
         return run
 
 
@@ -146,31 +205,89 @@ def _stack_one(tree):
 
 class DataParallel(Plugin):
     """Data-parallel training over ``devices`` (``"all"``, a platform name such as ``"cpu"`` or ``"gpu"``, a
-    count, or a list of devices): a one-axis mesh (:mod:`fdl.parallel`); each batch is split along it, params,
-    optimizer state and data are replicated, and XLA inserts the gradient reductions. The batch size must
-    divide evenly among the devices (ValueError otherwise).
+    count, or a list of devices): a one-axis mesh (:mod:`fdl.parallel`).
 
-    Not in the book. Shapes and dtypes are unchanged; the batch axis (axis 0) is split over the mesh.
+    ``axis="batch"`` (the default): each batch is split along the mesh, params, optimizer state and data are
+    replicated (data made by :func:`fdl.parallel.global_rows` stays split by rows), and XLA inserts the
+    gradient reductions. The batch size must divide evenly among the devices (ValueError otherwise).
+
+    ``axis="runs"``: the runs trained together (``fit(..., seed=[...])``, a sweep) are split over the devices
+    by their leading run axis, each device training its share of the runs on whole batches (runs need no
+    communication); the number of runs must divide evenly among the devices. One process only for now.
+
+    Several processes (``jax.distributed.initialize()`` first): the mesh must hold devices of every process;
+    ``setup`` checks, with one small exchange of checksums, that the processes agree on the training data
+    (unless it comes as :func:`fdl.parallel.global_rows`), the test data, the state, the keys, the position
+    and the mesh (:class:`fdl.parallel.ProcessMismatch` otherwise), and places each process's copy on its own
+    devices without sending it to the others.
+
+    Not in the book. Shapes and dtypes are unchanged.
 
     Raises:
-      ValueError: at construction, a platform with no devices here, more devices than there are, or none;
-        in ``setup``, a batch size the number of devices does not divide.
+      ValueError: at construction, a platform with no devices here, more devices than there are, none, a mesh
+        that leaves out some process, or an unknown ``axis``; in ``setup``, a batch size (or, with
+        ``axis="runs"``, a number of runs) the number of devices does not divide, or ``axis="runs"`` across
+        processes.
       TypeError: at construction, ``devices`` of another kind (see :func:`fdl.parallel.make_mesh`).
+      ProcessMismatch: in ``setup``, processes that disagree (a ValueError).
     """
 
     order = 20
 
-    def __init__(self, devices="all"):
+    def __init__(self, devices="all", *, axis: str = "batch"):
+        if axis not in ("batch", "runs"):
+            raise ValueError(f"DataParallel axis must be 'batch' (split each batch) or 'runs' (split the runs "
+                             f"trained together), got {axis!r}")
+        self.axis = axis
         self.mesh = parallel.make_mesh(devices)  # refuse a bad device spec now, not at fit time
 
     def setup(self, run):
-        if run.batch_size is not None:
+        several = jax.process_count() > 1
+        if self.axis == "runs":
+            if several:
+                raise ValueError("DataParallel(axis='runs') runs on one process for now; with several processes "
+                                 "use axis='batch'")
+            parallel.check_divisible(run.runs, self.mesh, what="the number of runs")
+        elif run.batch_size is not None:
             parallel.check_divisible(run.batch_size, self.mesh)
+        if several:
+            self._agree(run)
         rep = parallel.replicated(self.mesh)
-        data, state, stopping, key = jax.device_put((run.data, run.state, run.stopping, run.key), rep)
-        constraint = parallel.batch_constraint(self.mesh, batch_axis=0)
-        return run._replace(data=data, state=state, stopping=stopping, key=key,
-                            shard=lambda batch: jax.tree.map(constraint, batch))
+        split = rep if self.axis == "batch" else NamedSharding(self.mesh, PartitionSpec(parallel.AXIS))
+        data = parallel.place(run.data, rep)
+        state, stopping, key = parallel.place((run.state, run.stopping, run.key), split)
+        shard = None
+        if self.axis == "batch":
+            constraint = parallel.batch_constraint(self.mesh, batch_axis=0)
+            shard = lambda batch: jax.tree.map(constraint, batch)  # noqa: E731
+        eval_data = parallel.place(run.eval_data, rep) if several else run.eval_data
+        return run._replace(data=data, state=state, stopping=stopping, key=key, shard=shard, eval_data=eval_data)
+
+    def _agree(self, run) -> None:
+        """Several processes: the same data, state, keys, position and mesh on every process, or a message."""
+        f = parallel.fingerprint
+        position = {"done": run.done, "reached": np.asarray(run.reached).tolist(), "labels": list(run.labels),
+                    "batch_size": run.batch_size, "schedule": [list(c) for c in run.schedule]}
+        parallel.agree({
+            "the devices of the mesh": f([d.id for d in self.mesh.devices.flat]),
+            "the training data": f(run.data),
+            "the test data": f(run.eval_data),
+            "the initial state (params, optimizer state)": f(run.state),
+            "the PRNG keys": f(run.key),
+            "the position and schedule": zlib.crc32(json.dumps(position).encode()),
+            "the early-stopping values": f(run.stopping._replace(best=None)),  # best: the state, or resumed
+        }, hint={
+            "the devices of the mesh": "build DataParallel the same way on every process (DataParallel('all'))",
+            "the training data": "pass the same rows on every process, or each process its own rows through "
+                                 "X, y = fdl.parallel.global_rows((X_mine, y_mine))",
+            "the test data": "evaluate every process on the same test set (load it the same way everywhere)",
+            "the initial state (params, optimizer state)": "give every process the same seed (and the same "
+                                                           "state= to continue a run)",
+            "the PRNG keys": "give every process the same seed",
+            "the position and schedule": "give every process the same epochs and batch size, and resume them "
+                                         "from one checkpoint (Checkpoint reads it on process 0 and sends it on)",
+            "the early-stopping values": "resume every process from one checkpoint",
+        })
 
 
 class Progress(Plugin):
@@ -185,6 +302,8 @@ class Progress(Plugin):
 
     def setup(self, run):
         self.total, self.bar = len(run.schedule), None
+        if not parallel.speaks():  # several processes: process 0 draws the bar (the lines go through run.log)
+            return run
         try:
             from tqdm.auto import tqdm
         except ImportError:

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import parallel
 from .state import EarlyStopping, TrainState, select
 
 
@@ -93,7 +94,8 @@ class Run(NamedTuple):
     keys ``(S,)``; ``data``: the pytree the sampler reads; ``done``: chunks completed; ``histories``: one
     :class:`History` per run; ``reached``: ``(S,)`` chunks each run completed while it trained;
     ``labels``: how the log names each run (``""`` for a single run); ``shard``: a batch-layout function
-    (:class:`~fdl.train.DataParallel`).
+    (:class:`~fdl.train.DataParallel`); ``eval_data``: what ``score`` evaluates (``train``'s ``evaluate``;
+    :class:`~fdl.train.DataParallel` checks and places it when several processes train).
     """
 
     state: TrainState
@@ -109,6 +111,7 @@ class Run(NamedTuple):
     unit: str = "epoch"
     log: Callable = print
     shard: Callable | None = None
+    eval_data: Any = None
 
     @property
     def runs(self) -> int:
@@ -169,7 +172,8 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
       early_stopping: stop a run at its first evaluation whose loss is not below its best so far, and return
         the state of that best evaluation (the book's ``Trainer``). A non-finite evaluation stops a run
         whether or not this is set.
-      log: where the book-style lines go (``None``: silence).
+      log: where the book-style lines go (``None``: silence); with several processes, process 0's alone
+        (:func:`fdl.parallel.log_from_every_process` to hear every process).
       plugins: see :mod:`fdl.train.plugins`.
       batch_size: for plugins that check it (data parallelism, checkpoints).
       unit: ``"epoch"`` or ``"step"``, how positions are counted in logs and in ``History.evals``.
@@ -189,7 +193,7 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
     plugins' hooks (TypeError for a hook that returns no :class:`Run`), of the chunk and of ``score``
     propagate, after every plugin's ``close`` has run.
     """
-    say = log or (lambda *a, **k: None)
+    say = parallel.voice(log) or (lambda *a, **k: None)  # several processes: process 0 alone logs
     runs = len(jax.tree.leaves(key)[0]) if jax.tree.leaves(key) else 1
     histories = tuple(histories) if histories is not None else tuple(History() for _ in range(runs))
     labels = tuple(labels) if labels is not None else (("",) if runs == 1 else tuple(f"run {i}" for i in
@@ -199,11 +203,12 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
     stopping = EarlyStopping(jnp.full(runs, jnp.inf, loss_dtype), jnp.zeros(runs, jnp.int32), jnp.ones(runs, bool),
                              jnp.zeros(runs, bool), state)
     run = Run(state, stopping, key, data, tuple(schedule), histories, 0, np.zeros(runs, int), labels, batch_size,
-              unit, say)
+              unit, say, eval_data=None if evaluate is None else evaluate[1])
     plugins = sorted(plugins, key=lambda p: getattr(p, "order", 50))
     for plugin in plugins:
         run = _checked(plugin, "setup", plugin.setup(run))
     histories = run.histories
+    evaluate = None if evaluate is None else (evaluate[0], run.eval_data)
     chunk, compiled = make_chunk_fn(run.shard), ({} if compiled is None else compiled)
     try:
         for i in range(run.done, len(run.schedule)):
