@@ -1,4 +1,6 @@
-"""Data-parallel training on 8 simulated CPU devices matches single-device training.
+"""Data-parallel training on 8 simulated CPU devices matches single-device training; the runs of a multi-run fit
+split over devices; the guards and messages of several processes (simulated here; tests/test_multihost.py runs
+two real processes).
 
 The device count is fixed when jax starts, so the check runs in a subprocess with
 XLA_FLAGS=--xla_force_host_platform_device_count=8.
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 WORKER = textwrap.dedent('''
@@ -70,7 +73,34 @@ WORKER = textwrap.dedent('''
         raise AssertionError("an indivisible batch was accepted")
     except ValueError as e:
         assert "must be divisible by the 8 devices" in str(e), e
-    json.dump(out, sys.stdout)
+
+    # Runs split over the devices by their run axis (DataParallel(axis="runs")): against the same runs on one device
+    from fdl.parallel import global_rows
+    model, loss, X, Y = cases["dense"]
+    runs = {}
+    for seeds in ([1, 2], [1, 2, 3, 4]):
+        stacked = [fit(model, loss, momentum(0.05, 0.9), X, Y, X[:20], Y[:20], epochs=3, eval_every=1, batch_size=16,
+                       seed=seeds, log=None, plugins=p)[0] for p in ([], [DataParallel(2, axis="runs")])]
+        diffs = [float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                 for a, b in zip(jax.tree.leaves(stacked[0]), jax.tree.leaves(stacked[1]))]
+        sharding = jax.tree.leaves(stacked[1])[0].sharding
+        runs[len(seeds)] = {"max_diff": max(diffs), "devices": len(sharding.device_set), "spec": str(sharding.spec)}
+    try:
+        fit(model, loss, momentum(0.05, 0.9), X, Y, epochs=1, seed=[1, 2, 3], log=None,
+            plugins=[DataParallel(2, axis="runs")])
+        raise AssertionError("3 runs were split over 2 devices")
+    except ValueError as e:
+        assert "the number of runs 3 must be divisible by the 2 devices" in str(e), e
+
+    # Rows split over the devices (fdl.parallel.global_rows) train as the replicated rows do, bitwise; the gather of
+    # a batch's rows is then an all-reduce in the compiled chunk
+    Xg, Yg = global_rows((X[:96], Y[:96]))
+    both = [fit(model, loss, momentum(0.05, 0.9), A, B, X[96:], Y[96:], epochs=3, eval_every=1, batch_size=16,
+                log=None, plugins=[DataParallel("cpu")])[0] for A, B in ((X[:96], Y[:96]), (Xg, Yg))]
+    rows = {"max_diff": max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                            for a, b in zip(jax.tree.leaves(both[0]), jax.tree.leaves(both[1]))),
+            "spec": str(Xg.sharding.spec), "shape": list(Xg.shape)}
+    json.dump({"cases": out, "runs": runs, "rows": rows}, sys.stdout)
 ''')
 
 
@@ -78,11 +108,20 @@ def test_eight_cpu_devices_match_one():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", WORKER], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    everything = json.loads(proc.stdout.strip().splitlines()[-1])
+    results = everything["cases"]
     assert set(results) == {f"{m}/{g}" for m in ("dense", "conv", "lstm") for g in ("manual", "autodiff")}
     for name, r in results.items():
         assert r["devices"] == 8, name
         assert r["max_diff"] < 1e-5, (name, r)
+    # runs split over 2 devices: bitwise with 2 runs per device; with one run per device XLA compiles the run axis
+    # of length 1 otherwise (a few ulp per step: 2e-6 after 18 momentum steps in float32)
+    runs = {int(k): v for k, v in everything["runs"].items()}
+    assert all(r["devices"] == 2 and r["spec"] == "P('batch',)" for r in runs.values()), runs
+    assert runs[4]["max_diff"] == 0.0, runs
+    assert runs[2]["max_diff"] < 1e-5, runs
+    rows = everything["rows"]
+    assert rows["spec"] == "P('batch',)" and rows["shape"] == [96, 6] and rows["max_diff"] == 0.0, rows
 
 
 def test_batch_must_divide_among_devices():
@@ -113,3 +152,103 @@ def test_devices_by_platform_name():
 
     from fdl.parallel import make_mesh
     assert make_mesh("cpu").devices.size == len(jax.devices("cpu"))
+
+
+def test_mesh_must_hold_every_process(monkeypatch):
+    import jax
+
+    from fdl.parallel import make_mesh
+    monkeypatch.setattr(jax, "process_count", lambda: 2)  # this process's devices are all of process 0
+    with pytest.raises(ValueError, match=r"leaves out process\(es\) \[1\] of the 2 processes.*"
+                                         r"this process's devices only.*DataParallel\('all'\)"):
+        make_mesh("all")
+
+
+def test_one_voice_and_a_switch(monkeypatch):
+    import jax
+
+    from fdl import parallel
+    lines = []
+    log = lines.append
+    assert parallel.voice(log) is log and parallel.speaks()  # one process: unchanged
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)
+    assert parallel.voice(log) is None and not parallel.speaks() and not parallel.writes()
+    monkeypatch.setattr(parallel, "_EVERY_PROCESS", [False])
+    parallel.log_from_every_process()
+    parallel.voice(log)("Validation loss after 1 epochs is 0.5")
+    assert lines == ["[process 1] Validation loss after 1 epochs is 0.5"] and parallel.speaks()
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    parallel.log_from_every_process(False)
+    assert parallel.voice(log) is log and parallel.writes()
+
+
+def _two_processes(monkeypatch, other):
+    """Pretend to be process 0 of 2, process 1 sending ``other(mine)`` in every exchange."""
+    import jax
+
+    from fdl import parallel
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    monkeypatch.setattr(parallel, "_allgather", lambda a: np.stack([a, other(a)]))
+    return parallel
+
+
+def test_disagreeing_processes_get_fdls_message(monkeypatch):
+    parallel = _two_processes(monkeypatch, lambda a: a + np.array([0, 1], a.dtype))
+    parallel.agree({})
+    with pytest.raises(parallel.ProcessMismatch, match=r"^the processes of this job disagree on the test data "
+                                                       r"\(processes 0 \| 1\): load it the same way$"):
+        parallel.agree({"the training data": 7, "the test data": parallel.fingerprint(np.arange(3.0))},
+                       hint={"the test data": "load it the same way"})
+
+
+def test_a_check_that_fails_on_one_process_fails_on_all(monkeypatch):
+    from fdl.checkpoint import CheckpointError
+
+    def error_on_process_1(mine):
+        text = json.dumps(["fdl.checkpoint", "CheckpointError", "run.npz: not an fdl checkpoint"]).encode()
+        row = np.zeros_like(mine)
+        row[0], row[1:1 + len(text)] = 1, np.frombuffer(text, np.uint8)
+        return row
+
+    parallel = _two_processes(monkeypatch, error_on_process_1)
+    with pytest.raises(CheckpointError, match="^process 1: run.npz: not an fdl checkpoint$"):
+        parallel.together(lambda: None)
+    with pytest.raises(ZeroDivisionError):  # the process that failed raises its own error
+        parallel.together(lambda: 1 / 0)
+    parallel = _two_processes(monkeypatch, lambda mine: mine)
+    assert parallel.together(lambda x: x + 1, 1) == 2
+
+
+def test_fingerprints_and_broadcast_on_one_process():
+    import jax
+
+    from fdl import parallel
+    tree = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.float32(-0.0), "k": jax.random.key(3)}
+    assert parallel.fingerprint(tree) == parallel.fingerprint(dict(tree))
+    assert parallel.fingerprint(tree) != parallel.fingerprint({**tree, "b": np.float32(0.0)})  # bits, not values
+    got = parallel.broadcast({"w": tree["w"], "b": tree["b"]})
+    assert got["b"].shape == () and np.signbit(got["b"]) and np.array_equal(got["w"], tree["w"])
+    assert parallel.broadcast_json({"found": True}) == {"found": True}
+
+
+@pytest.mark.parametrize("axis", ["rows", None])
+def test_bad_axis_is_refused(axis):
+    from fdl.train import DataParallel
+    with pytest.raises(ValueError, match="axis must be 'batch'.*or 'runs'"):
+        DataParallel(1, axis=axis)
+
+
+def test_results_json_from_process_0_alone(tmp_path, monkeypatch):
+    import jax
+
+    from fdl.harness.experiment import Results
+    results = Results("ch00")
+    results.add("row", "accuracy", 0.5)
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    assert results.write(tmp_path) is None and not (tmp_path / "results.json").exists()
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    assert results.write(tmp_path) == tmp_path / "results.json"
