@@ -61,7 +61,9 @@ stacked training states, each run with its own shuffle and keys, against one run
 (below 1: S runs together are cheaper than S runs one after another). All runs start from the workload's
 weights; run 0 draws the one run's shuffles, so its losses check the vmapped program (the others: key
 ``fold_in(key, r)``). Units interleave as above (each repetition runs the one run and every S once, rotated).
-Written to ``runs.json`` and ``runs.md`` under ``--out``.
+As in ``fit``, a workload with an XLA convolution on the CPU (W3's second layer) trains its S runs one after
+another inside the program (``lax.map``) rather than ``vmap``-ed: XLA:CPU runs a convolution batched over its
+weights many times slower. Written to ``runs.json`` and ``runs.md`` under ``--out``.
 
     python experiments/benchmark.py --runs 1 3 10 30 [--workloads W1 W3] [--quick] [--repeats N] [--out DIR]
 """
@@ -327,7 +329,9 @@ class FdlRunsRunner:
         start = time.perf_counter()
         self.chunks[0] = make_chunk(step, sampler).lower(one, self.data, unit_keys[0], 0, 0, **shape).compile()
         self.compile_s[0] = time.perf_counter() - start
-        many = make_chunk(step, sampler, runs=True)
+        from fdl.train.fit import _convolves_on_cpu  # fit's own choice: runs one by one for XLA convs on the CPU
+        self.vectorized = not _convolves_on_cpu(model, self.data[0].shape[1:], self.data[0].dtype)
+        many = make_chunk(step, sampler, runs=True, vectorize=self.vectorized)
         for S in sizes:
             self.states[S] = jax.tree.map(lambda a, S=S: jnp.broadcast_to(a, (S, *jnp.shape(a))), one)
             self.keys[S] = [jnp.stack([k] + [jax.random.fold_in(k, r) for r in range(1, S)]) for k in unit_keys]
@@ -885,7 +889,7 @@ def run_runs(args, repeats, probe, base_env):
              "run 0's warm-up loss vs alone (rel.) |", "|---|---|---:|---:|---:|---:|---:|"]
     for name, w in results["workloads"].items():
         for key, r in w["sizes"].items():
-            what = "1, alone (make_chunk)" if key == "alone" else f"{r['runs']} together (vmap)"
+            what = "1, alone (make_chunk)" if key == "alone" else f"{r['runs']} together"
             lines.append(f"| {name} | {what} | {r['ms_per_run_step']:.3f} | {r['min_ms']:.3f}-{r['max_ms']:.3f} | "
                          f"{r['vs_alone']:.2f} | {r['compile_s']:.2f} | {r['rel_diff_run0']:.1e} |")
     text = "\n".join(lines)
