@@ -20,7 +20,7 @@
 # a smoke benchmark, two quick chapters: a few minutes on a CPU), --no-install, --budget SECONDS (default 450;
 # stage 5's full chapters use what the earlier stages leave), --chapters "1 2 3 5 7 6 4" (full chapters, in
 # this order, each started only with at least 30 s left), --book (stage 5 as the whole book, cold then warm
-# cache), --no-tests, --runs (add the benchmark's many-runs rows), --workloads "W1 W2 W3 W5 W4" (the benchmark's
+# cache; BOOK_CACHE names the cache folder, to keep it for later commands), --no-tests, --runs (add the benchmark's many-runs rows), --workloads "W1 W2 W3 W5 W4" (the benchmark's
 # workloads; "" for the many-runs rows alone). PYTHON picks the interpreter (default python3).
 set -u -o pipefail
 
@@ -189,9 +189,9 @@ export -f bench
 stage benchmark "$CAP_BENCH" "fdl benchmark --device $DEVICE $BENCH" -- bench
 
 # ---------------------------------------------------------------------------------------- 5. reproduce
-book() {  # the whole book, timed, with the compilation cache in $WORK/jax_cache (empty on the first call)
+book() {  # the whole book, timed, with the compilation cache in $BOOK_CACHE (default $WORK/jax_cache, new)
     local t0=$(date +%s)
-    FDL_JAX_CACHE="$WORK/jax_cache" "$PY" -m fdl reproduce --out "$WORK/$1"
+    FDL_JAX_CACHE="${BOOK_CACHE:-$WORK/jax_cache}" "$PY" -m fdl reproduce --out "$WORK/$1"
     echo "the whole book ($1) finished in $(( $(date +%s) - t0 )) s"
 }
 export -f book
