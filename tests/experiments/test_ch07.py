@@ -96,3 +96,15 @@ def test_pytorch_default_initialisation_bounds(ch07):
     lstm = ch07.char_lstm(16, 5)
     leaves = jax.tree.leaves(lstm.init(jax.random.key(0), (5,)))
     assert max(float(jnp.max(jnp.abs(a))) for a in leaves) <= 1 / math.sqrt(16)
+
+
+def test_tsne_points_default_number_or_all(ch07, capsys):
+    from fdl.harness.experiment import parse_args
+    parse = lambda *argv: parse_args("ch07", list(argv), extra=ch07.extra_args).tsne_points
+    assert parse() is None and ch07.TSNE_POINTS == 2000  # main: 2000, or 200 with --quick
+    assert parse("--tsne-points", "all") == "all"
+    assert parse("--tsne-points", "3000") == 3000
+    for bad in ("5", "many", "-1"):
+        with pytest.raises(SystemExit):
+            parse("--tsne-points", bad)
+        assert "expected 'all' or a number of test encodings of at least 10" in capsys.readouterr().err
