@@ -139,7 +139,9 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_tra
             losses = jnp.concatenate([losses, value[None]])
         return state, losses, all_finite((losses, state.params, state.opt_state))
 
-    ahead = bool(getattr(sampler, "gather_ahead", False))
+    # a shard function may say no: rows split over devices (fdl.parallel.global_rows) are gathered step by step, one
+    # batch at a time, where the whole chunk's gather would bring every row to every device
+    ahead = bool(getattr(sampler, "gather_ahead", False)) and getattr(shard, "gather_ahead", True)
 
     def chunk(state: TrainState, data, key, epoch, start, count: int, ragged: bool = False):
         if on_trace is not None:

@@ -259,7 +259,13 @@ class DataParallel(Plugin):
         shard = None
         if self.axis == "batch":
             constraint = parallel.batch_constraint(self.mesh, batch_axis=0)
-            shard = lambda batch: jax.tree.map(constraint, batch)  # noqa: E731
+
+            def shard(batch):
+                return jax.tree.map(constraint, batch)
+
+            # rows split over the devices: gather each step's batch in the step (make_chunk), not the chunk's at once
+            shard.gather_ahead = not any(parallel.is_global(a) and not a.is_fully_replicated
+                                         for a in jax.tree.leaves(data))
         eval_data = parallel.place(run.eval_data, rep) if several else run.eval_data
         return run._replace(data=data, state=state, stopping=stopping, key=key, shard=shard, eval_data=eval_data)
 
@@ -275,7 +281,7 @@ class DataParallel(Plugin):
             "the initial state (params, optimizer state)": f(run.state),
             "the PRNG keys": f(run.key),
             "the position and schedule": zlib.crc32(json.dumps(position).encode()),
-            "the early-stopping values": f(run.stopping._replace(best=None)),  # best: the state, or resumed
+            "the early-stopping values": f(None if run.stopping is None else run.stopping._replace(best=None)),
         }, hint={
             "the devices of the mesh": "build DataParallel the same way on every process (DataParallel('all'))",
             "the training data": "pass the same rows on every process, or each process its own rows through "
