@@ -105,7 +105,8 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_tra
     the ragged last batch if ``ragged``. ``losses``: ``(count + ragged,)``, one per step; ``finite``: whether
     the losses, params and optimizer state are all finite afterwards (checked on the device; the caller
     decides what to do). ``shard(batch)`` may constrain each batch's layout over devices
-    (:class:`~fdl.train.DataParallel`); ``on_trace()`` is called each time the chunk is traced.
+    (:class:`~fdl.train.DataParallel`); a ``shard`` whose attribute ``gather_ahead`` is false makes every step
+    gather its own batch (rows split over devices); ``on_trace()`` is called each time the chunk is traced.
 
     With ``runs=True``, several runs at once: ``chunk(states, data, keys, epoch, start, active, *, count,
     ragged)``, where every leaf of ``states`` and ``keys`` has a leading run axis of length ``S`` and
