@@ -219,7 +219,7 @@ def global_rows(tree, mesh: Mesh | None = None):
     mesh = make_mesh("all") if mesh is None else mesh
     leaves, treedef = jax.tree.flatten(tree)
     leaves = [np.asarray(a) for a in leaves]
-    leaves = [a.astype(jax.dtypes.canonicalize_dtype(a.dtype)) for a in leaves]
+    leaves = [np.asarray(a, dtype=jax.dtypes.canonicalize_dtype(a.dtype)) for a in leaves]
     me = jax.process_index()
     per_process = {}
     for d in mesh.devices.flat:
@@ -235,6 +235,8 @@ def global_rows(tree, mesh: Mesh | None = None):
         if len(rows) > 1:
             raise ValueError(f"global_rows: the arrays have different numbers of rows {sorted(rows)} on process {me}")
         n, k = len(leaves[0]), per_process.get(me, 0)
+        if k == 0:
+            raise ValueError(f"global_rows: the mesh has no device of process {me}; use make_mesh('all')")
         if n == 0 or n % k:
             raise ValueError(f"global_rows: process {me} has {n} rows, which its {k} device(s) of the mesh cannot "
                              f"share evenly; give every process a multiple of {k} rows (e.g. drop the last "
