@@ -13,7 +13,6 @@ and stops early on its own). ``--quick``: one seed unless ``--seeds`` is given, 
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 import fdl
 from fdl.data import boston_split
 from fdl.harness import book
-from fdl.harness.experiment import Results, format_table, mean_sd, parse_args
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args, positive_int
 
 BOOK_SEED = 20190501
 
@@ -52,15 +51,8 @@ def run(model, data, *, seed: int | list[int], epochs: int, eval_every: int, gra
     return params, history, maes[0], rmses[0]
 
 
-def positive(text: str) -> int:
-    """``--seeds``: a whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
 def extra_args(parser):
-    parser.add_argument("--seeds", type=positive, default=None,
+    parser.add_argument("--seeds", type=positive_int, default=None,
                         help="seeds per model, trained together (default 5; 1 with --quick)")
 
 

@@ -20,14 +20,13 @@ evaluation and its mean training loss per epoch (first seed; the MSE rungs' loss
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import fdl
 from fdl import dense, serial
 from fdl.data import load_mnist, mnist_preprocess, one_hot
 from fdl.harness.book import CH04
-from fdl.harness.experiment import Results, format_table, mean_sd, parse_args
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args, positive_int
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.metrics import accuracy
 from fdl.optim import momentum, sgd
@@ -64,15 +63,8 @@ def ladder(glorot: str):
     ]
 
 
-def positive(text: str) -> int:
-    """``--seeds``: a whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
 def extra_args(parser):
-    parser.add_argument("--seeds", type=positive, default=None,
+    parser.add_argument("--seeds", type=positive_int, default=None,
                         help="seeds per rung, trained together (default 3; 1 with --quick)")
     parser.add_argument("--rows", type=int, nargs="+", help="only these rungs (1-based)")
     parser.add_argument("--book-glorot", action="store_true", help="use the book's glorot scale (erratum 5)")

@@ -36,15 +36,13 @@ validation cross-entropy against the training step, with the unigram baseline.
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import optax
 
 from fdl import optim
 from fdl.data import load_text
 from fdl.data.text import Vocabulary, book_batch, split, unigram_cross_entropy, windows
-from fdl.harness.experiment import Results, mean_sd, parse_args
+from fdl.harness.experiment import Results, mean_sd, parse_args, positive_int
 from fdl.recurrent import rnn_layer, sample
 from fdl.recurrent.model import fit_chars, gradient_norms, stack
 
@@ -116,20 +114,13 @@ def step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats):
     return history.seconds[-1] / repeats
 
 
-def positive(text: str) -> int:
-    """``--seeds``: a whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
 def main(argv=None):
     def extra(parser):
         parser.add_argument("--steps", type=int, default=None, help="training steps per configuration")
         parser.add_argument("--batches", choices=("book", "random"), default="random",
                             help="the book's consecutive windows, or windows at random positions")
         parser.add_argument("--configs", type=str, default=None, help="comma-separated configuration prefixes")
-        parser.add_argument("--seeds", type=positive, default=1,
+        parser.add_argument("--seeds", type=positive_int, default=1,
                             help="runs per configuration, trained together (default 1)")
 
     args = parse_args("Chapter 6: character RNN/LSTM/GRU models", argv, extra=extra)

@@ -59,7 +59,7 @@ from fdl import conv2d, dense, serial
 from fdl.data import boston_split, load_mnist, load_text, mnist_preprocess, one_hot
 from fdl.data.text import Vocabulary, book_batch, split, windows
 from fdl.harness.book import CH07
-from fdl.harness.experiment import Results, format_table, mean_sd, parse_args
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args, positive_int
 from fdl.init import uniform_fan_in
 from fdl.layers import Layer, reshape
 from fdl.losses import mean_squared_error, softmax_cross_entropy
@@ -288,7 +288,7 @@ def extra_args(parser):
     parser.add_argument("--tsne-points", type=tsne_points, default=None, metavar="N|all",
                         help=f"test encodings in the t-SNE picture: the first N, or all (default {TSNE_POINTS}, "
                              "200 with --quick)")
-    parser.add_argument("--seeds", "--boston-seeds", dest="boston_seeds", type=int, default=5,
+    parser.add_argument("--seeds", "--boston-seeds", dest="boston_seeds", type=positive_int, default=5,
                         help="seeds for the Boston model, trained together as one program (default 5)")
 
 

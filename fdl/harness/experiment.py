@@ -58,6 +58,14 @@ def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None
     return args
 
 
+def positive_int(text: str) -> int:
+    """An argparse ``type`` for counts such as ``--seeds``: a whole number of at least 1 (ArgumentTypeError
+    otherwise, which argparse reports as a usage error)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def enable_progress(say=None) -> None:
     """Set ``FDL_PROGRESS=1`` (read by ``fdl.fit``) and say once per run when tqdm is missing.
 
