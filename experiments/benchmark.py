@@ -130,8 +130,9 @@ def peak_rss_mib() -> float:
 
 # ------------------------------------------------------------------------------------------ shared inputs
 
-def fdl_model(spec, conv_impl="auto"):
-    """The fdl model, loss and optimizer of a workload; ``conv_impl`` is the conv2d layers' ``impl=``."""
+def fdl_model(spec, conv_impl=None):
+    """The fdl model, loss and optimizer of a workload; ``conv_impl`` is the conv2d layers' ``impl=`` (None: the
+    layer's default)."""
     import optax
 
     from fdl import losses, optim
@@ -145,7 +146,8 @@ def fdl_model(spec, conv_impl="auto"):
     for i, (kind, *rest) in enumerate(specs):
         if kind == "conv":
             flat = i + 1 < len(specs) and specs[i + 1][0] == "flatten"
-            layers.append(conv2d(rest[0], 5, rest[1], weight_init="glorot", flatten=flat, impl=conv_impl))
+            layers.append(conv2d(rest[0], 5, rest[1], weight_init="glorot", flatten=flat,
+                                 **({} if conv_impl is None else {"impl": conv_impl})))
         elif kind == "dense":
             layers.append(dense(rest[0], rest[1] or "linear", weight_init="glorot"))
     kind, lr = spec["opt"]
@@ -221,7 +223,7 @@ class FdlRunner:
     """fdl's way of training, through the trainer's pieces (:mod:`fdl.train`): a unit is compiled
     ``make_chunk`` calls (the ``lax.scan`` that ``fit`` runs), or one jitted step per call (``impl="fdl-step"``)."""
 
-    def __init__(self, name, spec, data, impl, quick, conv_impl="auto"):
+    def __init__(self, name, spec, data, impl, quick, conv_impl=None):
         import jax
         import jax.numpy as jnp
 
@@ -308,7 +310,7 @@ class FdlRunsRunner:
     weights and carries over from unit to unit; run 0 of each S uses the one run's key (so at unit 0 its losses
     are the one run's, up to XLA's order of summation), run r > 0 ``fold_in(key, r)``."""
 
-    def __init__(self, name, spec, data, sizes, quick, conv_impl="auto"):
+    def __init__(self, name, spec, data, sizes, quick, conv_impl=None):
         import jax
         import jax.numpy as jnp
 
@@ -542,10 +544,10 @@ def worker(impl: str, device: str = "cpu", precision: str = "default") -> None:
             base = peak_rss_mib()
             args = (cmd["setup"], WORKLOADS[cmd["setup"]], np.load(cmd["path"]), impl, cmd["quick"])
             if "runs" in cmd:  # --runs
-                runner = FdlRunsRunner(*args[:3], cmd["runs"], cmd["quick"], cmd.get("conv_impl", "auto"))
+                runner = FdlRunsRunner(*args[:3], cmd["runs"], cmd["quick"], cmd.get("conv_impl"))
             else:
                 runner = (TorchRunner(*args, device=device) if impl.startswith("torch")
-                          else FdlRunner(*args, conv_impl=cmd.get("conv_impl", "auto")))
+                          else FdlRunner(*args, conv_impl=cmd.get("conv_impl")))
             reply = {"compile_s": runner.compile_s, "runtime_rss_mib": base}
         elif "unit" in cmd:
             start = time.perf_counter()
@@ -606,7 +608,7 @@ class Worker:
                 self.proc.kill()
 
 
-def run_workload(name, workers, repeats, quick, tmp, log, conv_impl="auto"):
+def run_workload(name, workers, repeats, quick, tmp, log, conv_impl=None):
     """Warm-up and timed units of one workload on every worker; interleaved, each in a rotated order."""
     spec, impls, started = WORKLOADS[name], list(workers), time.perf_counter()
     path = Path(tmp) / f"{name}.npz"
@@ -758,8 +760,8 @@ def main(argv=None):
     parser.add_argument("--shared-workers", action=argparse.BooleanOptionalAction, default=None,
                         help="one worker process per implementation for all workloads (default with --quick) "
                              "instead of a fresh one per workload and implementation")
-    parser.add_argument("--conv-impl", choices=("auto", "xla", "slices", "im2col"), default="auto",
-                        help="the fdl rows' convolution (the conv2d layer's impl=; default auto, the layer's own)")
+    parser.add_argument("--conv-impl", choices=("xla", "slices", "auto", "im2col"), default=None,
+                        help="the fdl rows' convolution, the conv2d layer's impl= (default: the layer's own)")
     parser.add_argument("--runs", nargs="+", type=int, default=None, metavar="S",
                         help="instead of the implementations: time S runs of each workload trained together as one "
                              "vmapped program (fdl.train.make_chunk(..., runs=True), as fit(seed=[...]) trains "

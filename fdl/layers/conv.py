@@ -52,7 +52,7 @@ def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, 
 
 def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
            use_bias: bool = False, bias_init: str | Callable | None = None, keep_prob: float = 1.0,
-           dropout_mode: str = "book", flatten: bool = False, impl: str = "auto", **removed) -> Layer:
+           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla", **removed) -> Layer:
     """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``keep_prob < 1`` (book ch. 5: Conv2D).
 
     Args:
@@ -67,13 +67,12 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
       keep_prob: the probability of keeping each unit (dropout, as :func:`dropout`); 1.0: no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"``.
       flatten: flatten each example's output to a vector, to feed a dense layer.
-      impl: the convolution's formulation, the same function up to float rounding each: ``"auto"`` (the
-        default) picks the fastest of the next two for each input when the model is traced
-        (:func:`fdl.ops.conv.conv2d_fastest`): ``"slices"`` when the input has one channel and runs on a CPU,
-        else ``"xla"``; ``"xla"`` (:func:`fdl.ops.conv2d`, XLA's convolution primitive, the fast one in
-        general); ``"slices"`` (:func:`fdl.ops.conv.conv2d_slices`, shifted slices and one matrix product);
-        ``"im2col"`` (the appendix's matrix form); ``"loops"`` (the chapter's loops, small inputs only). Any
-        name but ``"auto"`` forces that formulation.
+      impl: the convolution's formulation, the same function up to float rounding each: ``"xla"`` (the
+        default: :func:`fdl.ops.conv2d`, XLA's convolution primitive, the fast one in general); ``"slices"``
+        (:func:`fdl.ops.conv.conv2d_slices`, shifted slices and one batched matrix product); ``"auto"``
+        (``"slices"`` when the input has one channel and runs on a CPU, else ``"xla"``, chosen when the model
+        is traced: :func:`fdl.ops.conv.conv2d_fastest`, which says why it is not the default); ``"im2col"``
+        (the appendix's matrix form); ``"loops"`` (the chapter's loops, small inputs only).
 
     Params: ``{"W": (in_channels, out_channels, k, k)}``, and ``"B": (1, out_channels, 1, 1)`` with ``use_bias``.
     Input ``(batch, in_channels, H, W)``; output

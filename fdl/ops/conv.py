@@ -18,7 +18,7 @@ Three implementations, each an :class:`~fdl.ops.Op` with a hand-written backward
   kernel reshaped to ``(C*k*k, out_channels)``, and both gradients as matrix products.
 
 :func:`conv2d_auto` picks :func:`conv2d_slices` or :func:`conv2d` for the input at hand (the conv2d layer's
-default).
+``impl="auto"``; see :func:`conv2d_fastest` for why it is not the default).
 
 :func:`channel_bias_add` adds the per-channel bias of PyTorch's ``nn.Conv2d`` (the book's ch. 7 models).
 
@@ -403,10 +403,10 @@ def conv2d_slices(x, W):
         x and W differ.
       TypeError: x is not floating point.
 
-    When it is fast: the patch matrix has C*k*k rows, k*k times the input, so it pays off when C is small. On a
-    CPU with one input channel (the book's MNIST convolution) it beats XLA's convolution primitive in both
-    gradient modes, and :func:`conv2d_auto` picks it there; with many channels, or on a GPU, :func:`conv2d` is
-    faster.
+    When it is fast: the patch matrix has C*k*k rows, k*k times the input, so it can pay off only when C is
+    small: on a CPU with one input channel (the book's MNIST convolution), where :func:`conv2d_auto` picks it,
+    and only in processes whose allocator keeps its kernel gradient's scratch buffers (see
+    :func:`conv2d_fastest`). With many channels, or on a GPU, :func:`conv2d` is faster.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -443,14 +443,18 @@ def platform_of(x) -> str:
 
 
 def conv2d_fastest(x) -> Op:
-    """The convolution op that runs fastest for the input ``x``: :func:`conv2d_slices` for one input channel on a
-    CPU, :func:`conv2d` otherwise.
+    """The convolution op that can run fastest for the input ``x``: :func:`conv2d_slices` for one input channel on
+    a CPU, :func:`conv2d` otherwise.
 
     Chosen from static facts, ``x``'s shape and :func:`platform_of`, so under ``jax.jit`` the choice is made once,
-    when the function is traced, and costs nothing per step. Measured by ``fdl benchmark`` (W2, the book's
-    1 -> 32 channel convolution): on the CPU the slices form is faster in both gradient modes; with 16 input
-    channels (W3's second layer) it is several times slower than XLA's convolution. On a GPU :func:`conv2d`
-    (cuDNN's convolutions) is kept for every shape: nothing measured there shows the slices form ahead.
+    when the function is traced, and costs nothing per step. With one input channel on a CPU (the book's MNIST
+    convolutions) the slices form does less work than XLA's convolution, but its kernel gradient is a batched
+    matrix product whose scratch buffers XLA:CPU allocates on every step: in a process where glibc's malloc
+    serves them with fresh mmap'd pages (its dynamic threshold not yet raised by earlier frees) each step pays
+    thousands of page faults and the step is slower than :func:`conv2d`'s, not faster. So the conv2d layer
+    uses this choice only when asked (``impl="auto"``); its default is ``"xla"``. With many input channels
+    (W3's second layer has 16) the slices form is several times slower; on a GPU :func:`conv2d` (cuDNN's
+    convolutions) is kept for every shape, nothing measured there having shown the slices form ahead.
 
     Args:
       x: the input, (batch, in_channels, height, width); anything else gets :func:`conv2d`, which says what is
@@ -468,7 +472,7 @@ def conv2d_auto(x, W, *, grad: str = "manual"):
 
     The same function up to float rounding either way, with its hand-written backward (``grad="manual"``) or
     through ``jax.grad`` (``grad="autodiff"``); shapes, dtypes and errors as :func:`conv2d` (an error names the
-    op chosen). The conv2d layer's default (``impl="auto"``).
+    op chosen). The conv2d layer's ``impl="auto"``.
 
     Examples:
         >>> import jax, jax.numpy as jnp

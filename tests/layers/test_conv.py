@@ -86,14 +86,15 @@ def test_formulations_give_the_same_model(impl, grad):
     check_vjp(loss_of(impl), loss_of("xla"), (params, x), arg_names=("params", "x"), numerical=False)
 
 
-def test_the_default_picks_the_formulation_when_traced():
-    # impl="auto" is the default: a one-channel layer traces to XLA's convolution on a GPU only; with 4
-    # channels, to XLA's convolution everywhere.
-    def program(channels):
+def test_auto_picks_the_formulation_when_traced_and_xla_is_the_default():
+    # impl="auto": a one-channel layer traces to XLA's convolution on a GPU only; with 4 channels, to XLA's
+    # convolution everywhere. The default, "xla", always traces to XLA's convolution.
+    def program(channels, **impl):
         x, W = jnp.ones((2, channels, 6, 6)), jnp.ones((channels, 3, 5, 5))
-        return str(jax.make_jaxpr(lambda W: conv2d(3, 5).apply({"W": W}, x))(W))
-    assert ("conv_general_dilated" in program(1)) == (jax.default_backend() != "cpu")
-    assert "conv_general_dilated" in program(4)
+        return str(jax.make_jaxpr(lambda W: conv2d(3, 5, **impl).apply({"W": W}, x))(W))
+    assert ("conv_general_dilated" in program(1, impl="auto")) == (jax.default_backend() != "cpu")
+    assert "conv_general_dilated" in program(4, impl="auto")
+    assert "conv_general_dilated" in program(1)
 
 
 def test_two_conv_layers_then_flatten_layer_then_dense():
