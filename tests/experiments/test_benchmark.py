@@ -135,7 +135,7 @@ def test_runs_trained_together_rows(tmp_path):
         assert math.isclose(r["vs_alone"], r["ms_per_run_step"] / rows["alone"]["ms_per_run_step"]), key
         assert r["steps_per_unit"] == rows["alone"]["steps_per_unit"] and r["compile_s"] > 0, key
         assert math.isfinite(r["final_loss_run0"]) and r["rel_diff_run0"] <= 1e-4, key
-    assert "| W1 | 2 together (vmap) |" in (tmp_path / "runs.md").read_text()
+    assert "| W1 | 2 together |" in (tmp_path / "runs.md").read_text()
 
 
 def test_runs_refuses_the_lstm_and_counts_below_one(capsys):
