@@ -2,6 +2,10 @@
 each run stopping on its own; non-finite evaluations; resumes; bounded caches."""
 
 import gc
+import os
+import re
+import subprocess
+import sys
 import weakref
 
 import jax
@@ -168,9 +172,14 @@ def test_bad_seeds_and_float64_without_x64():
                                (1.5, TypeError, "seed must be"), (["a"], TypeError, "seed must be")):
         with pytest.raises(error, match=match):
             fit(MODEL, softmax_cross_entropy, OPT, X, Y, epochs=1, seed=seed, log=None)
-    if not jax.config.jax_enable_x64:
-        with pytest.raises(ValueError, match=r"float64 needs 64-bit floats.*jax_enable_x64"):
-            fit(MODEL, softmax_cross_entropy, OPT, X, Y, epochs=1, dtype=jnp.float64, log=None)
+    # the test process runs with x64 on (conftest): a fresh process has it off, as a new user's does
+    code = ("import jax.numpy as jnp, numpy as np, fdl\n"
+            "try:\n    fdl.fit(fdl.serial(fdl.dense(1)), fdl.mean_squared_error, fdl.optim.sgd(0.1), np.ones((4, 2)), "
+            "np.ones((4, 1)), epochs=1, dtype=jnp.float64, log=None)\n"
+            "except ValueError as e:\n    print(e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert re.search(r"dtype float64 needs 64-bit floats.*jax_enable_x64", out.stdout), out.stdout + out.stderr
 
 
 def test_compiled_once_per_process_and_models_not_kept_alive():
