@@ -22,7 +22,7 @@ pytest.importorskip("mkdocstrings_handlers.python", reason=REASON)
 pytest.importorskip("mkdocs_jupyter", reason=REASON)
 
 API_PAGES = ["ops", "layers", "recurrent", "losses", "optim", "train", "testing", "data", "checkpoint", "parallel",
-             "init", "metrics", "precision", "chapters", "harness"]
+             "init", "metrics", "precision", "compile_cache", "chapters", "harness"]
 
 
 @pytest.fixture(scope="module")
