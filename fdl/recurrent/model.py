@@ -206,6 +206,7 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     """
     from ..train import Chunk, History, TrainState, make_chunk, make_train_step, train
     from ..train.fit import seeds_and_sweep
+    from ..train.run import init_runs, run_keys, take_run
 
     vocab_size = model.layers[-1].output_size
     ids = np.asarray(train_ids)
@@ -219,9 +220,8 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
         lambda: random_batch(ids, jax.random.key(0), batch_size, sequence_length))
     text_check()  # the text is long enough for one batch (a clear ValueError otherwise)
     seeds, _, many = seeds_and_sweep(seed, None)
-    keys = jnp.stack([jax.random.split(jax.random.key(s)) for s in seeds])  # (runs, 2): init, windows
-    params = jax.vmap(lambda k: model.init(k, (vocab_size,), dtype))(keys[:, 0]) if many else \
-        jax.tree.map(lambda a: a[None], model.init(keys[0, 0], (vocab_size,), dtype))
+    keys = run_keys(seeds)  # (runs, 2): init, windows
+    params = init_runs(lambda k: model.init(k, (vocab_size,), dtype), keys[:, 0])
     zero = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(seeds), *a.shape)), model.zero_state(dtype))
     state = TrainState(params, jax.vmap(optimizer.init)(params), zero, jnp.zeros(len(seeds), jnp.int32))
     sampler = CharWindows(len(ids), batch_size, sequence_length, batches)
@@ -235,9 +235,10 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
                              jnp.asarray(ids), schedule, key=keys[:, 1], evaluate=evaluate, log=log, plugins=plugins,
                              batch_size=batch_size, unit="step", histories=histories,
                              labels=[f"seed {s}" for s in seeds] if many else None)
+    state = state._replace(epoch=np.zeros(len(seeds), int))
     if many:
         return state._replace(epoch=0), list(histories)
-    return jax.tree.map(lambda a: a[0], state._replace(epoch=None))._replace(epoch=0), histories[0]
+    return take_run(state, 0)._replace(epoch=0), histories[0]
 
 
 @functools.lru_cache(maxsize=8)

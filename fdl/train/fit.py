@@ -24,7 +24,7 @@ from ..ops._op import check_grad_mode
 from ..optim import OptimizerLike, build
 from .evaluate import CACHE_SIZE, runs_of
 from .loop import ShuffledEpochs, make_chunk
-from .run import Chunk, History, train
+from .run import Chunk, History, expand_runs, init_runs, run_keys, take_run, train
 from .state import TrainState
 from .step import make_train_step, model_loss
 
@@ -129,22 +129,6 @@ def _score_of(model, loss, metrics) -> Callable:
         return _score.__wrapped__(model, loss, items)
 
 
-@jax.jit
-def _take(tree, r):
-    """Run ``r`` of a stacked pytree (one program per tree structure)."""
-    return jax.tree.map(lambda a: a[r], tree)
-
-
-@jax.jit
-def _expand(tree):
-    """A pytree with a leading run axis of one."""
-    return jax.tree.map(lambda a: a[None], tree)
-
-
-def _unstack(state: TrainState, r: int) -> TrainState:
-    return _take(state._replace(epoch=None), r)._replace(epoch=int(state.epoch[r]))
-
-
 def _continued(model, state: TrainState, input_shape, runs: int, many: bool) -> tuple[TrainState, int]:
     """``state`` stacked for ``runs`` runs, and the epochs it completed (fit's ``state=``)."""
     if isinstance(state, list | tuple) and not isinstance(state, TrainState) and state \
@@ -158,7 +142,7 @@ def _continued(model, state: TrainState, input_shape, runs: int, many: bool) -> 
                          "continue runs that stopped at the same epoch together, or each on its own")
     stacked_runs = runs_of(model, state.params, input_shape)
     if stacked_runs is None and not many:
-        state = _expand(state._replace(epoch=None))
+        state = expand_runs(state._replace(epoch=None))
     elif stacked_runs != runs:
         raise ValueError(f"fit: state holds {stacked_runs or 1} run(s){'' if stacked_runs else ' (unstacked)'} "
                          f"but {runs} run(s) were asked for (seed={runs if many else 'an int'}); continue a run "
@@ -334,14 +318,10 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     sampler = ShuffledEpochs(n, batch_size)
     tx, step, init_opt, compiled, traces = _configured(model, loss, grad, optimizer, epochs,
                                              sampler.full_steps + sampler.ragged, sampler)
-    keys = jnp.stack([jax.random.split(jax.random.key(s)) for s in seeds])  # (runs, 2): init, train
+    keys = run_keys(seeds)
     first_epoch = 0
     if state is None:
-        if runs == 1:
-            params = _expand(model.init(keys[0, 0], X_train.shape[1:], dtype))
-        else:
-            params = jax.vmap(lambda k: model.init(k, X_train.shape[1:], dtype))(keys[:, 0])
-        state = TrainState(params, None)
+        state = TrainState(init_runs(lambda k: model.init(k, X_train.shape[1:], dtype), keys[:, 0]), None)
     else:
         state, first_epoch = _continued(model, state, X_train.shape[1:], runs, many)
     if state.opt_state is None:
@@ -379,8 +359,8 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         h.compilations = traces[0] - traced
     state = state._replace(epoch=np.array([h.best_epoch for h in histories]))
     if not many:
-        histories[0].state = _unstack(state, 0)
+        histories[0].state = take_run(state, 0)
         return histories[0].state.params, histories[0]
     for r, h in enumerate(histories):
-        h.state = _unstack(state, r)
+        h.state = take_run(state, r)
     return state.params, list(histories)

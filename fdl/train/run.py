@@ -129,6 +129,33 @@ class Run(NamedTuple):
         return sum(c.steps for c in self.schedule[:self.done if done is None else int(done)])
 
 
+def run_keys(seeds) -> jax.Array:
+    """``(runs, 2)`` keys: each seed's ``jax.random.split(key(seed))``, the init key and the training key."""
+    return jnp.stack([jax.random.split(jax.random.key(s)) for s in seeds])
+
+
+@jax.jit
+def expand_runs(tree):
+    """A pytree with a leading run axis of one (one program per tree structure)."""
+    return jax.tree.map(lambda a: a[None], tree)
+
+
+@jax.jit
+def _take(tree, r):
+    return jax.tree.map(lambda a: a[r], tree)
+
+
+def take_run(state: TrainState, r: int) -> TrainState:
+    """Run ``r`` of a stacked :class:`TrainState` whose ``epoch`` is a host array, its ``epoch`` an int."""
+    return _take(state._replace(epoch=None), r)._replace(epoch=int(np.asarray(state.epoch)[r]))
+
+
+def init_runs(init: Callable, keys):
+    """``init(key)`` for each of ``keys``, stacked on a leading run axis: one run's init as it is (bitwise the
+    one-run params), several ``jax.vmap``-ed (bitwise too: ``fdl.init.normal``'s barrier)."""
+    return expand_runs(init(keys[0])) if len(keys) == 1 else jax.vmap(init)(keys)
+
+
 @functools.lru_cache(maxsize=8)
 def _evaluation(score: Callable) -> Callable:
     """The compiled ``(enabled, states, stopping, eval_data, at) -> (results, stopping)`` of ``score``: every run
