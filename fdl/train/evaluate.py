@@ -45,6 +45,14 @@ def _rows(apply, params, X, batch_size):
     return out if n == full * batch_size else jnp.concatenate([out, apply(params, X[full * batch_size:])])
 
 
+def scores(model, loss, metrics: tuple, params, X, y, batch_size=None) -> dict:
+    """``{"loss": ..., <metric>: ...}`` of one run's ``params`` at inference, as 0-D arrays (traceable: the body
+    of :func:`evaluate` and of ``fit``'s evaluations). ``metrics``: ``((name, fn), ...)``."""
+    pred = _rows(lambda p, x: model.apply(p, x, train=False), params, X, batch_size)
+    y = y if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(pred.dtype)
+    return {"loss": loss(pred, y), **{name: fn(pred, y) for name, fn in metrics}}
+
+
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _programs(model, loss, metrics: tuple):
     """The compiled ``predict(params, X, batch_size)`` and ``scores(params, X, y, batch_size)`` of a model,
@@ -54,10 +62,8 @@ def _programs(model, loss, metrics: tuple):
     def predict(params, X, batch_size):
         return _rows(apply, params, X, batch_size)
 
-    def scores(params, X, y, batch_size):
-        pred = predict(params, X, batch_size)
-        y = y if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(pred.dtype)
-        return {"loss": loss(pred, y), **{name: fn(pred, y) for name, fn in metrics}}
+    def score(params, X, y, batch_size):
+        return scores(model, loss, metrics, params, X, y, batch_size)
 
     def stacked(fn):
         def many(params, *args, batch_size):
@@ -66,7 +72,7 @@ def _programs(model, loss, metrics: tuple):
         return many
 
     jit = functools.partial(jax.jit, static_argnames=("batch_size",))
-    return {"predict": (jit(predict), jit(stacked(predict))), "scores": (jit(scores), jit(stacked(scores)))}
+    return {"predict": (jit(predict), jit(stacked(predict))), "scores": (jit(score), jit(stacked(score)))}
 
 
 def _program(model, loss, metrics, what: str, stacked: bool):

@@ -22,7 +22,7 @@ from .._moved import refuse_keywords
 from ..losses import check_targets
 from ..ops._op import check_grad_mode
 from ..optim import OptimizerLike, build
-from .evaluate import CACHE_SIZE, runs_of
+from .evaluate import CACHE_SIZE, runs_of, scores
 from .loop import ShuffledEpochs, make_chunk
 from .run import Chunk, History, expand_runs, init_runs, run_keys, take_run, train
 from .state import TrainState
@@ -113,10 +113,7 @@ def _score(model, loss, metrics: tuple) -> Callable:
     """``score(state, (X, y)) -> {"loss", <metrics>}`` of one run at inference (one object per configuration,
     so that its compiled evaluation is reused)."""
     def score(state, data):
-        X, y = data
-        pred = model.apply(state.params, X, train=False)
-        y = y if jnp.issubdtype(y.dtype, jnp.integer) else y.astype(pred.dtype)
-        return {"loss": loss(pred, y), **{name: fn(pred, y) for name, fn in metrics}}
+        return scores(model, loss, metrics, state.params, *data)
 
     return score
 
