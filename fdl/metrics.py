@@ -1,7 +1,8 @@
-"""Evaluation metrics: MAE and RMSE (book ch. 2-3), accuracy (book ch. 4)."""
+"""Evaluation metrics: MAE and RMSE (book ch. 2-3), accuracy and the book's reported cross-entropy (book ch. 4)."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from ._checks import expect_same_shape, shape_of
@@ -112,3 +113,38 @@ def accuracy(predictions, targets):
         unnamed = ~jnp.all(jnp.isfinite(targets), axis=-1)
     unnamed = unnamed | _no_argmax(predictions)
     return jnp.where(jnp.any(unnamed), jnp.nan, jnp.mean(jnp.argmax(predictions, axis=-1) == truth))
+
+
+def book_cross_entropy(predictions, targets, eps: float = 1e-9):
+    """The value the book's ``SoftmaxCrossEntropy`` reports (ch. 4), which its ``Trainer`` stops early on.
+
+    ``p = clip(softmax(predictions), eps, 1 - eps)``, then ``sum(-y log p - (1 - y) log(1 - p)) / batch``:
+    a binary cross-entropy summed over the classes, not the categorical one the book trains with (and
+    :func:`fdl.losses.softmax_cross_entropy` computes). For deciding early stopping as the book did
+    (``fit(..., metrics={"book loss": book_cross_entropy}, early_stopping=StopRule("book loss", ...))``);
+    not a training loss.
+
+    Args:
+      predictions: ``(batch, classes)`` logits, floating point.
+      targets: one-hot (or probability) rows of the same shape.
+      eps: the clip, the book's 1e-9.
+
+    Returns:
+      A 0-D array in the predictions' dtype. Computed from log-probabilities, so that float32 gives the
+      value float64 gives (``1 - 1e-9`` rounds to 1 in float32, where the book's formula would give NaN).
+
+    Raises:
+      ValueError: an empty batch, or targets of another shape.
+    """
+    _expect_nonempty(predictions, "book_cross_entropy")
+    expect_same_shape(predictions, targets, "book_cross_entropy")
+    x = jnp.asarray(predictions)
+    classes = x.shape[-1]
+    log_z = jax.nn.logsumexp(x, axis=-1, keepdims=True)
+    others = jnp.where(jnp.eye(classes, dtype=bool), -jnp.inf, x[..., None, :])  # row i: every class but i
+    log_p = x - log_z
+    log_not_p = jax.nn.logsumexp(others, axis=-1) - log_z  # log(1 - p), exact where p rounds to 1
+    lo, hi = jnp.log(eps), jnp.log1p(-eps)  # the clip of p to [eps, 1 - eps], in logs
+    log_p, log_not_p = jnp.clip(log_p, lo, hi), jnp.clip(log_not_p, lo, hi)
+    terms = -targets * log_p - (1 - targets) * log_not_p
+    return jnp.sum(terms) / x.shape[0]

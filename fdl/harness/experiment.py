@@ -31,7 +31,7 @@ from .._io import write_json_atomic
 SMOKE_NOTE = "smoke run on a subset (--quick): not comparable with the book; run without --quick for that"
 _last_args: argparse.Namespace | None = None  # the options parse_args last returned, recorded in results.json
 
-METRICS = ("accuracy", "mae", "rmse", "mse", "ce", "loss", "value", "seconds")
+METRICS = ("accuracy", "mae", "rmse", "mse", "ce", "loss", "value", "seconds", "sd", "z")
 
 
 def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None,
@@ -217,3 +217,19 @@ def mean_sd(values) -> tuple[float, float]:
     m = sum(values) / len(values)
     sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
     return m, sd
+
+
+def z_score(values, figure: float) -> float:
+    """Where ``figure`` (a book figure) lies in the distribution of ``values`` (fdl's runs): ``(figure - mean)
+    / sd``, with the sample standard deviation; NaN for fewer than two values or no spread."""
+    m, sd = mean_sd(values)
+    return (float(figure) - m) / sd if len(values) > 1 and sd > 0 else math.nan
+
+
+def position(values, figure: float | None) -> str:
+    """``figure``'s place among ``values`` for a table: its z-score and how many runs lie below it, e.g.
+    ``"z -0.42 (4/10 below)"``; ``"-"`` when there is no figure."""
+    if figure is None:
+        return "-"
+    below = sum(float(v) < float(figure) for v in values)
+    return f"z {z_score(values, figure):+.2f} ({below}/{len(values)} below)"

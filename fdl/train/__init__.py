@@ -4,6 +4,7 @@ chapter, the benchmark and users share:
 =====================  =====================================================================================
 :class:`TrainState`    params, optimizer state, the carried ``aux`` (recurrent start states), epochs done
 :class:`EarlyStopping` the best evaluation so far and whether a run still trains, as a value
+:class:`StopRule`      what early stopping watches and which params a stopped run returns
 :func:`model_loss`     ``loss_fn(params, batch, key, aux) -> (loss, aux)`` for a layer model and a loss op
 :func:`make_train_step` ``step(state, batch, key) -> (state, loss)`` from a loss function and an optimizer
 :func:`make_chunk`     many steps as one jitted ``lax.scan``, batches gathered on the device by a sampler
@@ -17,10 +18,10 @@ plugins                :class:`Checkpoint`, :class:`DataParallel`, :class:`Progr
 from .._moved import moved_attribute
 from .evaluate import evaluate, predict
 from .fit import epoch_schedule, fit
-from .loop import Prebatched, ShuffledEpochs, all_finite, make_chunk
+from .loop import GivenPermutations, Prebatched, ShuffledEpochs, all_finite, make_chunk
 from .plugins import Checkpoint, DataParallel, Plugin, Progress
 from .run import Chunk, History, Run, train
-from .state import EarlyStopping, TrainState
+from .state import EarlyStopping, StopRule, TrainState
 from .step import make_train_step, model_loss
 
 
@@ -28,6 +29,27 @@ def __getattr__(name):
     return moved_attribute(__name__, name)
 
 
-__all__ = ["Checkpoint", "Chunk", "DataParallel", "EarlyStopping", "History", "Plugin", "Prebatched", "Progress", "Run",
-           "ShuffledEpochs", "TrainState", "all_finite", "epoch_schedule", "evaluate", "fit", "make_chunk",
-           "make_train_step", "model_loss", "predict", "train"]
+__all__ = [
+    "Checkpoint",
+    "Chunk",
+    "DataParallel",
+    "EarlyStopping",
+    "GivenPermutations",
+    "History",
+    "Plugin",
+    "Prebatched",
+    "Progress",
+    "Run",
+    "ShuffledEpochs",
+    "StopRule",
+    "TrainState",
+    "all_finite",
+    "epoch_schedule",
+    "evaluate",
+    "fit",
+    "make_chunk",
+    "make_train_step",
+    "model_loss",
+    "predict",
+    "train",
+]

@@ -18,14 +18,13 @@ import optax
 
 from .. import parallel
 from .._checks import expect_positive
-from .._moved import refuse_keywords
 from ..losses import check_targets
 from ..ops._op import check_grad_mode
 from ..optim import OptimizerLike, build
 from .evaluate import CACHE_SIZE, runs_of, scores
-from .loop import ShuffledEpochs, make_chunk
+from .loop import GivenPermutations, ShuffledEpochs, make_chunk
 from .run import Chunk, History, expand_runs, init_runs, run_keys, take_run, train
-from .state import TrainState
+from .state import StopRule, TrainState
 from .step import make_train_step, model_loss
 
 # ------------------------------------------------------------------------------------------------------ fit
@@ -204,6 +203,17 @@ def _convolves_on_cpu(model, input_shape, dtype) -> bool:
     return "conv_general_dilated" in str(jax.make_jaxpr(lambda p, x: model.apply(p, x))(params, x))
 
 
+def _check_stop_rule(rule, metrics, has_test: bool) -> None:
+    if isinstance(rule, bool):
+        return
+    if not isinstance(rule, StopRule):
+        raise TypeError(f"fit: early_stopping must be True, False or a fdl.train.StopRule, got {rule!r}")
+    names = ["loss", *(metrics or {})]
+    if has_test and rule.monitor not in names:
+        raise ValueError(f"fit: early_stopping monitors {rule.monitor!r}, which is not evaluated; choose one of "
+                         f"{names} (add the value to metrics=)")
+
+
 def _shards(plugins) -> bool:
     """Whether a plugin lays batches out over devices (its chunks are not shared with other calls)."""
     return any(getattr(p, "mesh", None) is not None for p in plugins)
@@ -211,10 +221,10 @@ def _shards(plugins) -> bool:
 
 def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_test=None, *,
         epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int | Sequence[int] = 1,
-        early_stopping: bool = True, grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
+        early_stopping: bool | StopRule = True, grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
         dtype=jnp.float32, log: Callable | None = print, state: TrainState | None = None,
         eval_every_steps: int | None = None, sweep: Mapping[str, Sequence[float]] | None = None,
-        plugins: Sequence = (), **removed):
+        plugins: Sequence = (), permutations=None):
     """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
 
     One run, or several trained together as one compiled program: give ``seed`` a list of seeds, and/or a
@@ -237,8 +247,10 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       seed: the only source of randomness (initialisation, shuffling, dropout); a list of seeds trains one
         run per seed, together.
       early_stopping: stop when the test loss rises, returning the params of the last evaluation that
-        improved (the book prints "Loss increased after epoch N ..."). A non-finite test loss always stops
-        the run, returning its best evaluation's params.
+        improved (the book prints "Loss increased after epoch N ..."); or a :class:`~fdl.train.StopRule`
+        naming the evaluated value that decides and which params to return (the book's notebooks:
+        ``StopRule("book loss", restore_best=False)``). A non-finite test loss always stops the run,
+        returning its best evaluation's params.
       grad: ``"manual"`` (hand-written VJPs) or ``"autodiff"`` (``jax.grad`` of the plain forward).
       metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss (jax-traceable).
       dtype: the params' and data's floating-point type (float32; float64 needs ``jax_enable_x64``).
@@ -256,6 +268,9 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
       plugins: optional pieces, e.g. ``[fdl.train.Checkpoint("run.npz", resume=True),
         fdl.train.DataParallel("all"), fdl.train.Progress()]``. ``FDL_PROGRESS=1`` in the environment (set
         by ``fdl run --progress``) adds a progress bar.
+      permutations: ``(epochs, n)`` ints: epoch ``e`` (counted from 0, on from ``state.epoch``) visits the
+        training rows in the order ``permutations[e]`` instead of a permutation drawn from ``seed`` (to replay
+        another program's shuffles, e.g. the book's NumPy draws in ch. 3); every run uses the same.
 
     Every epoch runs as compiled ``lax.scan`` chunks with the data on the device; a later ``fit`` of the same
     model, loss, optimizer and shapes in the process reuses the compiled chunks. A non-finite training
@@ -278,13 +293,13 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         no examples, or with NaN/Inf; only one of ``X_test`` and ``y_test``; test examples of another shape
         than the training examples; integer class labels outside the model's outputs; a float64 ``dtype``
         without ``jax_enable_x64``; repeated seeds or an empty sweep; a ``state`` for another number of runs;
-        and the model's, the loss's and the plugins' own ValueErrors.
+        a ``StopRule`` monitoring a value that is not evaluated; ``permutations`` of another shape than
+        ``(epochs done + epochs, n)`` or not permutations; and the model's, the loss's and the plugins' own
+        ValueErrors.
       TypeError: a non-floating ``dtype``; non-numeric data; an optimizer that is neither a transformation nor
         a factory (e.g. ``optax.adam`` uncalled); a ``seed`` that is neither an int nor a list of ints; a
-        swept name the optimizer does not hold; fdl 0.1's keyword arguments (the message names the
-        replacement) or any other unknown keyword.
+        swept name the optimizer does not hold; ``early_stopping`` neither a bool nor a ``StopRule``.
     """
-    refuse_keywords("fit", removed)
     check_grad_mode(grad)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")
@@ -309,10 +324,11 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
             raise ValueError(f"fit: test examples {X_test.shape[1:]}/{y_test.shape[1:]} differ in shape from "
                              f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}")
     _check_targets(model, loss, X_train, y_train, "fit")
+    _check_stop_rule(early_stopping, metrics, has_test)
     if has_test:
         _check_targets(model, loss, X_test, y_test, "fit (test data)")
     n, runs = len(X_train), len(seeds)
-    sampler = ShuffledEpochs(n, batch_size)
+    sampler = ShuffledEpochs(n, batch_size) if permutations is None else GivenPermutations(permutations, batch_size)
     tx, step, init_opt, compiled, traces = _configured(model, loss, grad, optimizer, epochs,
                                              sampler.full_steps + sampler.ragged, sampler)
     keys = run_keys(seeds)
@@ -339,6 +355,10 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         return make_chunk(step, sampler, shard=shard, on_trace=count, runs=True, vectorize=vectorize)
 
     vectorize = runs == 1 or not _convolves_on_cpu(model, X_train.shape[1:], dtype)
+    if permutations is not None and (sampler.n != n or sampler.epochs < first_epoch + epochs):
+        raise ValueError(f"fit: permutations {tuple(sampler.permutations.shape)} must be ({first_epoch + epochs}, {n}) "
+                         f"or longer: one row per epoch (epochs done {first_epoch} + epochs {epochs}), one column "
+                         "per training example")
     schedule = epoch_schedule(epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps,
                               first_epoch=first_epoch)
     evaluation = None

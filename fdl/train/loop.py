@@ -15,6 +15,7 @@ Which rows (or windows) make each step's batch, and which dropout key it gets, i
 
 * :class:`ShuffledEpochs` (the book's ``Trainer``): each epoch a new permutation of the ``n`` examples, cut
   into batches of ``batch_size``; the ragged last batch of ``n % batch_size`` examples is one more step;
+* :class:`GivenPermutations`: the same, with each epoch's permutation given (e.g. NumPy's, to replay a run);
 * :class:`Prebatched`: ``data`` already holds one batch per step along its leading axis (benchmarks);
 * :func:`fdl.recurrent.CharWindows`: windows of a character text (ch. 6).
 
@@ -31,6 +32,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .state import TrainState, select
 
@@ -56,19 +58,57 @@ class ShuffledEpochs(NamedTuple):
         return self.n % self.batch_size > 0
 
     def plan(self, data, key, epoch, start, count: int, ragged: bool):
-        full, bs = self.full_steps, self.batch_size
         k_perm, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
-        perm = jax.random.permutation(k_perm, self.n)
-        keys = jax.random.split(k_steps, full + self.ragged)
-        rows = jax.lax.dynamic_slice_in_dim(perm, start * bs, count * bs).reshape(count, bs)
-        step_keys = keys[start + jnp.arange(count)]
-        last = (perm[full * bs:], keys[full]) if ragged else None
-        return rows, step_keys, last
+        return _cut(jax.random.permutation(k_perm, self.n), k_steps, self.batch_size, start, count, ragged)
 
     def batch(self, data, rows):
         return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), data)
 
     gather_ahead = True  # one run gathers its chunk's batches at the chunk's start (see the module docstring)
+
+
+def _cut(perm, k_steps, batch_size: int, start, count: int, ragged: bool):
+    """Steps ``start .. start + count`` of an epoch visiting the rows in the order ``perm``: their rows
+    ``(count, batch_size)``, their dropout keys (from ``k_steps``) and the ragged last step, if asked."""
+    n = perm.shape[0]
+    full = n // batch_size
+    keys = jax.random.split(k_steps, full + (n % batch_size > 0))
+    rows = jax.lax.dynamic_slice_in_dim(perm, start * batch_size, count * batch_size).reshape(count, batch_size)
+    last = (perm[full * batch_size:], keys[full]) if ragged else None
+    return rows, keys[start + jnp.arange(count)], last
+
+
+class GivenPermutations:
+    """:class:`ShuffledEpochs` with each epoch's order given: epoch ``e`` visits rows ``permutations[e]``.
+
+    For replaying a run whose shuffles another program drew (the book's ``np.random.permutation``, ch. 3).
+    Dropout keys are drawn as :class:`ShuffledEpochs` draws them. Compared by identity (a new object is a new
+    training program).
+
+    Args:
+      permutations: ``(epochs, n)`` integers, each row a permutation of ``0 .. n - 1``.
+      batch_size: examples per step.
+
+    Raises:
+      ValueError: another shape, or a row that is not a permutation.
+    """
+
+    full_steps, ragged, batch = ShuffledEpochs.full_steps, ShuffledEpochs.ragged, ShuffledEpochs.batch
+    gather_ahead = True
+
+    def __init__(self, permutations, batch_size: int):
+        p = np.asarray(permutations)
+        if p.ndim != 2 or p.shape[1] == 0 or not np.issubdtype(p.dtype, np.integer):
+            raise ValueError(f"permutations must be an (epochs, n) integer array, got {p.dtype} {p.shape}")
+        bad = np.flatnonzero(np.any(np.sort(p, axis=1) != np.arange(p.shape[1]), axis=1))
+        if len(bad):
+            raise ValueError(f"permutations[{bad[0]}] is not a permutation of 0 .. {p.shape[1] - 1}")
+        self.n, self.batch_size, self.epochs = p.shape[1], batch_size, p.shape[0]
+        self.permutations = jnp.asarray(p, jnp.int32)
+
+    def plan(self, data, key, epoch, start, count: int, ragged: bool):
+        _, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
+        return _cut(self.permutations[epoch], k_steps, self.batch_size, start, count, ragged)
 
 
 class Prebatched(NamedTuple):

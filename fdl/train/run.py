@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import parallel
-from .state import EarlyStopping, TrainState, select
+from .state import EarlyStopping, StopRule, TrainState, select
 
 
 class Chunk(NamedTuple):
@@ -158,29 +158,33 @@ def init_runs(init: Callable, keys):
 
 @functools.lru_cache(maxsize=8)
 def _evaluation(score: Callable) -> Callable:
-    """The compiled ``(enabled, states, stopping, eval_data, at) -> (results, stopping)`` of ``score``: every run
-    scored one after another (``lax.map``) and its early stopping updated, as one program. Kept for the next
-    call with the same ``score`` (a bounded cache, so that the models behind old ones can go)."""
+    """The compiled ``(rule, states, stopping, eval_data, at) -> (results, stopping)`` of ``score``: every run
+    scored one after another (``lax.map``) and its early stopping updated (``rule``: a :class:`StopRule`, or
+    ``None`` for none), as one program. Kept for the next call with the same ``score`` (a bounded cache, so
+    that the models behind old ones can go)."""
 
-    def evaluate(enabled, states, stopping, eval_data, at):
+    def evaluate(rule, states, stopping, eval_data, at):
         if jax.tree.leaves(states.params)[0].shape[0] == 1:  # one run: the one-run program, bitwise
             results = jax.tree.map(lambda a: a[None], score(jax.tree.map(lambda a: a[0], states), eval_data))
         else:
             results = jax.lax.map(lambda s: score(s, eval_data), states)
-        update = jax.vmap(lambda es, loss, s: es.update(loss, s, at, enabled=enabled))
-        return results, update(stopping, results["loss"], states)
+        watched = results["loss"] if rule is None else results[rule.monitor]
+        watched = jnp.where(jnp.isfinite(results["loss"]), watched, jnp.nan)  # a non-finite loss always stops
+        update = jax.vmap(lambda es, value, s: es.update(value, s, at, enabled=rule is not None,
+                                                         restore_best=rule is None or rule.restore_best))
+        return results, update(stopping, watched, states)
 
     return jax.jit(evaluate, static_argnums=0)
 
 
 @jax.jit
 def _result(states, stopping):
-    """Each run's returned state: its best evaluation's if early stopping ended it, else its last."""
+    """Each run's returned state: the one early stopping chose if it ended the run, else its last."""
     return select(stopping.stopped_early, stopping.best, states)
 
 
 def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[Chunk], *, key,
-          evaluate: tuple | None = None, early_stopping: bool = False, log: Callable | None = print,
+          evaluate: tuple | None = None, early_stopping: bool | StopRule = False, log: Callable | None = print,
           plugins: Sequence = (), batch_size: int | None = None, unit: str = "epoch",
           histories: Sequence[History] | None = None, labels: Sequence[str] | None = None,
           compiled: dict | None = None):
@@ -197,7 +201,8 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
         jax-traceable and hashable (the same object across calls reuses its compiled program); called after
         each chunk whose ``evaluate`` is set.
       early_stopping: stop a run at its first evaluation whose loss is not below its best so far, and return
-        the state of that best evaluation (the book's ``Trainer``). A non-finite evaluation stops a run
+        the state of that best evaluation (the book's ``Trainer``); a :class:`StopRule` to watch another
+        evaluated value or keep the stopping evaluation's state. A non-finite evaluation loss stops a run
         whether or not this is set.
       log: where the book-style lines go (``None``: silence); with several processes, process 0's alone
         (:func:`fdl.parallel.log_from_every_process` to hear every process).
@@ -236,6 +241,7 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
         run = _checked(plugin, "setup", plugin.setup(run))
     histories = run.histories
     evaluate = None if evaluate is None else (evaluate[0], run.eval_data)
+    rule = StopRule() if early_stopping is True else (early_stopping or None)
     chunk, compiled = make_chunk_fn(run.shard), ({} if compiled is None else compiled)
     try:
         for i in range(run.done, len(run.schedule)):
@@ -255,7 +261,7 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
                 h.seconds.append(time.perf_counter() - tic)
             run = _after_chunk(run, c, i, new, losses, finite, active, say)
             if c.evaluate and evaluate is not None and np.asarray(run.stopping.active).any():
-                run = _after_evaluation(run, evaluate, early_stopping, np.asarray(run.stopping.active), say)
+                run = _after_evaluation(run, evaluate, rule, np.asarray(run.stopping.active), say)
             if not np.asarray(run.stopping.active).any():
                 break
             for plugin in plugins:
@@ -303,7 +309,7 @@ def _after_chunk(run: Run, c: Chunk, i: int, new, losses, finite, active, say) -
     return run._replace(state=new, done=i + 1, reached=reached, stopping=stopping)
 
 
-def _after_evaluation(run: Run, evaluate: tuple, early_stopping: bool, active, say) -> Run:
+def _after_evaluation(run: Run, evaluate: tuple, rule: StopRule | None, active, say) -> Run:
     """Evaluate the runs, update their early stopping, log as the book does."""
     score, eval_data = evaluate
     at = run.position()
@@ -312,10 +318,11 @@ def _after_evaluation(run: Run, evaluate: tuple, early_stopping: bool, active, s
         program = _evaluation(score)
     except TypeError:  # an unhashable score: compiled for this call
         program = _evaluation.__wrapped__(score)
-    results, stopping = program(early_stopping, run.state, run.stopping, eval_data, jnp.int32(run.done))
+    results, stopping = program(rule, run.state, run.stopping, eval_data, jnp.int32(run.done))
     results = {k: np.asarray(v) for k, v in results.items()}
     now_active = np.asarray(stopping.active)
     best_loss, best_at = np.asarray(run.stopping.best_loss), np.asarray(run.stopping.best_at)
+    watched = "loss" if rule is None else rule.monitor
     for r in np.flatnonzero(active):
         result = {"epoch": run.schedule[run.done - 1].epoch + 1, "step": run.steps(),
                   **{k: float(v[r]) for k, v in results.items()}}
@@ -326,14 +333,18 @@ def _after_evaluation(run: Run, evaluate: tuple, early_stopping: bool, active, s
             say(f"{_prefix(run, r)}Validation loss after {at} {what} is {loss:.3f}{extra}")
             continue
         best_pos = run.position(best_at[r])
-        if np.isfinite(loss):
-            message = (f"Loss increased after {run.unit} {at}, final loss was {best_loss[r]:.3f}, "
-                       f"using the model from {run.unit} {best_pos}")
-        else:
+        if not np.isfinite(loss):
             message = (f"Validation loss became {loss} after {run.unit} {at} (the model diverged); using the "
                        f"model from {run.unit} {best_pos}"
                        + (f", the best evaluation (loss {best_loss[r]:.3f})" if np.isfinite(best_loss[r]) else
                           ", before any finite evaluation"))
+        elif rule.restore_best:
+            message = (f"{watched.capitalize()} increased after {run.unit} {at}, final {watched} was "
+                       f"{best_loss[r]:.3f}, using the model from {run.unit} {best_pos}")
+        else:
+            message = (f"{watched.capitalize()} increased after {run.unit} {at} (value {result[watched]:.3f}, best "
+                       f"{best_loss[r]:.3f} at {run.unit} {best_pos}); keeping the model trained through "
+                       f"{run.unit} {at}, as the book's notebooks do")
         run.histories[r].stopped = _prefix(run, r) + message
         say(run.histories[r].stopped)
     return run._replace(stopping=stopping)
