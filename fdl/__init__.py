@@ -28,7 +28,7 @@ from . import (
     recurrent,
     testing,
 )
-from ._moved import install_finder, moved_attribute
+from ._moved import moved_attribute
 from .layers import Layer, conv2d, dense, dropout, flatten, reshape, serial, summary
 from .losses import mean_squared_error, softmax_cross_entropy
 from .train import History, TrainState, evaluate, fit, make_train_step, predict
@@ -42,9 +42,8 @@ __all__ = [
     "History", "TrainState", "evaluate", "fit", "make_train_step", "predict", "summary",
 ]
 
-install_finder()  # ``import fdl.foundations`` and the other moved modules fail naming the new place
 compile_cache.enable()  # $FDL_JAX_CACHE or ~/.cache/fdl/jax, before fdl compiles anything (fdl/compile_cache.py)
 
 
-def __getattr__(name):
+def __getattr__(name):  # fdl.foundations and the other moved modules and names fail naming the new place
     return moved_attribute(__name__, name)

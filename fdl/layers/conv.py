@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import expect_positive, expect_probability, expect_rank
-from .._moved import refuse_keywords
 from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import flatten as flatten_op
 from ..ops import get_activation
@@ -52,7 +51,7 @@ def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, 
 
 def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
            use_bias: bool = False, bias_init: str | Callable | None = None, keep_prob: float = 1.0,
-           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla", **removed) -> Layer:
+           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla") -> Layer:
     """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``keep_prob < 1`` (book ch. 5: Conv2D).
 
     Args:
@@ -87,15 +86,13 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
         shape that is not ``(channels, height, width)``, or an initialiser function that returns another
         shape; from ``apply``, an input that is not 4-D or whose channel count differs from ``W``'s, or
         ``train=True`` with dropout and no ``key``.
-      TypeError: at construction, ``dropout=`` (renamed ``keep_prob=`` in fdl 0.2), ``use_bias`` not a bool,
-        or an initialiser neither a name nor a function;
+      TypeError: at construction, ``use_bias`` not a bool, or an initialiser neither a name nor a function;
         from ``apply``, an input that is not floating point.
     """
     expect_positive(out_channels, "conv2d out_channels", integer=True)
     expect_positive(param_size, "conv2d param_size", integer=True)
     if param_size % 2 == 0:
         raise ValueError(f"conv2d: param_size must be odd for 'same' padding param_size // 2, got {param_size}")
-    refuse_keywords("conv2d", removed)
     expect_probability(keep_prob, "conv2d keep_prob")
     check_mode(dropout_mode)
     if impl not in IMPLEMENTATIONS:

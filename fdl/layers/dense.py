@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import expect_positive, expect_probability, expect_rank
-from .._moved import refuse_keywords
 from ..init import bias_initialiser, check_initialiser, initialise
 from ..ops import bias_add, get_activation, weight_multiply
 from ..ops.dropout import check_mode
@@ -16,8 +15,7 @@ from .core import Layer, apply_dropout
 
 
 def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "standard",
-          bias_init: str | Callable | None = None, keep_prob: float = 1.0, dropout_mode: str = "book",
-          **removed) -> Layer:
+          bias_init: str | Callable | None = None, keep_prob: float = 1.0, dropout_mode: str = "book") -> Layer:
     """``activation(x W + B)``, then dropout when ``keep_prob < 1`` (book ch. 3-4: Dense).
 
     Args:
@@ -39,11 +37,9 @@ def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "s
         ``(features,)`` (put ``flatten()`` before it) or an initialiser function that returns another shape;
         from ``apply``, an input that is not 2-D or whose feature count differs from ``W``'s, or
         ``train=True`` with dropout and no ``key``.
-      TypeError: at construction, ``dropout=`` (renamed ``keep_prob=`` in fdl 0.2), ``weight_init`` /
-        ``bias_init`` neither a name nor a function.
+      TypeError: at construction, ``weight_init`` / ``bias_init`` neither a name nor a function.
     """
     expect_positive(neurons, "dense neurons", integer=True)
-    refuse_keywords("dense", removed)
     expect_probability(keep_prob, "dense keep_prob")
     check_mode(dropout_mode)
     act = get_activation(activation)

@@ -41,7 +41,7 @@ def model_loss(model, loss, *, grad: str = "manual") -> Callable:
     return loss_fn
 
 
-def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, *_old, **_old_kw) -> Callable:
+def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
     """The train step ``step(state, batch, key) -> (state, loss)``, not yet jitted.
 
     ``loss_fn(params, batch, key, aux) -> (loss, aux)`` (e.g. from :func:`model_loss`); its gradient with
@@ -53,9 +53,9 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
     shapes and dtypes of the old (as the optimizer's updates do); ``loss`` is the 0-D array ``loss_fn`` returned.
 
     Raises:
-      TypeError: the fdl 0.1 spelling ``make_train_step(model, loss, optimizer, grad=...)``, or an optimizer
-        that is not an optax ``GradientTransformation`` (an uncalled constructor such as ``optax.adam``, or
-        an fdl decay factory: build it with :func:`fdl.optim.build`).
+      TypeError: a model (anything with ``init`` and ``apply``) as ``loss_fn``: wrap it in :func:`model_loss`;
+        or an optimizer that is not an optax ``GradientTransformation`` (an uncalled constructor such as
+        ``optax.adam``, or an fdl decay factory: build it with :func:`fdl.optim.build`).
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -72,8 +72,8 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, 
         >>> bool(loss1 < loss0)
         True
     """
-    if _old or _old_kw or hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
-        raise TypeError("make_train_step(model, loss, optimizer, grad=g) is fdl 0.1's spelling; in fdl 0.2 write "
+    if hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
+        raise TypeError("make_train_step: loss_fn is a model (it has .init and .apply), not a loss function; pass "
                         "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer), and compile the step "
                         "it returns: jax.jit(step), or fdl.train.make_chunk for many steps as one program")
     if not isinstance(optimizer, optax.GradientTransformation):

@@ -82,8 +82,8 @@ def test_continuing_a_run_equals_one_longer_run_bitwise():
     assert not np.array_equal(first[0]["W"], p[0]["W"])
 
 
-def test_restart_is_gone_and_names_state():
-    with pytest.raises(TypeError, match=r"state=history.state"):
+def test_restart_is_gone():  # state=history.state continues a run (the README's migration table)
+    with pytest.raises(TypeError, match=r"fit\(\) got an unexpected keyword argument 'restart'"):
         fit_regression(restart=False)
 
 
@@ -132,18 +132,12 @@ def test_bad_data():
             {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None))
 
 
-@pytest.mark.parametrize("old,new", [
-    (dict(checkpoint="run.npz"), r"plugins=\[fdl.train.Checkpoint\(path"),
-    (dict(checkpoint_every=2), r"Checkpoint\(path, every=N\)"),
-    (dict(resume=True), r"Checkpoint\(path, resume=True\)"),
-    (dict(devices="all"), r"plugins=\[fdl.train.DataParallel\(devices\)\]"),
-    (dict(progress=True), r"plugins=\[fdl.train.Progress\(\)\]"),
-    (dict(params=[]), r"state=fdl.train.TrainState\(params, opt_state\)"),
-    (dict(opt_state=()), r"fit\(\.\.\., state="),
-    (dict(eval_batch_size=100), r"fdl.train.evaluate\(model, loss, params, X, y, batch_size=N\)"),
+@pytest.mark.parametrize("old", [  # the README's migration table names their replacements
+    dict(checkpoint="run.npz"), dict(checkpoint_every=2), dict(resume=True), dict(devices="all"),
+    dict(progress=True), dict(params=[]), dict(opt_state=()), dict(eval_batch_size=100),
 ])
-def test_fdl_0_1_keywords_name_their_replacement(old, new):
-    with pytest.raises(TypeError, match=r"no longer takes .*" + new):
+def test_fdl_0_1_keywords_are_unknown(old):
+    with pytest.raises(TypeError, match=rf"fit\(\) got an unexpected keyword argument '{next(iter(old))}'"):
         fit_regression(**old)
     with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
         fit_regression(epoch=3)
