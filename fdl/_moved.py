@@ -68,12 +68,3 @@ def moved_attribute(module: str, name: str):
     if old in MOVED:
         raise AttributeError(message(old))
     raise AttributeError(f"module {module!r} has no attribute {name!r}")
-
-
-def refuse_keywords(func: str, given: dict) -> None:
-    """Python's TypeError for ``func``'s unexpected keyword arguments ``given``.
-
-    Kept only for ``fdl/train/fit.py``'s ``**removed`` until that parameter goes; delete it then.
-    """
-    if given:
-        raise TypeError(f"{func}() got an unexpected keyword argument {next(iter(given))!r}")
