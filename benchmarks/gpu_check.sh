@@ -5,8 +5,8 @@
 #                 where they are missing; fdl itself runs from this checkout (PYTHONPATH), nothing is built
 #   3. tests      the test suite without the tests that run whole chapter scripts (stage 5 runs those), with
 #                 pytest-xdist where it is installed
-#   4. benchmark  `fdl benchmark --device DEVICE` (fdl, fdl via jax.grad, one jitted step, PyTorch eager, and
-#                 on a GPU PyTorch with CUDA graphs)
+#   4. benchmark  `python -m benchmarks --device DEVICE` (this folder's package, what `fdl benchmark` runs: fdl,
+#                 fdl via jax.grad, one jitted step, PyTorch eager, and on a GPU PyTorch with CUDA graphs)
 #   5. reproduce  `fdl reproduce --quick` (every chapter, smoke runs), then full chapters while time is left;
 #                 with --book instead: the whole book (`fdl reproduce`, every chapter in full) twice, with an
 #                 empty compilation cache and then warm, each timed
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
         --no-tests) TESTS_ON=0; shift ;;
         --runs) RUNS=1; shift ;;
         --workloads) WORKLOADS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -79,8 +79,8 @@ stage() {
 if [ "$QUICK" = 1 ]; then
     CAP_TESTS=180 CAP_BENCH=200 CAP_REPRO=150
     TESTS=(tests/ops/test_conv.py::test_the_two_implementations_agree_in_float32_under_jit
-           tests/experiments/test_benchmark.py::test_gpu_error_names_the_framework_that_sees_no_gpu
-           tests/experiments/test_benchmark.py::test_worker_environment_per_device_and_precision)
+           tests/benchmarks/test_benchmark.py::test_gpu_error_names_the_framework_that_sees_no_gpu
+           tests/benchmarks/test_benchmark.py::test_worker_environment_per_device_and_precision)
     BENCH="--quick --repeats 1"
     REPRO=(--quick --chapters 1 2)
     CHAPTERS=""
@@ -95,7 +95,7 @@ else
            --deselect tests/experiments/test_ch01_03.py::test_ch02_reproduces_the_books_figures_with_its_gradients
            --deselect tests/experiments/test_ch01_03.py::test_ch03_quick_run_rows
            --deselect tests/harness/test_cli.py::test_the_installed_command_runs_a_real_chapter
-           --deselect tests/experiments/test_benchmark.py::test_benchmark_quick)
+           --deselect tests/benchmarks/test_benchmark.py::test_benchmark_quick)
     BENCH="--repeats 3 --shared-workers"
     REPRO=(--quick)
 fi
@@ -171,22 +171,22 @@ bench() {
     local rc=0 first="${WORKLOADS/W4/}"
     [ "$QUICK" = 1 ] && first="W5 W1"
     if [ "$RUNS" = 1 ]; then  # many runs as one program: S = 1, 3, 10, 30 runs of W1 and W3 against one alone
-        "$PY" -m fdl benchmark --device "$DEVICE" --out "$WORK/benchmark_runs" --runs 1 3 10 30 \
+        "$PY" -m benchmarks --device "$DEVICE" --out "$WORK/benchmark_runs" --runs 1 3 10 30 \
             --workloads W1 W3 --repeats 3 || rc=1
     fi
     if [ -n "${first// /}" ]; then
-        "$PY" -m fdl benchmark --device "$DEVICE" --out "$WORK/benchmark" $BENCH --workloads $first || rc=1
+        "$PY" -m benchmarks --device "$DEVICE" --out "$WORK/benchmark" $BENCH --workloads $first || rc=1
     fi
     [ "$QUICK" = 1 ] || [[ "$WORKLOADS" != *W4* ]] && return $rc
-    "$PY" -m fdl benchmark --device "$DEVICE" --out "$WORK/benchmark_W4" $BENCH --workloads W4 && return $rc
+    "$PY" -m benchmarks --device "$DEVICE" --out "$WORK/benchmark_W4" $BENCH --workloads W4 && return $rc
     [ "$DEVICE" = gpu ] || return 1
     echo "=== W4 failed; again without PyTorch's CUDA-graph row"
-    "$PY" -m fdl benchmark --device gpu --out "$WORK/benchmark_W4" $BENCH --workloads W4 \
+    "$PY" -m benchmarks --device gpu --out "$WORK/benchmark_W4" $BENCH --workloads W4 \
         --impls fdl fdl-autodiff fdl-step torch
     return 1
 }
 export -f bench
-stage benchmark "$CAP_BENCH" "fdl benchmark --device $DEVICE $BENCH" -- bench
+stage benchmark "$CAP_BENCH" "python -m benchmarks --device $DEVICE $BENCH" -- bench
 
 # ---------------------------------------------------------------------------------------- 5. reproduce
 book() {  # the whole book, timed, with the compilation cache in $BOOK_CACHE (default $WORK/jax_cache, new)

@@ -1,9 +1,10 @@
 """The ``fdl`` command: ``fdl reproduce`` runs every chapter's experiment and prints one table; ``fdl run chNN``;
-``fdl benchmark`` times training steps against ``jax.grad`` and PyTorch (``experiments/benchmark.py``).
+``fdl benchmark`` times training steps against ``jax.grad`` and PyTorch (the ``benchmarks`` package,
+``python -m benchmarks``).
 
 The experiment scripts live in ``experiments/`` of the source tree; a wheel ships them as the data-only
-package ``fdl._experiments``. fdl never imports them: each runs as its own process, writes ``results.json``,
-and this command collects those files.
+package ``fdl._experiments``. The benchmark lives in ``benchmarks/`` of the source tree only. fdl never imports
+either: each runs as its own process, writes ``results.json``, and this command collects those files.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ PROGRESS_HELP = "a progress bar per fdl.fit (tqdm; without it, a line per epoch 
 GET_SCRIPTS = ("they ship in fdl's wheel (fdl/_experiments) and in its source tree (experiments/): reinstall fdl "
                "(pip install fdl), or clone the source and pass --experiments path/to/experiments (or set "
                "FDL_EXPERIMENTS)")
+GET_BENCHMARK = ("it is in fdl's source tree only (benchmarks/), not in the wheel: clone the source and run from it, "
+                 "or pass --benchmarks path/to/benchmarks (or set FDL_BENCHMARKS)")
 
 
 def _packaged() -> str | None:
@@ -74,12 +77,15 @@ def find_scripts(directory: Path, chapters: list[str] | None = None) -> list[Pat
     return found
 
 
-def run_script(script: Path, out: Path, *, quick: bool, seed: int | None, extra: list[str] = ()) -> tuple[int, float]:
-    cmd = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if quick else [])
+def run_script(script: Path, out: Path, *, quick: bool, seed: int | None, extra: list[str] = (),
+               head: list[str] | None = None, env: dict | None = None) -> tuple[int, float]:
+    """Run ``script`` (or the command ``head``, e.g. ``python -m benchmarks``) with ``--out``, ``--quick``,
+    ``--seed`` and ``extra``; (exit code, seconds)."""
+    cmd = (head or [sys.executable, str(script)]) + ["--out", str(out)] + (["--quick"] if quick else [])
     cmd += ([] if seed is None else ["--seed", str(seed)]) + list(extra)
     print(f"\n=== {script.name}: {' '.join(cmd[1:])}", flush=True)
     start = time.perf_counter()
-    code = subprocess.call(cmd)
+    code = subprocess.call(cmd, env=env)
     return code, time.perf_counter() - start
 
 
@@ -120,12 +126,44 @@ def run(args) -> int:
     return code
 
 
+def benchmarks_dir(explicit: str | None = None) -> Path | None:
+    """Where the benchmark package is (a folder with ``__main__.py``): ``--benchmarks``, ``$FDL_BENCHMARKS``, or
+    ``benchmarks/`` beside the package in a source checkout; None if none is."""
+    candidates = [explicit, os.environ.get("FDL_BENCHMARKS"), Path(__file__).resolve().parents[2] / "benchmarks"]
+    return next((Path(c) for c in candidates if c and (Path(c) / "__main__.py").is_file()), None)
+
+
+def _benchmark_command(directory: Path) -> tuple[list[str], dict]:
+    """``python -m <package>`` and an environment whose ``PYTHONPATH`` finds the package from any directory."""
+    path = [str(directory.resolve().parent)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return [sys.executable, "-m", directory.name], {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def benchmark_options(directory: Path | None) -> str:
+    """The options ``fdl benchmark`` passes on, as the benchmark's own ``--help`` lists them."""
+    if directory is None:
+        return f"The benchmark's options: not found here; {GET_BENCHMARK}."
+    head, env = _benchmark_command(directory)
+    proc = subprocess.run(head + ["--help"], capture_output=True, text=True, env=env)
+    lines = proc.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.endswith("options:")), None)
+    if proc.returncode != 0 or start is None:
+        return f"The benchmark's options: `{' '.join(head[1:])} --help` failed: {proc.stderr.strip()[-300:]}"
+    return ("Options passed on to the benchmark (python -m benchmarks; method: benchmarks/README.md):\n"
+            + "\n".join(line for line in lines[start + 1:] if not line.lstrip().startswith("-h, --help")))
+
+
 def benchmark(args) -> int:
-    script = experiments_dir(args.experiments) / "benchmark.py"
-    if not script.exists():
-        raise SystemExit(f"fdl: {script} is missing; run from a source checkout")
+    directory = benchmarks_dir(args.benchmarks)
+    if args.help:
+        args.parser.print_help()
+        print("\n" + benchmark_options(directory))
+        return 0
+    if directory is None:
+        raise SystemExit(f"fdl: cannot find the benchmark (benchmarks/__main__.py); {GET_BENCHMARK}.")
+    head, env = _benchmark_command(directory)
     out = Path(args.out) if args.out else Path("runs") / "benchmark"
-    code, seconds = run_script(script, out, quick=args.quick, seed=None, extra=args.rest)
+    code, seconds = run_script(directory, out, quick=args.quick, seed=None, extra=args.rest, head=head, env=env)
     print(f"=== benchmark finished in {seconds:.1f} s (exit {code}); results in {out}")
     return code
 
@@ -155,11 +193,15 @@ def main(argv=None) -> int:
     one.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
     one.set_defaults(parser=one)
-    bench = sub.add_parser("benchmark", help="time training steps: fdl, fdl via jax.grad, PyTorch (bench extra); "
-                           "further arguments go to experiments/benchmark.py, e.g. --workloads W1 W4")
+    bench = sub.add_parser("benchmark", add_help=False, help="time training steps: fdl, fdl via jax.grad, PyTorch "
+                           "(bench extra); further arguments go to the benchmark (python -m benchmarks), e.g. "
+                           "--workloads W1 W4", description="Time training steps: fdl, fdl via jax.grad, PyTorch "
+                           "(the bench extra); runs python -m benchmarks, and arguments fdl does not know go to it.")
+    bench.add_argument("-h", "--help", action="store_true", help="this help, with the benchmark's own options")
     bench.add_argument("--quick", action="store_true", help="a few steps per workload: a smoke run")
     bench.add_argument("--out", default=None, help="directory for results.json and table.md (default: runs/benchmark)")
-    bench.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
+    bench.add_argument("--benchmarks", default=None, help=argparse.SUPPRESS)
+    bench.set_defaults(parser=bench)
     args, rest = parser.parse_known_args(argv)
     if rest and args.command == "reproduce":
         parser.error(f"unrecognized arguments for reproduce: {' '.join(rest)}")

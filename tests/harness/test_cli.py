@@ -28,7 +28,18 @@ def fake_experiments(tmp_path):
     (d / "ch01_one.py").write_text(script.format(v=0.5, code=0))
     (d / "ch02_two.py").write_text(script.format(v=0.25, code=0))
     (d / "ch03_broken.py").write_text(script.format(v=0.0, code=3))
-    (d / "benchmark.py").write_text(script.format(v=0.0, code=0))
+    return d
+
+
+@pytest.fixture
+def fake_benchmarks(tmp_path):
+    """A stand-in benchmark package (run as ``python -m benchmarks``) that records its arguments."""
+    d = tmp_path / "benchmarks"
+    d.mkdir()
+    (d / "__main__.py").write_text(
+        "import json, sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True, exist_ok=True)\n"
+        "(out / 'argv.json').write_text(json.dumps(sys.argv[1:]))\n")
     return d
 
 
@@ -104,12 +115,30 @@ def test_unknown_chapter_names_the_available_ones(fake_experiments):
         cli.main(["run", "ch09", "--experiments", str(fake_experiments)])
 
 
-def test_benchmark_forwards_its_arguments(fake_experiments, tmp_path):
+def test_benchmark_forwards_its_arguments(fake_benchmarks, tmp_path, monkeypatch):
     out = tmp_path / "bench"
-    code = cli.main(["benchmark", "--quick", "--out", str(out), "--experiments", str(fake_experiments),
+    monkeypatch.chdir(tmp_path.parent)  # python -m finds the package from any working directory
+    code = cli.main(["benchmark", "--quick", "--out", str(out), "--benchmarks", str(fake_benchmarks),
                      "--workloads", "W1", "W4"])
     assert code == 0
     assert json.loads((out / "argv.json").read_text()) == ["--out", str(out), "--quick", "--workloads", "W1", "W4"]
+
+
+def test_benchmark_help_lists_the_options_it_passes_on(capsys):
+    assert cli.main(["benchmark", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: fdl benchmark" in out and "Options passed on to the benchmark" in out
+    for option in ("--workloads", "--impls", "--device", "--precision", "--repeats", "--shared-workers",
+                   "--conv-impl", "--runs"):
+        assert option in out, option
+    assert "{W1,W2,W3,W4,W5}" in out and "--worker" not in out
+
+
+def test_missing_benchmark_says_where_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.delenv("FDL_BENCHMARKS", raising=False)
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "fdl" / "harness" / "cli.py"))
+    with pytest.raises(SystemExit, match=r"cannot find the benchmark .*source tree only .*--benchmarks"):
+        cli.main(["benchmark", "--quick"])
 
 
 def test_the_installed_command_runs_a_real_chapter(tmp_path):

@@ -1,4 +1,4 @@
-"""experiments/benchmark.py --quick runs end to end: its JSON and table have every workload and implementation,
+"""python -m benchmarks --quick runs end to end: its JSON and table have every workload and implementation,
 and the implementations, started from the same weights on the same batches, end with the same loss.
 ``--device gpu`` where no GPU is visible stops with a message that says what to install.
 
@@ -14,20 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import cli, compare, device, worker
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOADS = ["W1", "W2", "W3", "W4", "W5"]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("fdl_benchmark", ROOT / "experiments" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_quick(tmp_path):
     # --device cpu: the workers run with JAX_PLATFORMS=cpu, so this is the CPU benchmark on a GPU machine too
-    proc = subprocess.run([sys.executable, "experiments/benchmark.py", "--quick", "--device", "cpu",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--device", "cpu",
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     impls = ["fdl", "fdl-autodiff", "fdl-step"] + (["torch"] if importlib.util.find_spec("torch") else [])
@@ -72,44 +67,42 @@ def test_benchmark_quick(tmp_path):
 
 
 def test_device_gpu_without_a_gpu_says_what_to_install(monkeypatch, capsys):
-    bench = load_benchmark()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for jax or torch, on any machine
     with pytest.raises(SystemExit) as e:
-        bench.main(["--device", "gpu", "--quick", "--workloads", "W5"])
+        cli.main(["--device", "gpu", "--quick", "--workloads", "W5"])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "no GPU visible to jax/torch" in err and "jax[cuda12]" in err and "--device cpu" in err, err
 
 
 def test_gpu_error_names_the_framework_that_sees_no_gpu():
-    bench = load_benchmark()
     gpu = {"platform": "gpu", "device_kind": "NVIDIA H200", "count": 1, "version": "0.11.2"}
     cuda_torch = {"version": "2.11.0", "cuda": "13.0", "available": True, "name": "NVIDIA H200"}
     cpu_torch = {"version": "2.13.0+cpu", "cuda": None, "available": False, "name": None}
-    assert bench.gpu_error({"jax": gpu, "torch": cuda_torch}, bench.IMPLS) is None
-    assert bench.gpu_error({"jax": gpu, "torch": None}, ["fdl", "fdl-autodiff"]) is None  # no PyTorch row asked
-    msg = bench.gpu_error({"jax": gpu, "torch": cpu_torch}, ["fdl", "torch"])
+    assert device.gpu_error({"jax": gpu, "torch": cuda_torch}, compare.IMPLS) is None
+    assert device.gpu_error({"jax": gpu, "torch": None}, ["fdl", "fdl-autodiff"]) is None  # no PyTorch row asked
+    msg = device.gpu_error({"jax": gpu, "torch": cpu_torch}, ["fdl", "torch"])
     assert msg.startswith("no GPU visible to torch: torch 2.13.0+cpu (CUDA None) sees no GPU")
     assert "CUDA build of PyTorch" in msg and "--impls fdl fdl-autodiff fdl-step" in msg
-    assert "torch is not installed" in bench.gpu_error({"jax": gpu, "torch": None}, ["torch-graphs"])
+    assert "torch is not installed" in device.gpu_error({"jax": gpu, "torch": None}, ["torch-graphs"])
     cpu = {"platform": "cpu", "device_kind": "cpu", "count": 1, "version": "0.10.2"}
-    msg = bench.gpu_error({"jax": cpu, "torch": cuda_torch}, ["fdl"])
+    msg = device.gpu_error({"jax": cpu, "torch": cuda_torch}, ["fdl"])
     assert msg.startswith("no GPU visible to jax/torch: jax.devices() gives cpu devices (cpu)"), msg
     broken = {"platform": None, "error": "RuntimeError: Unable to initialize backend 'cuda'"}
-    assert "Unable to initialize backend 'cuda'" in bench.gpu_error({"jax": broken, "torch": None}, ["fdl"])
-    info = bench.machine("gpu", {"jax": gpu, "torch": cuda_torch})
+    assert "Unable to initialize backend 'cuda'" in device.gpu_error({"jax": broken, "torch": None}, ["fdl"])
+    info = device.machine("gpu", {"jax": gpu, "torch": cuda_torch})
     assert info["device"] == "gpu" and info["gpu"]["jax_device_kind"] == info["gpu"]["torch_device_name"] == \
         "NVIDIA H200"
 
 
 def test_torch_graphs_is_refused_on_the_cpu(capsys):
     with pytest.raises(SystemExit):
-        load_benchmark().main(["--device", "cpu", "--impls", "fdl", "torch-graphs"])
+        cli.main(["--device", "cpu", "--impls", "fdl", "torch-graphs"])
     assert "torch-graphs captures CUDA graphs and needs --device gpu" in capsys.readouterr().err
 
 
 def test_worker_environment_per_device_and_precision():
-    env = load_benchmark().worker_env
+    env = worker.worker_env
     base = {"PATH": "/bin", "JAX_PLATFORMS": "cpu"}
     assert env("cpu", "default", {"PATH": "/bin"}) == {"PATH": "/bin", "JAX_PLATFORMS": "cpu"}
     assert env("gpu", "default", base) == {"PATH": "/bin", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
@@ -121,8 +114,8 @@ def test_worker_environment_per_device_and_precision():
 def test_runs_trained_together_rows(tmp_path):
     """--runs: one run alone and S runs as one vmapped program, in ms per run-step; run 0 of each S draws the
     one run's batches from the same weights, so its warm-up loss is the one run's (float32 rounding apart)."""
-    proc = subprocess.run([sys.executable, "experiments/benchmark.py", "--runs", "1", "2", "--quick", "--workloads",
-                           "W1", "--repeats", "1", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--runs", "1", "2", "--quick", "--workloads", "W1",
+                           "--repeats", "1", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "runs.json").read_text())
@@ -141,5 +134,5 @@ def test_runs_trained_together_rows(tmp_path):
 def test_runs_refuses_the_lstm_and_counts_below_one(capsys):
     for argv in (["--runs", "2", "--workloads", "W4"], ["--runs", "0"]):
         with pytest.raises(SystemExit):
-            load_benchmark().main(argv)
+            cli.main(argv)
         assert "--runs takes run counts of at least 1" in capsys.readouterr().err

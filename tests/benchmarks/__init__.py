@@ -1,0 +1,1 @@
+"""Tests of the benchmark package (benchmarks/), run as a user runs it."""
