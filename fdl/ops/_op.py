@@ -1,26 +1,18 @@
-"""`Op`: one of the book's Operations, written once as a forward and a hand-written backward.
+"""`Op`: one of the book's Operations (ch. 3), a plain forward and a hand-written backward.
 
-The book's ``Operation`` caches its input on ``self`` in ``forward`` and turns an ``output_grad`` into an
-``input_grad`` (and a ``param_grad``) in ``backward``. Here the same pair is two pure functions:
+The book's ``Operation`` caches its input on ``self``; here forward and backward are pure functions:
 
 * ``forward(*arrays, **static) -> out``: plain ``jax.numpy``, so ``jax.grad`` can differentiate it;
 * ``backward(g, out, *arrays, **static) -> tuple``: the book's formula, one gradient per array argument
-  (``None`` for an argument that takes no gradient, such as a dropout mask). What the book caches on
-  ``self`` (the inputs and the output) arrive as arguments.
+  (``None`` for one that takes no gradient, such as a dropout mask).
 
-Cotangent dtypes (the ``custom_vjp`` contract): each gradient is returned in the dtype of its primal input,
-as ``jax.grad`` does. With x64 on, float32 params and float64 data, ``x @ W`` is float64 and so is the
-formula's ``x.T @ g``; :class:`Op` casts it back to float32 for ``W``, so that an optimizer state built from
-float32 params keeps its dtype in both gradient modes. Integer or boolean inputs (labels) get a ``float0``
-zero gradient, as JAX requires.
-
-An ``Op`` is callable both ways, chosen explicitly by the caller::
+Each gradient comes back in the dtype of its primal input, as ``jax.grad`` does (``float0`` zeros for integer
+or boolean inputs). Callers choose the path::
 
     y = sigmoid(x)                    # hand-written backward (jax.custom_vjp)
     y = sigmoid(x, grad="autodiff")   # jax.grad differentiates the plain forward
 
-``static`` keyword arguments (slopes, shapes, flags) are Python values, not arrays; each distinct set gets
-its own ``custom_vjp`` function, built once and cached.
+``static`` keyword arguments are Python values; each distinct set gets its own cached ``custom_vjp``.
 """
 
 from __future__ import annotations
@@ -36,29 +28,17 @@ GRAD_MODES = ("manual", "autodiff")
 
 
 def check_grad_mode(grad: str) -> str:
-    """Return ``grad`` if it names a gradient mode.
-
-    Args:
-      grad: ``"manual"`` (the hand-written backward) or ``"autodiff"`` (``jax.grad`` of the plain forward).
-
-    Raises:
-      ValueError: ``grad`` is not one of ``GRAD_MODES``; the message lists them.
-    """
+    """Return ``grad`` if it is ``"manual"`` or ``"autodiff"``; ValueError otherwise."""
     if grad not in GRAD_MODES:
         raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
     return grad
 
 
 class Op:
-    """A forward (plain ``jnp``) and the book's backward for it, callable with ``grad="manual" | "autodiff"``.
+    """A forward and the book's backward for it, callable with ``grad="manual" | "autodiff"`` (book ch. 3).
 
-    Mirrors the book's ``Operation`` / ``ParamOperation`` (book ch. 3). Shapes and dtypes are those of the
-    wrapped forward; each gradient comes back in the dtype of its primal input (``float0`` zeros for integer
-    or boolean inputs).
-
-    Calling it raises ValueError for a ``grad`` other than ``"manual"`` / ``"autodiff"``, and (on the manual
-    path, when the gradient is taken) TypeError if the backward does not return a tuple with one gradient per
-    array argument; otherwise whatever the forward raises.
+    Raises ValueError for another ``grad``, and TypeError (when the manual gradient is taken) if the backward
+    does not return one gradient per array argument.
 
     Attributes:
       name: the op's name, used in error messages.
@@ -133,9 +113,7 @@ def op(backward: Callable) -> Callable[[Callable], Op]:
         forward output's shape.
 
     Returns:
-      A function that wraps a forward into an :class:`Op`. The returned op raises TypeError, when its
-      hand-written gradient is taken, if ``backward`` returns something other than a tuple of one gradient
-      per array argument.
+      A function that wraps a forward into an :class:`Op`.
     """
 
     def wrap(forward: Callable) -> Op:

@@ -1,11 +1,8 @@
 """Activation operations (book ch. 1, 3, 4): linear, sigmoid, tanh, relu, leaky_relu.
 
-Each backward uses what the forward cached (its input ``x`` or its output ``out``), as the book does.
-
-Kinks. relu and leaky_relu are not differentiable at ``x = 0``; fdl takes the derivative from the left there
-(0 for relu, ``slope`` for leaky_relu), for ``-0.0`` too. The hand-written backward masks with ``x > 0``
-and the plain forward is written as ``where(x > 0, x, ...)``, so ``jax.grad`` of it picks the same value:
-both gradient modes agree at exactly 0 (``jnp.maximum(x, 0)`` would give 0.5, splitting the tie).
+Each activation maps any shape and floating dtype to the same. Kinks: at ``x = 0`` relu and leaky_relu
+take the derivative from the left (0, ``slope``), in both gradient modes: the backward masks with ``x > 0``
+and the forward is ``where(x > 0, x, ...)``, so ``jax.grad`` agrees (``jnp.maximum`` would give 0.5).
 """
 
 from __future__ import annotations
@@ -24,10 +21,7 @@ def _linear_backward(g, out, x):
 
 @op(_linear_backward)
 def linear(x):
-    """The identity, ``out = x``; backward passes ``g`` through (book ch. 3: Linear).
-
-    x: any shape and floating dtype; the output has the same shape and dtype. Raises nothing itself.
-    """
+    """The identity, ``out = x`` (book ch. 3: Linear)."""
     return x
 
 
@@ -37,10 +31,7 @@ def _sigmoid_backward(g, out, x):
 
 @op(_sigmoid_backward)
 def sigmoid(x):
-    """``1 / (1 + exp(-x))``; backward ``g * s * (1 - s)`` (book ch. 3: Sigmoid).
-
-    x: any shape and floating dtype; the output has the same shape and dtype, values in (0, 1). Raises nothing
-    itself.
+    """``1 / (1 + exp(-x))``, in (0, 1); backward ``g * s * (1 - s)`` (book ch. 3: Sigmoid).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -56,17 +47,12 @@ def _tanh_backward(g, out, x):
 
 @op(_tanh_backward)
 def tanh(x):
-    """``tanh(x)``; backward ``g * (1 - out^2)`` (book ch. 4: Tanh).
-
-    x: any shape and floating dtype; the output has the same shape and dtype, values in (-1, 1). Raises
-    nothing itself.
-    """
+    """``tanh(x)``, in (-1, 1); backward ``g * (1 - out^2)`` (book ch. 4: Tanh)."""
     return jnp.tanh(x)
 
 
 def _relu_backward(g, out, x):
-    # Erratum 3: the book masks with ``output >= 0``, which is always true after a ReLU, so its gradient
-    # leaks through negative inputs. The derivative is 1 where x > 0 and 0 elsewhere.
+    # Erratum 3 (see relu's docstring): the derivative is 1 where x > 0 and 0 elsewhere.
     return (jnp.where(x > 0, g, jnp.zeros_like(g)),)
 
 
@@ -74,9 +60,7 @@ def _relu_backward(g, out, x):
 def relu(x):
     """``max(x, 0)``; backward passes ``g`` only where ``x > 0`` (book ch. 4: ReLU, erratum 3 fixed).
 
-    x: any shape and floating dtype; the output has the same. At the kink ``x = 0`` the derivative is 0 in
-    both gradient modes (the forward is ``where(x > 0, x, 0)``, so ``jax.grad`` agrees with the backward).
-    Raises nothing itself.
+    Erratum 3: the book masks with ``output >= 0``, which leaks the gradient through negative inputs.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -92,11 +76,7 @@ def _leaky_relu_backward(g, out, x, *, slope):
 
 @op(_leaky_relu_backward)
 def leaky_relu(x, *, slope=0.2):
-    """``x`` where ``x > 0``, else ``slope * x`` (book ch. 1, slope 0.2).
-
-    x: any shape and floating dtype; ``slope`` a static Python float. At the kink ``x = 0`` the derivative is
-    ``slope`` in both gradient modes. Raises nothing itself (``slope`` is not checked).
-    """
+    """``x`` where ``x > 0``, else ``slope * x`` (book ch. 1, slope 0.2); ``slope`` is a static Python float."""
     return jnp.where(x > 0, x, slope * x)
 
 
@@ -106,22 +86,18 @@ ACTIVATIONS = {"linear": linear, "sigmoid": sigmoid, "tanh": tanh, "relu": relu,
 def get_activation(name):
     """Look an activation op up by name (the book's layers take an activation Operation, ch. 3-4).
 
-    Layers (:func:`fdl.layers.dense`, :func:`fdl.layers.conv2d`) resolve their ``activation`` here when they
-    are built, so a wrong one is refused there, not at the first step.
-
     Args:
       name: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"``, ``None`` (linear), an
         :class:`~fdl.ops.Op` (e.g. one made with :func:`fdl.ops.op`), or a ``functools.partial`` of one (e.g.
         ``partial(fdl.ops.leaky_relu, slope=0.01)``).
 
     Returns:
-      The activation op: it maps an array of any shape to one of the same shape and dtype, and takes
-      ``grad="manual" | "autodiff"``.
+      The activation op.
 
     Raises:
-      ValueError: an unknown name; the message lists the known ones.
-      TypeError: anything else, e.g. a plain function such as ``jax.nn.softplus``: it has no hand-written
-        backward for ``grad="manual"``; the message says to pass a name or to make an op with ``fdl.ops.op``.
+      ValueError: an unknown name.
+      TypeError: anything else, e.g. a plain function such as ``jax.nn.softplus`` (it has no hand-written
+        backward); the message says how to make an op of it with ``fdl.ops.op``.
 
     Examples:
         >>> get_activation("tanh")

@@ -1,34 +1,19 @@
 """2-D convolution (book ch. 5: Conv2D_Op; appendix: the same op as matrix multiplication).
 
-Conventions, as the book's: images are NCHW ``(batch, in_channels, height, width)``; the kernel is
-``(in_channels, out_channels, k, k)``; stride 1; "same" zero padding ``k // 2`` so the output keeps the
-image's size; no bias. Like the book (and every deep learning library) the op is a cross-correlation::
+The book's conventions: images NCHW ``(batch, in_channels, height, width)``, kernel
+``(in_channels, out_channels, k, k)`` with odd ``k``, stride 1, "same" zero padding ``k // 2``, no bias; a
+cross-correlation ``out[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i + p, j + q] * W[c, o, p, q]``. Images need
+not be square. Three implementations, each an :class:`~fdl.ops.Op` with a hand-written backward:
 
-    out[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i + p, j + q] * W[c, o, p, q]
+* :func:`conv2d`: XLA's convolution primitive, written channels-last (NHWC) in both gradient modes, because
+  XLA:CPU runs other layouts as slow loop nests inside ``lax.scan`` (jax-ml/jax#12868);
+* :func:`conv2d_slices`: the k*k shifted slices of the padded images as a patch matrix, one batched matmul;
+* :func:`conv2d_im2col`: the appendix's image patches times the kernel matrix.
 
-Three implementations, each an :class:`~fdl.ops.Op` with a hand-written backward:
+:func:`conv2d_auto` picks one for the input at hand; :func:`channel_bias_add` adds PyTorch's per-channel bias.
 
-* :func:`conv2d` builds the forward and both backward products from XLA's convolution primitive
-  (``lax.conv_general_dilated``), channels-last in both gradient modes: the fast one in general;
-* :func:`conv2d_slices` stacks the k*k shifted slices of the padded images into a patch matrix
-  ``(batch, C*k*k, H*W)`` and multiplies it by the kernel matrix ``(out_channels, C*k*k)``; its input gradient
-  adds the patch gradients back where they were read (col2im). On a CPU it beats :func:`conv2d` when the input
-  has one channel (the book's MNIST convolution): the patch matrix is then only k*k rows deep;
-* :func:`conv2d_im2col` is the appendix's formulation: image patches ``(batch, H*W, C*k*k)`` times the
-  kernel reshaped to ``(C*k*k, out_channels)``, and both gradients as matrix products.
-
-:func:`conv2d_auto` picks :func:`conv2d_slices` or :func:`conv2d` for the input at hand (the conv2d layer's
-``impl="auto"``; see :func:`conv2d_fastest` for why it is not the default).
-
-:func:`channel_bias_add` adds the per-channel bias of PyTorch's ``nn.Conv2d`` (the book's ch. 7 models).
-
-Erratum 4: the book's input gradient correlates the output gradient with the *unflipped* kernel, and its
-batched kernel gradient pairs examples in the wrong order. fdl's input gradient uses the flipped kernel and
-its kernel gradient pairs each example's input with that example's output gradient.
-
-Supported beyond the book: non-square images (``height != width``). Rejected with a ValueError: inputs that
-are not 4-D, kernels that are not ``(in, out, k, k)`` with odd ``k`` ("same" padding of an even kernel
-cannot keep the image size), and a channel count that differs between input and kernel.
+Erratum 4: the book's input gradient uses the unflipped kernel and its batched kernel gradient pairs examples
+in the wrong order; fdl flips the kernel and pairs each example's input with its own output gradient.
 """
 
 from __future__ import annotations
@@ -45,36 +30,14 @@ from ._op import Op, op
 
 
 def expect_float_array(x, what: str) -> None:
-    """Check that ``x`` holds floating-point numbers (reads ``x.dtype``, so it also works on tracers).
-
-    Args:
-      x: an array or tracer of any shape.
-      what: how the error message names ``x``.
-
-    Raises:
-      TypeError: x's dtype is not floating point (integer, boolean, complex); the message says how to convert.
-    """
+    """Raise TypeError, naming ``x`` as ``what``, unless ``x`` (an array or tracer) is floating point."""
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{what}: expected floating-point values, got dtype {x.dtype}; "
                         "convert with x.astype('float32')")
 
 
 def check_conv_args(x, W, name: str) -> int:
-    """Validate an NCHW input and an ``(in, out, k, k)`` kernel; return ``k`` (the book's Conv2D_Op shapes, ch. 5).
-
-    Args:
-      x: (batch, in_channels, height, width), floating point.
-      W: (in_channels, out_channels, k, k), k odd. Its dtype is not checked.
-      name: the op's name for the error messages.
-
-    Returns:
-      The kernel size ``k`` (a Python int).
-
-    Raises:
-      ValueError: x or W is not 4-D, the kernel is not square, ``k`` is even, or x's channel count differs
-        from W's ``in_channels``.
-      TypeError: x is not floating point.
-    """
+    """Check the shapes and dtype :func:`conv2d` documents (messages name the op ``name``); return ``k``."""
     expect_rank(x, 4, f"{name} input", "(batch, in_channels, height, width)")
     expect_rank(W, 4, f"{name} kernel W", "(in_channels, out_channels, k, k)")
     expect_float_array(x, f"{name} input")
@@ -92,10 +55,7 @@ def check_conv_args(x, W, name: str) -> int:
 
 
 def promote(x, W):
-    """Both arrays in their common dtype (as ``x @ W`` would promote them); XLA's conv needs one dtype.
-
-    Shapes are unchanged; returns ``(x, W)`` cast to ``jnp.result_type(x, W)``. Raises nothing itself.
-    """
+    """``(x, W)`` cast to their common dtype, as ``x @ W`` would promote them (XLA's conv needs one dtype)."""
     dtype = jnp.result_type(x, W)
     return x.astype(dtype), W.astype(dtype)
 
@@ -105,11 +65,10 @@ def _same(k: int) -> list[tuple[int, int]]:
 
 
 # XLA:CPU runs a convolution fast only in the channels-last form it hands to Eigen: "NHWC" images and "HWIO"
-# kernels, batch first and features last (the "canonical" form). Its pass that rewrites any other convolution
-# into that form (ConvCanonicalization) visits only the entry computation, not the body of a while loop, so
-# inside lax.scan (a jitted epoch) a convolution in another form is emitted as a plain loop nest and runs
-# 10-60x slower (jax-ml/jax#12868). So every convolution below is written channels-last explicitly; outside
-# loops XLA folds the transposes into the layouts it would have chosen anyway.
+# kernels (the "canonical" form). Its pass that rewrites other convolutions into that form visits only the
+# entry computation, not the body of a while loop, so inside lax.scan (a jitted epoch) a convolution in another
+# form becomes a plain loop nest, many times slower (jax-ml/jax#12868). So every convolution below is written
+# channels-last explicitly; outside loops XLA folds the transposes away.
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -176,28 +135,16 @@ def conv2d(x, W):
       W: (in_channels, out_channels, k, k), k odd.
 
     Returns:
-      (batch, out_channels, height, width): ``out[n, o, i, j] = sum_{c,p,q} x_pad[n, c, i+p, j+q] W[c, o, p, q]``,
-      in the promoted dtype of x and W; the gradients come back in x's and W's own dtypes.
+      (batch, out_channels, height, width) in the promoted dtype of x and W; the gradients come back in x's
+        and W's own dtypes.
 
     Raises:
-      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
-        x and W differ.
+      ValueError: x or W is not 4-D, W is not square with odd ``k``, or the channel counts differ.
       TypeError: x is not floating point.
 
-    Backward (hand-written, each product one ``lax.conv_general_dilated``): ``dx`` = the output gradient
-    correlated with the flipped kernel (channels swapped); ``dW`` = the input correlated with the output
-    gradient, the batch summed over as the contracted axis; both written channels-last so that they stay fast
-    inside ``lax.scan``.
-
-    ``grad="autodiff"``: ``jax.grad`` derives both backward products itself, by transposing the forward's
-    derivative, declared as the product rule of a bilinear map (``jax.custom_jvp``:
-    ``d conv(x, W) = conv(dx, W) + conv(x, dW)``) in the layouts whose transposes are channels-last; jax's own
-    rule for ``lax.conv_general_dilated`` would give products XLA:CPU runs 10-60x slower inside ``lax.scan``
-    (see the comment above ``_conv_channels_last``). Forward mode (``jax.jvp``) works too, but its tangent
-    convolutions are not channels-last.
-
-    Example: a 3x3 image of ones and a 3x3 kernel of ones give the number of in-image neighbours of each
-    pixel, ``[[4, 6, 4], [6, 9, 6], [4, 6, 4]]`` (tests/ops/test_conv.py checks it).
+    Backward: ``dx`` = the output gradient correlated with the flipped kernel; ``dW`` = the input correlated
+    with the output gradient over the batch. ``grad="autodiff"`` derives the same channels-last products from
+    a ``jax.custom_jvp`` forward (see the comment above ``_conv_channels_last``).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -228,9 +175,7 @@ def channel_bias_add(x, B):
         ``(1, features)``; PyTorch stores ``(channels,)``: ``B.reshape(1, -1, 1, 1)``).
 
     Returns:
-      (batch, channels, height, width) in the dtype ``x + B`` promotes to.
-
-    Backward (hand-written): ``dx = g``; ``dB`` = g summed over the batch and the pixels, ``(1, channels, 1, 1)``.
+      (batch, channels, height, width), promoted dtype; ``dB`` sums ``g`` over the batch and the pixels.
 
     Raises:
       ValueError: x is not 4-D, or B is not (1, channels, 1, 1).
@@ -247,20 +192,9 @@ def channel_bias_add(x, B):
 def im2col(x, k: int):
     """The appendix's image patches: (batch, C, H, W) -> (batch, H*W, C*k*k).
 
-    Row ``i * W + j`` of example ``n`` holds the k x k window of the zero-padded image centred on pixel
-    ``(i, j)``, channel-major: column ``c * k*k + p * k + q`` is ``x_pad[n, c, i + p, j + q]``, the order of
-    ``W.reshape`` over ``(in, k, k)``. (book: get_image_patches, which loops over the H*W positions; here the
-    loop runs over the k*k kernel offsets, each one a shifted view of the whole padded batch.)
-
-    Args:
-      x: (batch, C, H, W), any dtype (kept in the result).
-      k: the kernel size, a Python int (odd for the "same" size; not checked).
-
-    Returns:
-      (batch, H*W, C*k*k) in x's dtype.
-
-    Raises nothing itself: it does not check its arguments (a non-4-D x fails when its shape is unpacked;
-    :func:`conv2d_im2col` checks before calling it).
+    Row ``i * W + j`` of example ``n`` is the k x k window of the zero-padded image centred on pixel
+    ``(i, j)``, channel-major: column ``c * k*k + p * k + q`` is ``x_pad[n, c, i + p, j + q]`` (book:
+    get_image_patches). ``x`` keeps its dtype; ``k`` is a Python int (odd for the "same" size).
     """
     n, c, h, w = x.shape
     return jnp.transpose(_windows(x, k), (0, 3, 4, 1, 2)).reshape(n, h * w, c * k * k)
@@ -322,22 +256,8 @@ def _conv2d_im2col_backward(g, out, x, W):
 def conv2d_im2col(x, W):
     """:func:`conv2d` as one matrix product (book appendix: output_matmul).
 
-    ``out = im2col(x) @ W_matrix``: (batch, H*W, C*k*k) @ (C*k*k, out_channels) -> (batch, H*W, out), then
-    reshaped to (batch, out_channels, H, W). Backward: ``dW = patches^T @ g`` and
-    ``dx = im2col(g) @ flipped-kernel matrix`` (see :func:`conv2d` for shapes and checks).
-
-    Args:
-      x: (batch, in_channels, height, width), floating point.
-      W: (in_channels, out_channels, k, k), k odd.
-
-    Returns:
-      (batch, out_channels, height, width) in the promoted dtype of x and W; the gradients come back in x's
-      and W's own dtypes.
-
-    Raises:
-      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
-        x and W differ.
-      TypeError: x is not floating point.
+    ``out = im2col(x) @ W_matrix``, (batch, H*W, C*k*k) @ (C*k*k, out_channels); backward ``dW = patches^T @ g``
+    and ``dx = im2col(g) @ flipped-kernel matrix``. Shapes, dtypes and errors as :func:`conv2d`.
     """
     k = check_conv_args(x, W, "conv2d_im2col")
     n, _, h, w = x.shape
@@ -382,31 +302,11 @@ def _conv2d_slices_backward(g, out, x, W):
 def conv2d_slices(x, W):
     """:func:`conv2d` as the k*k shifted slices of the padded images and one batched matrix product.
 
-    ``out[n] = W_rows @ patches[n]``: (out_channels, C*k*k) @ (C*k*k, H*W) -> (out_channels, H*W), reshaped to
-    (out_channels, H, W); row ``c * k*k + p * k + q`` of ``patches[n]`` is the padded image's channel ``c``
-    shifted by the kernel offset ``(p, q)``, so the patch matrix is the stacked slices as they come (no
-    transpose) and the product is NCHW as it comes. The transpose of :func:`conv2d_im2col`'s matrix form.
-    Backward (hand-written): ``dW = sum_n g_n @ patches_n^T``; ``dx`` = the patch gradients
-    ``W_rows^T @ g_n`` added back to the pixels they were read from (col2im). Same shapes, dtypes and checks as
-    :func:`conv2d`.
-
-    Args:
-      x: (batch, in_channels, height, width), floating point.
-      W: (in_channels, out_channels, k, k), k odd.
-
-    Returns:
-      (batch, out_channels, height, width) in the promoted dtype of x and W; the gradients come back in x's
-      and W's own dtypes.
-
-    Raises:
-      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
-        x and W differ.
-      TypeError: x is not floating point.
-
-    When it is fast: the patch matrix has C*k*k rows, k*k times the input, so it can pay off only when C is
-    small: on a CPU with one input channel (the book's MNIST convolution), where :func:`conv2d_auto` picks it,
-    and only in processes whose allocator keeps its kernel gradient's scratch buffers (see
-    :func:`conv2d_fastest`). With many channels, or on a GPU, :func:`conv2d` is faster.
+    ``out[n] = W_rows @ patches[n]``, (out_channels, C*k*k) @ (C*k*k, H*W), NCHW as it comes (row
+    ``c * k*k + p * k + q`` of ``patches[n]`` is channel ``c`` shifted by ``(p, q)``); backward
+    ``dW = sum_n g_n @ patches_n^T`` and ``dx`` = ``W_rows^T @ g_n`` added back where it was read (col2im).
+    Shapes, dtypes and errors as :func:`conv2d`. The patch matrix is k*k times the input, so this pays off
+    only for few input channels (see :func:`conv2d_fastest`).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -425,11 +325,9 @@ def conv2d_slices(x, W):
 def platform_of(x) -> str:
     """The platform (``"cpu"``, ``"gpu"``, ...) a computation on ``x`` runs on, known when it is traced.
 
-    A concrete array's own device; under ``jax.jit`` (a tracer) or for a NumPy array, jax's default device:
-    ``jax.default_device(...)`` / the ``jax_default_device`` setting when set, else ``jax.default_backend()``.
-    A jitted function whose inputs are committed to a device other than the default is compiled for that
-    device but traced seeing the default's platform; it then runs with a formulation picked for the other
-    platform (the same numbers up to rounding, only the speed differs).
+    A concrete array's own device; for a tracer or a NumPy array, jax's default device (the
+    ``jax_default_device`` setting, else ``jax.default_backend()``). Inputs committed to a non-default device
+    under ``jax.jit`` are therefore judged by the default's platform (only the speed can differ).
     """
     if isinstance(x, jax.Array):
         try:
@@ -443,25 +341,11 @@ def platform_of(x) -> str:
 
 
 def conv2d_fastest(x) -> Op:
-    """The convolution op that can run fastest for the input ``x``: :func:`conv2d_slices` for one input channel on
-    a CPU, :func:`conv2d` otherwise.
+    """:func:`conv2d_slices` for a one-channel NCHW ``x`` on a CPU, :func:`conv2d` otherwise.
 
-    Chosen from static facts, ``x``'s shape and :func:`platform_of`, so under ``jax.jit`` the choice is made once,
-    when the function is traced, and costs nothing per step. With one input channel on a CPU (the book's MNIST
-    convolutions) the slices form does less work than XLA's convolution, but its kernel gradient is a batched
-    matrix product whose scratch buffers XLA:CPU allocates on every step: in a process where glibc's malloc
-    serves them with fresh mmap'd pages (its dynamic threshold not yet raised by earlier frees) each step pays
-    thousands of page faults and the step is slower than :func:`conv2d`'s, not faster. So the conv2d layer
-    uses this choice only when asked (``impl="auto"``); its default is ``"xla"``. With many input channels
-    (W3's second layer has 16) the slices form is several times slower; on a GPU :func:`conv2d` (cuDNN's
-    convolutions) is kept for every shape, nothing measured there having shown the slices form ahead.
-
-    Args:
-      x: the input, (batch, in_channels, height, width); anything else gets :func:`conv2d`, which says what is
-        wrong with it.
-
-    Returns:
-      :func:`conv2d_slices` or :func:`conv2d`.
+    Decided from ``x``'s shape and :func:`platform_of`, once per trace. The slices form does less work there,
+    but its kernel gradient allocates scratch buffers every step, which can make it slower depending on the
+    process's allocator; so the conv2d layer uses this choice only for ``impl="auto"`` (default ``"xla"``).
     """
     one_channel = jnp.ndim(x) == 4 and x.shape[1] == 1
     return conv2d_slices if one_channel and platform_of(x) == "cpu" else conv2d
@@ -470,9 +354,8 @@ def conv2d_fastest(x) -> Op:
 def conv2d_auto(x, W, *, grad: str = "manual"):
     """:func:`conv2d` or :func:`conv2d_slices`, whichever :func:`conv2d_fastest` picks for ``x``.
 
-    The same function up to float rounding either way, with its hand-written backward (``grad="manual"``) or
-    through ``jax.grad`` (``grad="autodiff"``); shapes, dtypes and errors as :func:`conv2d` (an error names the
-    op chosen). The conv2d layer's ``impl="auto"``.
+    The same function up to rounding either way; shapes, dtypes and errors as :func:`conv2d` (an error names
+    the op chosen). The conv2d layer's ``impl="auto"``.
 
     Examples:
         >>> import jax, jax.numpy as jnp

@@ -1,8 +1,7 @@
 """Convolution written with loops, as the chapter first derives it (book ch. 5, for teaching).
 
-Slow by design and meant for small inputs; :func:`fdl.ops.conv.conv2d` is the op to train with. Each
-function is an :class:`~fdl.ops.Op` whose backward is the chapter's loop, so the loops go through the same
-gradient checks as the fast implementations.
+Slow by design, for small inputs; train with :func:`fdl.ops.conv.conv2d`. Each function is an
+:class:`~fdl.ops.Op` whose backward is the chapter's loop.
 
 1-D, one kernel ``w`` of odd length ``k``, zero padding ``m = k // 2``::
 
@@ -10,14 +9,8 @@ gradient checks as the fast implementations.
     input_grad[i] = sum_p w[p] * g_pad[i + k - 1 - p]           the flipped kernel (book: _input_grad_1d)
     param_grad[p] = sum_o x_pad[o + p] * g[o]                   (book: _param_grad_1d)
 
-The book's published checks, for ``x = [1, 2, 3, 4, 5]``, ``w = [1, 1, 1]`` and the loss ``sum(out)``:
-input gradient ``[2, 3, 3, 3, 2]``, kernel gradient ``[10, 15, 14]``; for the batch of rows ``[0..6]`` and
-``[1..7]`` the kernel gradient is ``[36, 49, 48]``.
-
-2-D with channels and a batch, ``x: (batch, in, H, W)``, ``W: (in, out, k, k)``: the chapter's six nested
-loops over (in channel, out channel, output row, output column, kernel row, kernel column); here the two
-loops over output pixels (and the one over the batch) are array expressions, one shifted view of the padded
-image per kernel offset, and the four remaining loops are Python loops.
+2-D: the chapter's six nested loops, with the two over output pixels written as shifted views of the
+padded image.
 """
 
 from __future__ import annotations
@@ -58,8 +51,13 @@ def _conv1d_loops_backward(g, out, x, w):
 def conv1d_loops(x, w):
     """Same-padded 1-D convolution with loops (book ch. 5: conv_1d, and its batched form).
 
-    x: (length,) or (batch, length), floating point; w: (k,), k odd -> x's shape, in the promoted dtype of x
-    and w. The gradients come back in x's and w's own dtypes; a batch is summed over in the kernel gradient.
+    x: (length,) or (batch, length), floating point; w: (k,), k odd -> x's shape, in the promoted dtype. A
+    batch is summed over in the kernel gradient.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp  # the book's check: loss sum(out), x = [1..5], w = [1, 1, 1]
+        >>> jax.grad(lambda w: conv1d_loops(jnp.arange(1.0, 6.0), w).sum())(jnp.ones(3)).tolist()
+        [10.0, 15.0, 14.0]
 
     Raises:
       ValueError: x is not 1-D or 2-D, or w is not 1-D of odd length.
@@ -98,14 +96,7 @@ def _conv2d_loops_backward(g, out, x, W):
 def conv2d_loops(x, W):
     """Same-padded 2-D convolution with loops (book ch. 5: the chapter's multi-channel, batched Conv2D).
 
-    x: (batch, in_channels, H, W), floating point; W: (in_channels, out_channels, k, k), k odd ->
-    (batch, out_channels, H, W) in the promoted dtype, the same function as :func:`fdl.ops.conv.conv2d`.
-    The gradients come back in x's and W's own dtypes.
-
-    Raises:
-      ValueError: x or W is not 4-D, the kernel is not square or its ``k`` is even, or the channel counts of
-        x and W differ.
-      TypeError: x is not floating point.
+    The same function as :func:`fdl.ops.conv.conv2d`, with its shapes, dtypes and errors.
     """
     check_conv_args(x, W, "conv2d_loops")
     c_in, c_out, k, _ = W.shape

@@ -15,12 +15,9 @@ def _weight_multiply_backward(g, out, x, W):
 
 @op(_weight_multiply_backward)
 def weight_multiply(x, W):
-    """``x @ W`` (book ch. 3: WeightMultiply). x: (batch, in_features), W: (in_features, out_features) ->
-    (batch, out_features).
+    """``x @ W`` (book ch. 3: WeightMultiply): (batch, in_features) @ (in_features, out_features).
 
-    The output has the promoted dtype of x and W; the gradients come back in x's and W's own dtypes (float32
-    params with float64 data get float32 gradients, see :class:`~fdl.ops.Op`). Raises ValueError for a rank
-    other than 2 or mismatched feature counts.
+    The output has the promoted dtype. Raises ValueError for a rank other than 2 or mismatched feature counts.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -43,10 +40,7 @@ def _bias_add_backward(g, out, x, B):
 
 @op(_bias_add_backward)
 def bias_add(x, B):
-    """``x + B`` (book ch. 3: BiasAdd). x: (batch, n), B: (1, n) -> (batch, n).
-
-    The output has the promoted dtype of x and B; the gradients come back in x's and B's own dtypes
-    (``dB`` is the batch sum of ``g``, shape (1, n)).
+    """``x + B`` (book ch. 3: BiasAdd): x (batch, n), B (1, n), in the promoted dtype; ``dB`` sums over the batch.
 
     Raises:
       ValueError: x is not 2-D, or B's shape is not ``(1, n)`` for x's ``n`` features.

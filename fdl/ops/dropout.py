@@ -1,9 +1,8 @@
 """Dropout (book ch. 4: Dropout).
 
-The op multiplies by a mask that the caller draws from an explicit key (:func:`dropout_mask`); the mask
-takes no gradient. The book's form keeps each unit with probability ``keep_prob`` during training and
-multiplies by ``keep_prob`` at inference; "inverted" dropout divides by ``keep_prob`` during training and
-does nothing at inference. Both give the same expected activation.
+The op multiplies by a mask drawn from an explicit key (:func:`dropout_mask`). The book's form keeps each
+unit with probability ``keep_prob`` in training and multiplies by ``keep_prob`` at inference; "inverted"
+dropout divides by ``keep_prob`` in training instead.
 """
 
 from __future__ import annotations
@@ -25,31 +24,20 @@ def _dropout_backward(g, out, x, mask):
 def dropout(x, mask):
     """``x * mask``; backward ``g * mask`` (book ch. 4: Dropout._input_grad).
 
-    x: any shape, floating dtype. ``mask``: an array that broadcasts against ``x`` (from :func:`dropout_mask`:
-    x's shape in training, a scalar at inference); it takes no gradient. The output has the broadcast shape
-    and the promoted dtype. Raises nothing itself (a mask that does not broadcast fails in ``jax.numpy``).
+    x: any shape, floating dtype; ``mask`` broadcasts against it (from :func:`dropout_mask`) and takes no
+    gradient.
     """
     return x * mask
 
 
 def check_mode(mode):
-    """Check a dropout mode name.
-
-    Args:
-      mode: ``"book"`` or ``"inverted"``.
-
-    Raises:
-      ValueError: any other value; the message lists the two modes.
-    """
+    """Raise ValueError unless ``mode`` is ``"book"`` or ``"inverted"``."""
     if mode not in MODES:
         raise ValueError(f"dropout mode must be one of {MODES}, got {mode!r}")
 
 
 def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.float32):
     """The mask :func:`dropout` multiplies by.
-
-    Training: Bernoulli(keep_prob) draws (divided by keep_prob when ``mode == "inverted"``).
-    Inference: the scalar ``keep_prob`` for the book's form, 1 for inverted dropout.
 
     Args:
       key: a ``jax.random`` key; needed in training, ignored (may be ``None``) at inference.
@@ -61,8 +49,8 @@ def dropout_mask(key, shape, keep_prob, *, mode="book", train=True, dtype=jnp.fl
       dtype: the mask's dtype (default float32).
 
     Returns:
-      In training an array of ``shape`` and ``dtype`` holding 0 and 1 (or 0 and ``1 / keep_prob``); at
-      inference a 0-D array of ``dtype``.
+      In training an array of ``shape`` and ``dtype`` of Bernoulli(keep_prob) draws, 0 and 1 (or 0 and
+        ``1 / keep_prob``); at inference a 0-D array: ``keep_prob`` (book) or 1 (inverted).
 
     Raises:
       ValueError: ``keep_prob`` outside (0, 1], an unknown ``mode``, or ``key is None`` in training.

@@ -13,9 +13,7 @@ def _flatten_backward(g, out, x):
 
 @op(_flatten_backward)
 def flatten(x):
-    """Reshape ``(batch, ...)`` to ``(batch, prod(...))``; backward reshapes the gradient back (book ch. 5: Flatten).
-
-    x: any floating dtype, at least 1-D (a 1-D ``(batch,)`` gives ``(batch, 1)``); the output keeps x's dtype.
+    """Reshape ``(batch, ...)`` to ``(batch, prod(...))`` in x's dtype (book ch. 5: Flatten); 1-D gives ``(batch, 1)``.
 
     Raises:
       ValueError: x is 0-D (no batch axis).
@@ -38,9 +36,7 @@ def _unflatten_backward(g, out, x, *, shape):
 def unflatten(x, *, shape):
     """Reshape ``(batch, n)`` to ``(batch, *shape)``; backward flattens the gradient back.
 
-    The inverse of :func:`flatten` (book ch. 7's autoencoder reshapes its decoder's dense output to
-    ``(7, 28, 28)`` this way). ``shape`` is a static tuple with ``prod(shape) == n``; the output keeps x's
-    dtype. Raises nothing itself: a ``shape`` that does not fit raises jax's own TypeError from
-    ``jnp.reshape``.
+    The inverse of :func:`flatten` (book ch. 7's autoencoder decoder). ``shape`` is a static tuple with
+    ``prod(shape) == n``.
     """
     return jnp.reshape(x, (x.shape[0], *shape))
