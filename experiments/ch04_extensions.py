@@ -10,11 +10,11 @@ each of the book's figures lies among them (its z-score).
 Two early-stopping rules, read off the same runs (a run trains the same whether or not it stops, so each
 rung is trained once without stopping and :meth:`fdl.train.StopRule.choose` picks each rule's params):
 fdl's (stop when the categorical cross-entropy rises, keep the best evaluation's params) and the book's
-notebooks' (stop when the book's binary-style loss, :func:`fdl.metrics.book_cross_entropy`, rises, and
-score the network trained through that evaluation). fdl differs from the book where the book's code is
-wrong (see the errata in the README): the loss trained and printed is the categorical cross-entropy,
-"glorot" is Glorot's scale, and ReLU's gradient is 0 for negative inputs. The book's "glorot" scale can be
-run with --book-glorot.
+notebooks' (stop when the book's own loss rises, for softmax cross-entropy its binary-style one,
+:func:`fdl.metrics.book_cross_entropy`, and score the network trained through that evaluation).
+fdl differs from the book where the book's code is wrong (see the errata in the README): the loss trained
+and printed is the categorical cross-entropy, "glorot" is Glorot's scale, and ReLU's gradient is 0 for
+negative inputs. The book's "glorot" scale can be run with --book-glorot.
 
     python experiments/ch04_extensions.py [--quick] [--seeds 10] [--rows 1 2 3] [--out DIR]
 
@@ -38,7 +38,12 @@ from fdl.metrics import accuracy, book_cross_entropy
 from fdl.optim import momentum, sgd
 from fdl.train import StopRule
 
-RULES = {"fdl": StopRule("loss"), "book": StopRule("book loss", restore_best=False)}
+
+def rules(loss) -> dict:
+    """fdl's early-stopping rule and the book's notebooks' for a rung trained on ``loss``: the book's
+    ``Trainer`` watches the network's own loss, which for softmax cross-entropy is its binary-style one."""
+    book_watches = "book loss" if loss is softmax_cross_entropy else "loss"
+    return {"fdl": StopRule("loss"), "book": StopRule(book_watches, restore_best=False)}
 
 BOOK_SEED = 20190119
 
@@ -105,7 +110,7 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         text, notebook = CH04[name]
         row, chosen = [name, "-" if text is None else f"{text:.2f}", f"{notebook:.2f}"], {}
-        for rule_name, rule in RULES.items():
+        for rule_name, rule in rules(loss).items():
             accs, epochs_at = [], []
             for h, last in zip(histories, final, strict=True):
                 i = rule.choose(h.evals)
