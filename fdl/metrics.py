@@ -18,9 +18,8 @@ def _expect_nonempty(predictions, what: str) -> None:
 def mae(predictions, targets):
     """Mean absolute error, ``mean(|p - y|)`` (book ch. 2-3: MAE).
 
-    p, y: the same shape (any), non-empty; returns a 0-D array in their promoted dtype, in the targets' units
-    (e.g. $1000s for Boston's MEDV). A NaN anywhere gives NaN and an infinite prediction ``inf``: the
-    arithmetic never scores a diverged model (plain ``jnp``, so it can be jitted and mapped over runs).
+    ``predictions`` and ``targets``: one shape (any), non-empty. Returns a 0-D array in their promoted dtype,
+    in the targets' units; a NaN gives NaN and an infinite prediction ``inf``.
 
     Raises:
       ValueError: shapes that differ, or an empty batch.
@@ -40,8 +39,7 @@ def mae(predictions, targets):
 def rmse(predictions, targets):
     """Root mean squared error, ``sqrt(mean((p - y)^2))`` (book ch. 2-3: RMSE).
 
-    p, y: the same shape (any), non-empty; returns a 0-D array in their promoted dtype, in the targets' units.
-    A NaN anywhere gives NaN and an infinite prediction ``inf``, as for :func:`mae`.
+    Shapes, dtypes and non-finite values as for :func:`mae`.
 
     Raises:
       ValueError: shapes that differ, or an empty batch.
@@ -72,17 +70,11 @@ def accuracy(predictions, targets):
         ``predictions.shape[:-1]`` in ``[0, classes)``.
 
     Returns:
-      A 0-D float array in [0, 1], or NaN if any row's prediction or target names no class.
+      A 0-D float array in [0, 1], or NaN when a row names no class.
 
-    Rows that name no class: a prediction with a NaN score (``jnp.argmax`` alone would call it class 0), or
-    whose top score is ``+inf`` (or ``-inf``) for several classes at once, as an overflowed layer gives; a
-    target row with a non-finite value; a label out of range under ``jit``. The batch then has no accuracy
-    and the result is NaN, as the loss is: counting such rows as wrong would still report a plausible number
-    for a model that diverged on some of its inputs. This is scikit-learn's refusal of NaN input in the form
-    ``jit`` allows (a traced value cannot raise), and it is a ``jnp.where``, so under ``vmap`` or ``lax.map``
-    over several runs one run's NaN stays its own. Infinite scores are otherwise ordered as usual: ``-inf``
-    masks a class (as :func:`fdl.losses.softmax_cross_entropy` takes it) and a single ``+inf`` is the row's
-    certain class.
+    A row names no class when its prediction has a NaN or a top score of ``+-inf`` shared by several classes,
+    its target row is not finite, or its label is out of range under ``jit``: NaN rather than a count of
+    wrong rows, so that a diverged model gets no plausible score. ``-inf`` scores otherwise mask classes.
 
     Raises:
       ValueError: an empty batch, a single class column (its argmax is always 0), targets that do not describe
@@ -116,22 +108,21 @@ def accuracy(predictions, targets):
 
 
 def book_cross_entropy(predictions, targets, eps: float = 1e-9):
-    """The value the book's ``SoftmaxCrossEntropy`` reports (ch. 4), which its ``Trainer`` stops early on.
+    """The value the book's ``SoftmaxCrossEntropy`` reports and its ``Trainer`` stops early on (ch. 4).
 
     ``p = clip(softmax(predictions), eps, 1 - eps)``, then ``sum(-y log p - (1 - y) log(1 - p)) / batch``:
-    a binary cross-entropy summed over the classes, not the categorical one the book trains with (and
-    :func:`fdl.losses.softmax_cross_entropy` computes). For deciding early stopping as the book did
-    (``fit(..., metrics={"book loss": book_cross_entropy}, early_stopping=StopRule("book loss", ...))``);
-    not a training loss.
+    a binary cross-entropy summed over the classes, not the categorical one the book trains with
+    (:func:`fdl.losses.softmax_cross_entropy`). A metric for stopping early as the book did
+    (:class:`fdl.train.StopRule`), not a training loss. Computed from log-probabilities, so that float32
+    gives float64's value (the book's formula gives NaN where ``1 - eps`` rounds to 1).
 
     Args:
       predictions: ``(batch, classes)`` logits, floating point.
       targets: one-hot (or probability) rows of the same shape.
-      eps: the clip, the book's 1e-9.
+      eps: the clip (the book's 1e-9).
 
     Returns:
-      A 0-D array in the predictions' dtype. Computed from log-probabilities, so that float32 gives the
-      value float64 gives (``1 - 1e-9`` rounds to 1 in float32, where the book's formula would give NaN).
+      A 0-D array in the predictions' dtype.
 
     Raises:
       ValueError: an empty batch, or targets of another shape.

@@ -1,8 +1,7 @@
 """Inference and evaluation (book ch. 3: ``Trainer`` evaluates on the test set every ``eval_every`` epochs).
 
-Each is one compiled program per model, loss and metrics (kept in a small least-recently-used cache, so that
-a sweep over many models does not keep them all alive), and accepts the stacked params of several runs
-(``fit(..., seed=[...])``), scored one run after another inside the program (memory of one run).
+Each compiles one program per model, loss and metrics (a small least-recently-used cache) and accepts the
+stacked params of several runs (``fit(..., seed=[...])``), scored one after another inside the program.
 """
 
 from __future__ import annotations
@@ -17,10 +16,11 @@ CACHE_SIZE = 8  # models (with their compiled programs) kept by predict / evalua
 
 
 def runs_of(model, params, input_shape) -> int | None:
-    """The number of runs stacked in ``params`` (a leading axis on every leaf), or ``None`` for one run's params.
+    """The number of runs stacked in ``params`` (a leading axis on every leaf), or ``None`` for one run's params,
+    from the leaves' shapes against ``model.init``'s for ``input_shape`` (one example's).
 
-    Compares the leaves' shapes with those ``model.init`` makes for ``input_shape`` (one example's shape);
-    nothing is computed. Raises ValueError for params of neither shape.
+    Raises:
+      ValueError: params of neither shape.
     """
     like = jax.eval_shape(lambda k: model.init(k, tuple(input_shape)), jax.random.key(0))
     want = [a.shape for a in jax.tree.leaves(like)]
@@ -84,16 +84,14 @@ def _program(model, loss, metrics, what: str, stacked: bool):
 
 
 def predict(model, params, X, *, batch_size: int | None = None):
-    """``model.apply(params, X)`` at inference (no dropout), compiled, in blocks of ``batch_size`` rows if given.
+    """``model.apply(params, X)`` at inference (book ch. 3: ``NeuralNetwork.forward``; dropout off), compiled,
+    in blocks of ``batch_size`` rows if given.
 
     ``X``: ``(n, *input_shape)``; returns ``(n, *output_shape)`` in the params' dtype, or
-    ``(runs, n, *output_shape)`` for the stacked params of several runs (``fit(..., seed=[...])``). The
-    book's ``NeuralNetwork.forward`` with inference set (ch. 3; ch. 4's dropout scales by ``keep_prob``).
+    ``(runs, n, *output_shape)`` for stacked params.
 
     Raises:
-      ValueError: params that fit the model neither as one run's nor as stacked runs'; the model's own error
-        for an input of the wrong shape, with the layer named.
-      TypeError: the model's own error for an input of the wrong dtype (e.g. integer images for a conv layer).
+      ValueError: params that fit the model neither as one run's nor as stacked runs'.
     """
     X = jnp.asarray(X)
     stacked = runs_of(model, params, X.shape[1:]) is not None
@@ -102,20 +100,15 @@ def predict(model, params, X, *, batch_size: int | None = None):
 
 def evaluate(model, loss, params, X, y, metrics: Mapping[str, Callable] | None = None,
              batch_size: int | None = 10_000):
-    """``{"loss": ..., <metric>: ...}`` of ``params`` on ``(X, y)`` at inference, as Python floats.
+    """``{"loss": ..., <metric>: ...}`` of ``params`` on ``(X, y)`` at inference, as Python floats (book ch. 3:
+    ``Trainer.fit``'s validation loss; ch. 4's accuracy is a metric here); a list of them for stacked params.
 
-    ``metrics`` maps names to ``fn(predictions, targets)`` (jax-traceable: they run inside the compiled
-    program); predictions are computed in blocks of ``batch_size`` rows (memory), the loss and metrics over
-    all rows at once. For the stacked params of several runs, a list of such dicts, one per run.
-
-    The book's ch. 3 ``Trainer.fit`` evaluation step (the validation loss printed every ``eval_every``
-    epochs); ch. 4 adds accuracy, here a metric. ``y``: ``(n, ...)``; integer class labels stay integer, other
-    targets are cast to the predictions' dtype.
+    ``metrics``: ``{name: fn(predictions, targets)}``, jax-traceable. Predictions are computed in blocks of
+    ``batch_size`` rows, the loss and metrics over all rows. ``y``: ``(n, ...)``; integer class labels stay
+    integers, other targets are cast to the predictions' dtype.
 
     Raises:
-      ValueError: params that fit the model neither as one run's nor as stacked runs'; the model's, the
-        loss's or a metric's own errors (e.g. predictions and targets of different shapes).
-      TypeError: the model's own error for inputs of the wrong dtype.
+      ValueError: params that fit the model neither as one run's nor as stacked runs'.
     """
     X, y = jnp.asarray(X), jnp.asarray(y)
     runs = runs_of(model, params, X.shape[1:])

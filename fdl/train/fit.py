@@ -1,9 +1,4 @@
-"""``fit`` (book ch. 3: ``Trainer.fit``): the book's surface on :func:`~fdl.train.train` for ``(X, y)`` arrays.
-
-Shuffled epochs of batches, evaluation on a test set every ``eval_every`` epochs (or every
-``eval_every_steps`` steps), early stopping; one run, or many runs (seeds, a hyperparameter sweep) trained
-together as one compiled program, each stopping early on its own.
-"""
+"""``fit`` (book ch. 3: ``Trainer.fit``): the book's surface on :func:`~fdl.train.train` for ``(X, y)`` arrays."""
 
 from __future__ import annotations
 
@@ -48,8 +43,7 @@ def _check_data(X, y, what: str):
 
 
 def _check_targets(model, loss, X, y, what: str) -> None:
-    """Targets the loss cannot compare with the model's outputs are refused before training, saying what to do
-    (:func:`fdl.losses.check_targets`: class labels outside the outputs, (n,) regression targets)."""
+    """Refuse targets the loss cannot compare with the model's outputs (:func:`fdl.losses.check_targets`)."""
     try:
         outputs = model.output_shape(X.shape[1:])
     except Exception:  # a model that cannot say: the loss checks what it can
@@ -59,19 +53,13 @@ def _check_targets(model, loss, X, y, what: str) -> None:
 
 def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,
                    eval_every_steps: int | None = None, first_epoch: int = 0) -> list[Chunk]:
-    """The chunks of ``epochs`` shuffled passes over ``n`` examples: one chunk per epoch, evaluated every
-    ``eval_every`` epochs; or, with ``eval_every_steps``, chunks of that many steps, each evaluated.
+    """The list of :class:`Chunk` of ``epochs`` shuffled passes over ``n`` examples (book ch. 3: ``Trainer.fit``'s
+    loop over epochs): one chunk per epoch, evaluated every ``eval_every`` epochs; or, with
+    ``eval_every_steps`` (ch. 5: "every 100 batches"), chunks of that many steps, each evaluated.
 
-    The book's ``Trainer.fit`` loop over epochs (ch. 3) and ch. 5's evaluation "every 100 batches". Epochs
-    are numbered from ``first_epoch`` (a continued run's completed epochs), and ``eval_every`` counts from
-    epoch 0, so that a continued run evaluates where one longer run would. Returns a list of :class:`Chunk`;
-    an epoch of ``n // batch_size`` full batches and, if ``n % batch_size``, one ragged batch.
-
-    The arguments are not checked here (:func:`fit` checks them first); only Python's own errors arise.
-
-    Raises:
-      ZeroDivisionError: ``batch_size == 0``.
-      ValueError: ``eval_every_steps == 0`` (a ``range`` step of 0), with ``epochs > 0``.
+    Epochs are numbered from ``first_epoch`` (a continued run's) and ``eval_every`` counts from epoch 0, so
+    that a continued run evaluates where one longer run would. An epoch is ``n // batch_size`` full batches
+    and, if ``n % batch_size``, one ragged batch.
     """
     full, ragged = divmod(n, batch_size)
     epochs_run = range(first_epoch, first_epoch + epochs)
@@ -91,7 +79,7 @@ def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | No
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _program(model, loss, grad: str, optimizer, epochs: int, steps_per_epoch: int, sampler):
     """The optimizer, the step and the compiled-chunk store of one training configuration, kept for later
-    ``fit`` calls of the same model, loss, optimizer and shapes (least recently used first out)."""
+    ``fit`` calls of the same model, loss, optimizer and shapes."""
     tx = build(optimizer, epochs, steps_per_epoch)
     step = make_train_step(model_loss(model, loss, grad=grad), tx)
     return tx, step, jax.jit(jax.vmap(tx.init)), {}, [0]  # [0]: times traced
@@ -149,8 +137,10 @@ def _continued(model, state: TrainState, input_shape, runs: int, many: bool) -> 
 def seeds_and_sweep(seed, sweep) -> tuple[list[int], list[dict], bool]:
     """The runs' seeds and swept hyperparameters (sweep outer, seeds inner), and whether they are many.
 
-    Raises TypeError for a ``seed`` that is neither an int nor a non-empty list of ints, ValueError for
-    repeated seeds or a swept name without values."""
+    Raises:
+      TypeError: a ``seed`` neither an int nor a non-empty sequence of ints.
+      ValueError: repeated seeds, or a swept name without values.
+    """
     many = not isinstance(seed, int | np.integer) or bool(sweep)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         if isinstance(seed, bool) or not isinstance(seed, Sequence | range | np.ndarray) or len(seed) == 0 or \
@@ -194,8 +184,8 @@ def _inject(opt_state, hyperparams: list[dict], optimizer):
 
 
 def _convolves_on_cpu(model, input_shape, dtype) -> bool:
-    """Whether ``model`` runs an XLA convolution on the CPU: several such runs train one after another inside
-    the program rather than ``vmap``-ed (XLA:CPU runs a convolution batched over its weights many times slower)."""
+    """Whether ``model`` runs an XLA convolution on the CPU, where several runs train one after another rather
+    than ``vmap``-ed (see :func:`~fdl.train.make_chunk`'s ``vectorize``)."""
     if jax.default_backend() != "cpu":
         return False
     params = jax.eval_shape(lambda k: model.init(k, tuple(input_shape), dtype), jax.random.key(0))
@@ -225,67 +215,49 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         dtype=jnp.float32, log: Callable | None = print, state: TrainState | None = None,
         eval_every_steps: int | None = None, sweep: Mapping[str, Sequence[float]] | None = None,
         plugins: Sequence = (), permutations=None):
-    """Train ``model`` on ``loss`` (book: ``Trainer.fit``). Returns ``(params, history)``.
+    """Train ``model`` on ``loss`` (book ch. 3: ``Trainer.fit``).
 
-    One run, or several trained together as one compiled program: give ``seed`` a list of seeds, and/or a
-    ``sweep`` of optimizer hyperparameters. Each of several runs draws exactly what ``fit(seed=s)`` draws
-    (initial params, shuffles, dropout masks), is evaluated, stops early and stops on non-finite values on its
-    own (a stopped run is frozen; the program ends when every run has stopped or the epochs are done).
+    One run, or several trained together as one compiled program (``seed`` a list, and/or a ``sweep``): each
+    draws what ``fit(seed=s)`` draws (initial params, shuffles, dropout masks) and is evaluated and stopped on
+    its own. Epochs run as compiled chunks (:func:`~fdl.train.make_chunk`), reused by a later ``fit`` of the
+    same model, loss, optimizer and shapes. A non-finite training loss, or params that overflow, stop a run
+    with a message naming the epoch and step; it returns its last finite params.
 
     Args:
-      model: a :class:`~fdl.layers.Layer` (e.g. from :func:`~fdl.layers.serial`).
+      model: a :class:`~fdl.layers.Layer`.
       loss: a loss op, e.g. :func:`fdl.losses.mean_squared_error`.
-      optimizer: an optax ``GradientTransformation`` (e.g. ``fdl.optim.sgd(0.01)``, ``optax.adam(1e-3)``), or
-        an fdl factory with per-epoch decay (``fdl.optim.momentum(0.1, 0.9, final_lr=0.05, decay_type="linear")``).
+      optimizer: an optax ``GradientTransformation`` (e.g. ``optax.adam(1e-3)``), or an fdl factory with
+        per-epoch decay (``fdl.optim.momentum(0.1, 0.9, final_lr=0.05, decay_type="linear")``).
       X_train: inputs ``(n, *input_shape)``, numeric, finite; cast to ``dtype``.
-      y_train: targets ``(n, *target_shape)`` (integer class labels stay integers).
-      X_test: test inputs, the same shape per example (optional; give ``y_test`` with it).
-      y_test: test targets (optional; give ``X_test`` with it).
-      epochs: shuffled passes over the training data (the ragged last batch of each is kept).
+      y_train: targets ``(n, *target_shape)``; integer class labels stay integers.
+      X_test: test inputs (optional, with ``y_test``).
+      y_test: test targets (optional, with ``X_test``).
+      epochs: shuffled passes over the training data.
       eval_every: evaluate on the test set every this many epochs.
-      batch_size: examples per step.
-      seed: the only source of randomness (initialisation, shuffling, dropout); a list of seeds trains one
-        run per seed, together.
-      early_stopping: stop when the test loss rises, returning the params of the last evaluation that
-        improved (the book prints "Loss increased after epoch N ..."); or a :class:`~fdl.train.StopRule`
-        naming the evaluated value that decides and which params to return (the book's notebooks:
-        ``StopRule("book loss", restore_best=False)``). A non-finite test loss always stops the run,
-        returning its best evaluation's params.
+      batch_size: examples per step (each epoch's ragged last batch is kept).
+      seed: the only source of randomness (init, shuffles, dropout); a list trains one run per seed.
+      early_stopping: ``True``: the book's rule (stop when the test loss does not improve, return the best
+        evaluation's params); ``False``; or a :class:`~fdl.train.StopRule`. A non-finite test loss always stops.
       grad: ``"manual"`` (hand-written VJPs) or ``"autodiff"`` (``jax.grad`` of the plain forward).
-      metrics: ``{name: fn(predictions, targets)}`` evaluated and logged with the test loss (jax-traceable).
-      dtype: the params' and data's floating-point type (float32; float64 needs ``jax_enable_x64``).
-      log: where the book-style lines go (``None`` for silence).
-      state: a :class:`~fdl.train.TrainState` to continue from (e.g. ``history.state``; for several runs a list
-        of them, e.g. ``[h.state for h in histories]``, or a stacked one) instead of initialising afresh; its
-        ``opt_state`` may be ``None`` for a fresh optimizer. Its epochs are numbered on from ``state.epoch``,
-        so continuing for ``k`` epochs draws what epochs ``state.epoch + 1 ..`` of one longer run draw
-        (bitwise equal to it for an optimizer without per-epoch decay).
-      eval_every_steps: evaluate every this many steps instead (ch. 5: "every 100 batches"); overrides
-        ``eval_every``.
-      sweep: ``{name: values}`` of optimizer hyperparameters to train one run per value (the product over
-        names, each with every seed): the optimizer must hold them in its state
-        (``optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)``, swept as ``{"learning_rate": [...]}``).
-      plugins: optional pieces, e.g. ``[fdl.train.Checkpoint("run.npz", resume=True),
-        fdl.train.DataParallel("all"), fdl.train.Progress()]``. ``FDL_PROGRESS=1`` in the environment (set
-        by ``fdl run --progress``) adds a progress bar.
-      permutations: ``(epochs, n)`` ints: epoch ``e`` (counted from 0, on from ``state.epoch``) visits the
-        training rows in the order ``permutations[e]`` instead of a permutation drawn from ``seed`` (to replay
-        another program's shuffles, e.g. the book's NumPy draws in ch. 3); every run uses the same.
-
-    Every epoch runs as compiled ``lax.scan`` chunks with the data on the device; a later ``fit`` of the same
-    model, loss, optimizer and shapes in the process reuses the compiled chunks. A non-finite training
-    loss, or params that overflow while the loss stays finite, stop the run with a message naming the epoch
-    and step; ``fit`` returns the last finite params.
-
-    Runs trained together equal their one-run ``fit`` bitwise on the CPU when XLA computes the stacked
-    (``vmap``-ed) steps in the same order as one run's; otherwise, within a few ulp per step, which training
-    amplifies as it amplifies any rounding (the runs then agree in distribution, not digit by digit).
+      metrics: ``{name: fn(predictions, targets)}``, jax-traceable, evaluated and logged with the test loss.
+      dtype: the params' and inputs' floating-point type (float64 needs ``jax_enable_x64``).
+      log: where the book-style lines go (``None``: silence).
+      state: a :class:`~fdl.train.TrainState` to continue from (``history.state``; for several runs a list of
+        them, or a stacked one); ``opt_state=None`` starts a fresh optimizer. Continuing for ``k`` epochs
+        draws what the next ``k`` epochs of one longer run draw.
+      eval_every_steps: evaluate every this many steps instead (ch. 5).
+      sweep: ``{name: values}`` of optimizer hyperparameters, one run per value (the product over names, each
+        with every seed); the optimizer must hold them in its state (``optax.inject_hyperparams``).
+      plugins: e.g. :class:`~fdl.train.Checkpoint`, :class:`~fdl.train.DataParallel`,
+        :class:`~fdl.train.Progress` (which ``FDL_PROGRESS=1`` adds).
+      permutations: ``(epochs done + epochs, n)`` ints: epoch ``e`` (counting those ``state`` completed) visits
+        the rows ``permutations[e]`` instead of a shuffle drawn from ``seed``, in every run
+        (:class:`~fdl.train.GivenPermutations`).
 
     Returns:
-      ``(params, history)`` for one run (an int ``seed`` and no ``sweep``): the params pytree (leaves in
-      ``dtype``) and its :class:`History`. For several runs, ``(params, histories)``: every leaf with a
-      leading run axis (sweep values outer, seeds inner), and a list of histories (``history.seed``,
-      ``history.hyperparams`` name each run).
+      ``(params, history)`` for one run (an int ``seed``, no ``sweep``): the params pytree (leaves in
+        ``dtype``) and its :class:`~fdl.train.History`; for several runs ``(params, histories)``, every leaf
+        with a leading run axis (sweep values outer, seeds inner) and one history per run.
 
     Raises:
       ValueError: ``epochs``, ``eval_every``, ``batch_size`` or ``eval_every_steps`` not a positive integer;
@@ -294,8 +266,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
         than the training examples; integer class labels outside the model's outputs; a float64 ``dtype``
         without ``jax_enable_x64``; repeated seeds or an empty sweep; a ``state`` for another number of runs;
         a ``StopRule`` monitoring a value that is not evaluated; ``permutations`` of another shape than
-        ``(epochs done + epochs, n)`` or not permutations; and the model's, the loss's and the plugins' own
-        ValueErrors.
+        ``(epochs done + epochs, n)`` or not permutations.
       TypeError: a non-floating ``dtype``; non-numeric data; an optimizer that is neither a transformation nor
         a factory (e.g. ``optax.adam`` uncalled); a ``seed`` that is neither an int nor a list of ints; a
         swept name the optimizer does not hold; ``early_stopping`` neither a bool nor a ``StopRule``.

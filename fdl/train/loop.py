@@ -1,20 +1,13 @@
 """Many train steps as one compiled program: a ``lax.scan`` over a chunk of batches, data on the device.
 
-A *chunk* is ``count`` consecutive steps of one pass (``epoch``) over the data, starting at step ``start``.
-The function :func:`make_chunk` returns is jitted once per ``count`` (and ``ragged``); ``epoch`` and
-``start`` are traced, so every chunk of an epoch, and every epoch, reuses the same compiled program.
-Nothing is pulled to the host per step: the batches are gathered from ``data`` on the device, inside the
-compiled chunk: step by step, or, for one run of a sampler whose ``gather_ahead`` is true
-(:class:`ShuffledEpochs`), all of the chunk's batches at its start, which XLA:CPU fuses as fdl 0.2 did (so
-that a run's numbers stay bitwise those of 0.2; under ``vmap`` that gather would copy every run's epoch).
-
-Several runs (``runs=True``) are one program: each leaf of the state and each key has a leading run axis,
-and the steps are ``jax.vmap``-ed over it; a stopped run's state is frozen by a mask, not removed.
+A *chunk* is ``count`` consecutive steps of one pass (``epoch``) over the data, starting at step ``start``;
+it compiles once per ``count`` and ``ragged`` (``epoch`` and ``start`` are traced). Batches are gathered
+from ``data`` on the device: step by step, or, for one run of a sampler whose ``gather_ahead`` is true, all
+of the chunk's batches at its start (under ``vmap`` that would copy every run's epoch).
 
 Which rows (or windows) make each step's batch, and which dropout key it gets, is a *sampler*'s job:
 
-* :class:`ShuffledEpochs` (the book's ``Trainer``): each epoch a new permutation of the ``n`` examples, cut
-  into batches of ``batch_size``; the ragged last batch of ``n % batch_size`` examples is one more step;
+* :class:`ShuffledEpochs` (the book's ``Trainer``): a new permutation each epoch, cut into batches;
 * :class:`GivenPermutations`: the same, with each epoch's permutation given (e.g. NumPy's, to replay a run);
 * :class:`Prebatched`: ``data`` already holds one batch per step along its leading axis (benchmarks);
 * :func:`fdl.recurrent.CharWindows`: windows of a character text (ch. 6).
@@ -38,12 +31,12 @@ from .state import TrainState, select
 
 
 class ShuffledEpochs(NamedTuple):
-    """Shuffled passes over ``n`` examples in batches of ``batch_size`` (book: ``Trainer.fit`` with
+    """Shuffled passes over ``n`` examples in batches of ``batch_size`` (book ch. 3: ``Trainer.fit``'s
     ``permute_data`` and ``generate_batches``); ``data`` is ``(X, Y)``, each with ``n`` rows.
 
     Epoch ``e`` uses ``jax.random.fold_in(key, e)``, split into a permutation key and the steps' dropout keys.
-    Each batch is ``(X[rows], Y[rows])``, ``(batch_size, ...)`` in the arrays' own dtypes (the ragged last one
-    ``(n % batch_size, ...)``). Nothing is checked here (``fit`` checks the data and ``batch_size``).
+    Each batch is ``(X[rows], Y[rows])``, ``(batch_size, ...)`` in the arrays' own dtypes; the ragged last one,
+    ``(n % batch_size, ...)``, is one more step.
     """
 
     n: int
@@ -81,9 +74,8 @@ def _cut(perm, k_steps, batch_size: int, start, count: int, ragged: bool):
 class GivenPermutations:
     """:class:`ShuffledEpochs` with each epoch's order given: epoch ``e`` visits rows ``permutations[e]``.
 
-    For replaying a run whose shuffles another program drew (the book's ``np.random.permutation``, ch. 3).
-    Dropout keys are drawn as :class:`ShuffledEpochs` draws them. Compared by identity (a new object is a new
-    training program).
+    For replaying another program's shuffles (the book's ``np.random.permutation``, ch. 3); dropout keys as
+    :class:`ShuffledEpochs` draws them. Compared by identity (a new object compiles a new program).
 
     Args:
       permutations: ``(epochs, n)`` integers, each row a permutation of ``0 .. n - 1``.
@@ -114,9 +106,8 @@ class GivenPermutations:
 class Prebatched(NamedTuple):
     """``data`` holds one batch per step along its leading axis; step ``k`` gets ``fold_in(key, k)``.
 
-    ``data``: a pytree of arrays ``(steps, batch, ...)``; step ``k``'s batch is ``data[k]`` (each leaf's
-    ``[k]``), dtypes kept. Not in the book (benchmarks). Nothing is checked: a step past the leading axis
-    reads a clamped index, as jax's indexing does inside ``jit``.
+    ``data``: a pytree of arrays ``(steps, batch, ...)``; step ``k``'s batch is each leaf's ``[k]`` (a step
+    past the leading axis reads a clamped index, as ``jit``-ed indexing does). Not in the book (benchmarks).
     """
 
     def plan(self, data, key, epoch, start, count: int, ragged: bool):
@@ -128,10 +119,8 @@ class Prebatched(NamedTuple):
 
 
 def all_finite(tree) -> jax.Array:
-    """True when every floating-point leaf of ``tree`` is finite (a scalar boolean array).
-
-    Leaves of any shape; integer and boolean leaves are skipped; an empty tree gives True. Raises nothing.
-    """
+    """True when every floating-point leaf of ``tree`` is finite, as a 0-D bool array (other leaves are skipped;
+    an empty tree gives True)."""
     leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(a),
                                                                                          jnp.inexact)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
@@ -139,29 +128,20 @@ def all_finite(tree) -> jax.Array:
 
 def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_trace: Callable | None = None,
                runs: bool = False, vectorize: bool = True) -> Callable:
-    """A jitted ``chunk(state, data, key, epoch, start, *, count, ragged=False) -> (state, losses, finite)``.
+    """A jitted ``chunk(state, data, key, epoch, start, *, count, ragged=False) -> (state, losses, finite)``:
+    the inner loop of the book's ``Trainer.fit`` (ch. 3), compiled.
 
     Runs ``step`` (from :func:`~fdl.train.make_train_step`) on ``count`` batches in a ``lax.scan``, then on
-    the ragged last batch if ``ragged``. ``losses``: ``(count + ragged,)``, one per step; ``finite``: whether
-    the losses, params and optimizer state are all finite afterwards (checked on the device; the caller
-    decides what to do). ``shard(batch)`` may constrain each batch's layout over devices
-    (:class:`~fdl.train.DataParallel`); a ``shard`` whose attribute ``gather_ahead`` is false makes every step
-    gather its own batch (rows split over devices); ``on_trace()`` is called each time the chunk is traced.
+    the ragged last batch if ``ragged``. ``losses``: ``(count + ragged,)`` in the loss's dtype; ``finite``: a
+    bool, whether the losses, params and optimizer state are all finite afterwards. ``shard(batch)`` may
+    constrain each batch's layout over devices (:class:`~fdl.train.DataParallel`; a ``shard`` whose
+    ``gather_ahead`` is false makes each step gather its own batch); ``on_trace()`` is called at each trace.
 
-    With ``runs=True``, several runs at once: ``chunk(states, data, keys, epoch, start, active, *, count,
-    ragged)``, where every leaf of ``states`` and ``keys`` has a leading run axis of length ``S`` and
-    ``active`` is ``(S,)`` bool; the steps are ``jax.vmap``-ed over the runs (``S = 1`` runs the one-run
-    program). ``losses`` is ``(S, count + ragged)``, ``finite`` ``(S,)``; a run that is not active, or whose
-    values became non-finite, keeps the state it came in with. ``vectorize=False`` runs the runs one after
-    another inside the program (``lax.map``) instead of ``vmap``: XLA:CPU runs a convolution ``vmap``-ed over
-    both its inputs and its weights many times slower than the runs one by one.
-
-    The inner loop of the book's ``Trainer.fit`` (ch. 3: one ``train_batch`` and ``optim.step`` per batch),
-    compiled. ``losses`` are in the loss's dtype; ``finite`` is boolean.
-
-    Raises nothing itself; when called, the errors of ``step`` (the model's and the loss's, at trace time)
-    propagate, and jax raises TypeError if ``step`` returns a state whose structure or dtypes differ from the
-    state it got (``lax.scan``'s carry rule).
+    ``runs=True``: ``chunk(states, data, keys, epoch, start, active, *, count, ragged)`` for ``S`` runs
+    stacked on a leading axis of ``states`` and ``keys`` (``active``: ``(S,)`` bool), ``jax.vmap``-ed, or
+    with ``vectorize=False`` one after another (``lax.map``; XLA:CPU runs a ``vmap``-ed convolution slowly).
+    ``losses`` is ``(S, count + ragged)``, ``finite`` ``(S,)``; a run not active, or gone non-finite, keeps
+    the state it came in with.
     """
 
     def one(state: TrainState, data, key, epoch, start, count: int, ragged: bool, ahead: bool):

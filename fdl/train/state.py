@@ -1,11 +1,5 @@
-"""What a run carries from one step, and one evaluation, to the next: plain values (NamedTuples of arrays).
-
-* :class:`TrainState`: params, optimizer state, the carried ``aux`` and the epochs completed;
-* :class:`EarlyStopping`: the best evaluation so far and whether the run still trains, with
-  :meth:`EarlyStopping.update` returning the next value (flax's ``EarlyStopping.update`` is the model; here
-  every field is an array, so that the same function runs under ``jax.vmap`` for many runs at once);
-* :class:`StopRule`: what early stopping watches and which params a stopped run returns.
-"""
+"""What a run carries from one step, and one evaluation, to the next, as values (NamedTuples):
+:class:`TrainState`, :class:`EarlyStopping` and the :class:`StopRule` it applies."""
 
 from __future__ import annotations
 
@@ -17,20 +11,16 @@ import jax.numpy as jnp
 
 
 class TrainState(NamedTuple):
-    """The state a train step reads and returns.
-
-    A pytree; shapes and dtypes are those of the params (e.g. float32) and of the optimizer state built from
-    them, which keep their dtypes from step to step. Several runs trained together (``fit(..., seed=[...])``)
-    stack every leaf on a leading run axis.
+    """The state a train step reads and returns (a pytree; several runs trained together stack every leaf on a
+    leading run axis).
 
     Attributes:
       params: the model's parameter pytree (e.g. a list of ``{"W", "B"}`` dicts).
-      opt_state: the optax optimizer state that goes with ``params``.
-      aux: what the loss function carries from step to step besides the params: ``None`` for dense and
-        conv models; for the character models of ch. 6 the layers' start states (book: ``start_H``).
-      epoch: shuffled passes over the data completed to reach this state (an int, or an int array).
-        :func:`fdl.fit` numbers the epochs of a continued run on from it, so that each epoch draws new
-        shuffles and dropout masks and continuing equals one longer run.
+      opt_state: the optax optimizer state of ``params``.
+      aux: what the loss function carries between steps: ``None`` for dense and conv models; the layers'
+        start states for ch. 6's character models (book: ``start_H``).
+      epoch: epochs completed (an int or int array); :func:`fdl.fit` numbers a continued run's epochs on
+        from it, so that continuing draws what one longer run draws.
     """
 
     params: Any
@@ -42,16 +32,15 @@ class TrainState(NamedTuple):
 class StopRule(NamedTuple):
     """How early stopping decides (``fit(..., early_stopping=StopRule(...))``; ``True`` is ``StopRule()``).
 
-    A run stops at its first evaluation whose ``monitor`` value is not strictly below the best so far.
+    A run stops at its first evaluation whose ``monitor`` value is not strictly below the best so far, or
+    whose loss is not finite.
 
     Attributes:
-      monitor: the evaluated value that decides: ``"loss"`` (the training loss on the test set) or the name of
-        one of ``fit``'s ``metrics`` (e.g. ``"book loss"`` for :func:`fdl.metrics.book_cross_entropy`).
-      restore_best: return the params of the best evaluation (fdl's default). ``False``: return the params
-        trained through the evaluation that stopped the run, which is what the book's notebooks evaluate
-        (its ``Trainer`` reverts ``trainer.net`` to a copy, but the notebooks score the original network).
+      monitor: ``"loss"`` (the loss on the test set) or the name of one of ``fit``'s ``metrics``.
+      restore_best: return the best evaluation's params (fdl's default); ``False``: those trained through the
+        evaluation that stopped the run, which the book's notebooks score (its ``Trainer`` reverts a copy).
 
-    The book's ch. 4 rule is ``StopRule("book loss", restore_best=False)`` with
+    The book's ch. 4 rule: ``StopRule("book loss", restore_best=False)`` with
     ``metrics={"book loss": fdl.metrics.book_cross_entropy}``.
     """
 
@@ -59,13 +48,12 @@ class StopRule(NamedTuple):
     restore_best: bool = True
 
     def choose(self, evals) -> int | None:
-        """Which evaluation's params this rule returns, given the evaluations of a run trained without early
-        stopping (``History.evals`` of ``fit(..., early_stopping=False)``, with ``self.monitor`` among them).
+        """The evaluation whose params ``fit(..., early_stopping=self)`` returns, read off the ``evals`` of the
+        same run trained with ``early_stopping=False`` (``History.evals``), so that rules compare on one run.
 
-        A run's training does not depend on whether it stops, so this is what ``fit(...,
-        early_stopping=self)`` returns, read off one longer run: ``None`` when the rule never stops the
-        run (its final params), else an index into ``evals``; ``-1`` for a run whose first evaluation is
-        already non-finite (its initial params). Several rules can so be compared on one run.
+        Returns:
+          ``None`` when the rule never stops the run (its final params), else an index into ``evals``
+            (``-1``: the first evaluation is already non-finite, the initial params).
 
         Raises:
           KeyError: an evaluation without ``self.monitor``.
@@ -83,18 +71,17 @@ class StopRule(NamedTuple):
 
 
 class EarlyStopping(NamedTuple):
-    """Early stopping (book ch. 4: ``Trainer.fit`` with ``early_stopping=True``) as a value.
+    """Early stopping (book ch. 4: ``Trainer.fit(early_stopping=True)``) as a value, after flax's.
 
-    Every field is an array (0-D for one run; a leading run axis for several, where :meth:`update` is
-    ``jax.vmap``-ed). Build the first value with :meth:`start`.
+    Every field is an array (0-D for one run, so that :meth:`update` can be ``jax.vmap``-ed over a leading
+    run axis). :meth:`start` builds the first value.
 
     Attributes:
       best_loss: the lowest monitored value so far (``inf`` before the first).
-      best_at: chunks completed at that evaluation (an int).
+      best_at: chunks completed at that evaluation (int).
       active: whether the run still trains (bool).
-      stopped_early: whether an evaluation that did not improve stopped it (bool).
-      best: the :class:`TrainState` to return: the best evaluation's (or, with ``restore_best=False``, the one
-        that stopped the run).
+      stopped_early: whether an evaluation stopped it (bool).
+      best: the :class:`TrainState` to return (see :class:`StopRule`'s ``restore_best``).
     """
 
     best_loss: Any
@@ -110,20 +97,18 @@ class EarlyStopping(NamedTuple):
                    jnp.asarray(False), state)
 
     def update(self, loss, state: TrainState, at, *, enabled: bool, restore_best: bool = True) -> EarlyStopping:
-        """The value after an evaluation of ``state`` (reached after ``at`` chunks) scoring ``loss``.
+        """The value after evaluating ``state`` (reached after ``at`` chunks) at ``loss``.
 
-        An evaluation improves when its loss is finite and strictly below the best so far. With
-        ``enabled``, one that does not improve stops the run (the book's rule). A non-finite loss never
-        improves and always stops the run, enabled or not (a diverged model is never "the best").
-        A stopped run's value no longer changes.
+        An evaluation improves when its loss is finite and strictly below the best so far; with ``enabled``
+        (the book's rule) one that does not stops the run, and a non-finite loss always does. A stopped
+        run's value no longer changes.
 
         Args:
           loss: the monitored value, a 0-D float array.
           state: the state evaluated.
-          at: chunks completed (an int or 0-D int array).
-          enabled: apply the book's rule (a Python bool, fixed when traced).
-          restore_best: ``False``: a finite evaluation that stops the run becomes ``best`` (see
-            :class:`StopRule`).
+          at: chunks completed (int or 0-D int array).
+          enabled: apply the book's rule (a Python bool).
+          restore_best: ``False``: a finite evaluation that stops the run becomes ``best``.
         """
         finite = jnp.isfinite(loss)
         improved = self.active & finite & (loss < self.best_loss)

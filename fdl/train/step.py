@@ -19,18 +19,15 @@ from .state import TrainState
 
 
 def model_loss(model, loss, *, grad: str = "manual") -> Callable:
-    """``loss_fn(params, (x, y), key, aux) -> (loss, aux)`` for a :class:`~fdl.layers.Layer` and a loss op.
+    """``loss_fn(params, (x, y), key, aux) -> (loss, aux)`` for a :class:`~fdl.layers.Layer` and a loss op
+    (book ch. 3: ``NeuralNetwork.train_batch``'s forward and loss).
 
-    The model runs in training mode (dropout on, fed by ``key``); ``grad`` chooses the hand-written VJPs
-    (``"manual"``) or ``jax.grad`` of the plain forward (``"autodiff"``) for model and loss alike. ``aux``
-    passes through unchanged.
-
-    The book's ch. 3 ``NeuralNetwork.train_batch`` forward and loss. ``x``: ``(batch, *input_shape)``; ``y``
-    as the loss takes it; the loss is a 0-D array.
+    The model runs in training mode (dropout fed by ``key``); ``grad`` (``"manual"``: the hand-written VJPs,
+    ``"autodiff"``: ``jax.grad`` of the plain forward) applies to model and loss alike; ``aux`` passes
+    through. ``x``: ``(batch, *input_shape)``; the loss is 0-D.
 
     Raises:
-      ValueError: at construction, a ``grad`` other than ``"manual"`` / ``"autodiff"``. When called, the
-        model's and the loss's own errors (ValueError / TypeError) propagate.
+      ValueError: a ``grad`` other than ``"manual"`` / ``"autodiff"``.
     """
     check_grad_mode(grad)
 
@@ -42,20 +39,17 @@ def model_loss(model, loss, *, grad: str = "manual") -> Callable:
 
 
 def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
-    """The train step ``step(state, batch, key) -> (state, loss)``, not yet jitted.
+    """The train step ``step(state, batch, key) -> (state, loss)``, not yet jitted (book ch. 3: ``Trainer``'s
+    ``net.train_batch`` then ``optim.step``).
 
-    ``loss_fn(params, batch, key, aux) -> (loss, aux)`` (e.g. from :func:`model_loss`); its gradient with
-    respect to ``params`` (hand-written or ``jax.grad``, as ``loss_fn`` was built) goes through
-    ``optimizer`` (an optax ``GradientTransformation``). Wrap the step in ``jax.jit`` to call it alone, or
-    scan it over many batches with :func:`~fdl.train.make_chunk`.
-
-    The book's ch. 3 ``Trainer`` step: ``net.train_batch`` then ``optim.step``. The new params keep the
-    shapes and dtypes of the old (as the optimizer's updates do); ``loss`` is the 0-D array ``loss_fn`` returned.
+    The gradient of ``loss_fn`` (a loss function, see the module docstring; e.g. :func:`model_loss`) with
+    respect to ``params`` goes through ``optimizer``. Jit the step to call it alone, or scan it with
+    :func:`~fdl.train.make_chunk`. The new params keep the old shapes and dtypes; ``loss`` is ``loss_fn``'s.
 
     Raises:
-      TypeError: a model (anything with ``init`` and ``apply``) as ``loss_fn``: wrap it in :func:`model_loss`;
-        or an optimizer that is not an optax ``GradientTransformation`` (an uncalled constructor such as
-        ``optax.adam``, or an fdl decay factory: build it with :func:`fdl.optim.build`).
+      TypeError: a model (anything with ``init`` and ``apply``) as ``loss_fn``; an optimizer that is not an
+        optax ``GradientTransformation`` (``optax.adam`` uncalled, or an fdl decay factory: see
+        :func:`fdl.optim.build`).
 
     Examples:
         >>> import jax, jax.numpy as jnp
