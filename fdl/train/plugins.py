@@ -8,11 +8,10 @@ A plugin is any object with three methods, each given the :class:`~fdl.train.Run
 * ``after_chunk(run) -> run``: after every chunk in which some run trained (and its evaluation);
 * ``close(run)``: at the end, also after an error.
 
-``setup`` and ``after_chunk`` return the run, unchanged or as ``run._replace(...)``; none edits it in place.
-Plugins run in the order of their ``order`` attribute: :class:`Checkpoint` (10) restores before
-:class:`DataParallel` (20) places the restored state on the devices; :class:`Progress` (30) comes last.
-
-With several processes (:mod:`fdl.parallel`), process 0 alone writes checkpoints and draws the progress bar.
+``setup`` and ``after_chunk`` return the run, unchanged or as ``run._replace(...)``. What a hook raises stops
+the training (``close`` still runs). Plugins run in the order of their ``order`` attribute (default 50):
+:class:`Checkpoint` (10) restores before :class:`DataParallel` (20) places the state on the devices;
+:class:`Progress` (30) comes last. Not in the book.
 """
 
 from __future__ import annotations
@@ -34,14 +33,8 @@ from .._checks import expect_positive
 
 
 class Plugin:
-    """Base class with hooks that return the run unchanged (subclass it, or write any object with the three
-    methods).
-
-    ``setup`` and ``after_chunk`` take the :class:`~fdl.train.Run` and return it (or a new one); ``close``
-    returns None. What a plugin raises in a hook stops the training (``close`` still runs). ``order`` (an
-    int, default 50) sorts the plugins. Not in the book: it covers what the book's ``Trainer`` does not
-    (checkpoints, devices, progress).
-    """
+    """Base class whose hooks return the run unchanged (subclass it, or write any object with the three
+    methods; see the module docstring)."""
 
     order = 50
 
@@ -59,23 +52,17 @@ class Checkpoint(Plugin):
     """Save the run to ``path`` (``.npz``, no pickle, written atomically) every ``every`` chunks (epochs, with
     :func:`fdl.fit`'s defaults) and at the end; with ``resume=True`` continue from ``path`` if it exists.
 
-    A checkpoint holds the params, optimizer state, carried ``aux`` state, the runs' PRNG keys, the position,
-    the histories and the early-stopping values of every run trained together, so that a run stopped after
-    chunk k and resumed ends bitwise equal to an uninterrupted run (on the CPU). A file that is not a
-    checkpoint of this configuration is refused with :class:`fdl.checkpoint.CheckpointError` and left
-    untouched: another model or optimizer, another number of runs, another batch size, or a position past
-    the end of this run (the message names both lengths).
-
-    Stored arrays keep their shapes and dtypes (see :func:`fdl.checkpoint.save`).
-
-    Several processes (``jax.distributed.initialize``): process 0 alone writes the file, and every process
-    waits until it is written (if it cannot be, every process stops with the error); on resume, process 0
-    reads it and sends its contents to the others, bit for bit, so the file need only be on process 0's disk.
+    A checkpoint holds the params, optimizer state, carried ``aux``, the runs' PRNG keys, the position, the
+    histories and the early-stopping values of every run trained together, so that a resumed run continues
+    as the uninterrupted one (arrays keep their shapes and dtypes: :func:`fdl.checkpoint.save`). With several
+    processes, process 0 alone writes and reads the file (only its disk need hold it) and sends the contents
+    to the others; every process waits for the write.
 
     Raises:
       ValueError: at construction, ``every`` not a positive integer.
-      CheckpointError: in ``setup`` with ``resume=True``, a file at ``path`` that does not fit this run (a
-        ``ValueError`` subclass).
+      CheckpointError: in ``setup`` with ``resume=True``, a file at ``path`` that does not fit this run
+        (another model, optimizer, number of runs or batch size, or a position past this run's end); the file
+        is left untouched.
     """
 
     order = 10
@@ -193,7 +180,7 @@ def _same(tree):
 
 
 def _one_run(run):
-    """One run's checkpoint stores its arrays without the run axis (as fdl 0.2 did: ``load_params``-able)."""
+    """One run's checkpoint stores its arrays without the run axis (so that ``load_params`` reads it)."""
     if run.labels != ("",):
         return _same
     return lambda tree: jax.tree.map(lambda a: np.asarray(a)[0], tree)
@@ -207,28 +194,19 @@ class DataParallel(Plugin):
     """Data-parallel training over ``devices`` (``"all"``, a platform name such as ``"cpu"`` or ``"gpu"``, a
     count, or a list of devices): a one-axis mesh (:mod:`fdl.parallel`).
 
-    ``axis="batch"`` (the default): each batch is split along the mesh, params, optimizer state and data are
-    replicated (data made by :func:`fdl.parallel.global_rows` stays split by rows), and XLA inserts the
-    gradient reductions. The batch size must divide evenly among the devices (ValueError otherwise).
-
-    ``axis="runs"``: the runs trained together (``fit(..., seed=[...])``, a sweep) are split over the devices
-    by their leading run axis, each device training its share of the runs on whole batches (runs need no
-    communication); the number of runs must divide evenly among the devices. One process only for now.
+    ``axis="batch"`` (the default): each batch is split along the mesh; params, optimizer state and data are
+    replicated (data from :func:`fdl.parallel.global_rows` stays split by rows). ``axis="runs"``: the runs
+    trained together are split over the devices by their leading run axis, each training on whole batches
+    (one process only).
 
     Several processes (``jax.distributed.initialize()`` first): the mesh must hold devices of every process;
-    ``setup`` checks, with one small exchange of checksums, that the processes agree on the training data
-    (unless it comes as :func:`fdl.parallel.global_rows`), the test data, the state, the keys, the position
-    and the mesh (:class:`fdl.parallel.ProcessMismatch` otherwise), and places each process's copy on its own
-    devices without sending it to the others.
-
-    Not in the book. Shapes and dtypes are unchanged.
+    ``setup`` checks by checksums that the processes agree on the data, state, keys, position and mesh, and
+    places each process's copy on its own devices.
 
     Raises:
-      ValueError: at construction, a platform with no devices here, more devices than there are, none, a mesh
-        that leaves out some process, or an unknown ``axis``; in ``setup``, a batch size (or, with
-        ``axis="runs"``, a number of runs) the number of devices does not divide, or ``axis="runs"`` across
-        processes.
-      TypeError: at construction, ``devices`` of another kind (see :func:`fdl.parallel.make_mesh`).
+      ValueError: at construction, an unknown ``axis`` (and :func:`fdl.parallel.make_mesh`'s errors for
+        ``devices``); in ``setup``, a batch size (or, with ``axis="runs"``, a number of runs) the devices do
+        not divide, or ``axis="runs"`` across processes.
       ProcessMismatch: in ``setup``, processes that disagree (a ValueError).
     """
 
@@ -298,11 +276,7 @@ class DataParallel(Plugin):
 
 class Progress(Plugin):
     """A progress bar over the chunks (tqdm, the ``progress`` extra) with the running training loss; without
-    tqdm, one plain line per chunk through the run's log (and a note saying how to get the bar).
-
-    Not in the book (its ``Trainer`` prints only at evaluations). Raises nothing itself; a missing tqdm is
-    not an error.
-    """
+    tqdm, one line per chunk through the run's log. Drawn by process 0 alone."""
 
     order = 30
 

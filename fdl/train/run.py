@@ -1,10 +1,6 @@
-"""The loop that drives every training run, :func:`train`: one or many runs as one compiled program.
-
-:func:`train` runs a *schedule* of chunks (:func:`~fdl.train.make_chunk`), each one compiled program of
-many steps, and between chunks does what needs the host: reads which runs stayed finite, evaluates, applies
-early stopping (:class:`~fdl.train.EarlyStopping`, a value), logs, and calls the plugins
-(:mod:`fdl.train.plugins`). The run in progress is a :class:`Run`, a NamedTuple of values: the loop and the
-plugins make new ones with ``_replace``, none edits one in place.
+"""The loop that drives every training run, :func:`train`: a *schedule* of compiled chunks
+(:func:`~fdl.train.make_chunk`) and, between them, what needs the host: finiteness, evaluation, early
+stopping, logs, plugins (:mod:`fdl.train.plugins`).
 
 Every run here is *stacked*: each leaf of the state and each key has a leading run axis (``S = 1`` for one
 run); :func:`fdl.fit` and :func:`fdl.recurrent.fit_chars` stack and unstack.
@@ -27,12 +23,8 @@ from .state import EarlyStopping, StopRule, TrainState, select
 
 
 class Chunk(NamedTuple):
-    """One entry of a schedule: steps ``start .. start + count`` of pass ``epoch`` (plus the ragged last
-    batch if ``ragged``), then an evaluation if ``evaluate``.
-
-    Python ints and bools (0-based ``epoch`` and ``start``); ``steps`` is ``count + ragged``. With
-    :func:`fdl.fit`'s defaults one chunk is one epoch of the book's ``Trainer.fit`` (ch. 3).
-    """
+    """One entry of a schedule: steps ``start .. start + count`` of pass ``epoch`` (0-based ints), plus the ragged
+    last batch if ``ragged``, then an evaluation if ``evaluate``; ``steps`` is ``count + ragged``."""
 
     epoch: int
     start: int
@@ -47,25 +39,23 @@ class Chunk(NamedTuple):
 
 @dataclasses.dataclass
 class History:
-    """What one training run saw (the book's ``Trainer.fit`` prints it; ch. 3).
-
-    Losses and seconds are Python floats, positions Python ints.
+    """What one training run saw (the book's ``Trainer.fit`` prints it; ch. 3). Losses and seconds are Python
+    floats, positions Python ints.
 
     Attributes:
       train_loss: the mean training loss of each chunk run (with :func:`fdl.fit`'s defaults, of each epoch).
       evals: one dict per evaluation: ``{"epoch", "step", "loss", <metric names>...}`` (``step``: steps so far).
-      best_epoch: the epochs completed when the returned params were reached: the end of training, or with
-        early stopping the last evaluation that improved.
+      best_epoch: the epochs completed when the returned params were reached (the end of training, or the
+        evaluation early stopping chose).
       best_step: the same position in steps.
       stopped: why training ended early (``None`` if it ran to the end).
-      state: the :class:`~fdl.train.TrainState` that goes with the returned params (continue training with
-        ``fit(..., state=history.state)``).
-      compilations: how many training programs this call compiled (0 when an earlier call of the process
-        compiled the same one).
-      seconds: wall seconds of each chunk run (training only: compilation and evaluation excluded; shared by
-        the runs trained together).
+      state: the :class:`~fdl.train.TrainState` of the returned params (``fit(..., state=history.state)``
+        continues it).
+      compilations: training programs this call compiled (0 when an earlier call compiled them).
+      seconds: wall seconds of each chunk (training only; shared by the runs trained together).
       compile_seconds: wall seconds spent compiling the chunk programs.
-      seed: the run's seed; hyperparams: the swept hyperparameters of the run (``{}`` without a sweep).
+      seed: the run's seed.
+      hyperparams: the run's swept hyperparameters (``{}`` without a sweep).
     """
 
     train_loss: list = dataclasses.field(default_factory=list)
@@ -87,15 +77,14 @@ class History:
 
 
 class Run(NamedTuple):
-    """A training run in progress (one or several runs stacked), as the loop and the plugins see it.
+    """A training run in progress (one or several runs stacked), as the loop and the plugins see it: a value,
+    replaced (``run._replace(...)``), never edited in place.
 
-    A value: the loop and the plugins return new ones (``run._replace(...)``). ``state``: the stacked
-    :class:`TrainState`; ``stopping``: the stacked :class:`~fdl.train.EarlyStopping`; ``key``: the runs'
-    keys ``(S,)``; ``data``: the pytree the sampler reads; ``done``: chunks completed; ``histories``: one
-    :class:`History` per run; ``reached``: ``(S,)`` chunks each run completed while it trained;
-    ``labels``: how the log names each run (``""`` for a single run); ``shard``: a batch-layout function
-    (:class:`~fdl.train.DataParallel`); ``eval_data``: what ``score`` evaluates (``train``'s ``evaluate``;
-    :class:`~fdl.train.DataParallel` checks and places it when several processes train).
+    ``state``: the stacked :class:`TrainState`; ``stopping``: the stacked :class:`~fdl.train.EarlyStopping`;
+    ``key``: the runs' keys ``(S,)``; ``data``: the pytree the sampler reads; ``done``: chunks completed;
+    ``histories``: one :class:`History` per run; ``reached``: ``(S,)`` chunks each run completed while it
+    trained; ``labels``: how the log names each run (``""`` for a single run); ``shard``: a batch-layout
+    function (:class:`~fdl.train.DataParallel`); ``eval_data``: what ``train``'s ``evaluate`` scores.
     """
 
     state: TrainState
@@ -151,8 +140,7 @@ def take_run(state: TrainState, r: int) -> TrainState:
 
 
 def init_runs(init: Callable, keys):
-    """``init(key)`` for each of ``keys``, stacked on a leading run axis: one run's init as it is (bitwise the
-    one-run params), several ``jax.vmap``-ed (bitwise too: ``fdl.init.normal``'s barrier)."""
+    """``init(key)`` for each of ``keys``, stacked on a leading run axis (several ``jax.vmap``-ed)."""
     return expand_runs(init(keys[0])) if len(keys) == 1 else jax.vmap(init)(keys)
 
 
@@ -160,8 +148,7 @@ def init_runs(init: Callable, keys):
 def _evaluation(score: Callable) -> Callable:
     """The compiled ``(rule, states, stopping, eval_data, at) -> (results, stopping)`` of ``score``: every run
     scored one after another (``lax.map``) and its early stopping updated (``rule``: a :class:`StopRule`, or
-    ``None`` for none), as one program. Kept for the next call with the same ``score`` (a bounded cache, so
-    that the models behind old ones can go)."""
+    ``None``), as one program."""
 
     def evaluate(rule, states, stopping, eval_data, at):
         if jax.tree.leaves(states.params)[0].shape[0] == 1:  # one run: the one-run program, bitwise
@@ -198,12 +185,9 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
       schedule: the chunks to run, in order (:class:`Chunk`).
       key: the runs' training keys, ``(S,)``.
       evaluate: ``(score, eval_data)``: ``score(state, eval_data) -> {"loss": 0-D array, ...}`` for one run,
-        jax-traceable and hashable (the same object across calls reuses its compiled program); called after
-        each chunk whose ``evaluate`` is set.
-      early_stopping: stop a run at its first evaluation whose loss is not below its best so far, and return
-        the state of that best evaluation (the book's ``Trainer``); a :class:`StopRule` to watch another
-        evaluated value or keep the stopping evaluation's state. A non-finite evaluation loss stops a run
-        whether or not this is set.
+        jax-traceable and hashable (the same object reuses its compiled program); called after each chunk
+        whose ``evaluate`` is set.
+      early_stopping: ``True`` (the book's rule), ``False`` or a :class:`StopRule`, as for :func:`fdl.fit`.
       log: where the book-style lines go (``None``: silence); with several processes, process 0's alone
         (:func:`fdl.parallel.log_from_every_process` to hear every process).
       plugins: see :mod:`fdl.train.plugins`.
@@ -211,19 +195,17 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
       unit: ``"epoch"`` or ``"step"``, how positions are counted in logs and in ``History.evals``.
       histories: one :class:`History` per run to fill (default: new ones).
       labels: how the log names each run (default: nothing for one run, ``run i`` for several).
-      compiled: a dict in which to keep the compiled chunks (by count, raggedness and argument types), so
-        that later calls with the same program compile nothing.
+      compiled: a dict in which to keep the compiled chunks, so that later calls compile nothing.
 
-    A run whose loss, params or optimizer state become non-finite during a chunk stops alone, with a message
-    naming the position (and the run); its state from before that chunk is returned (and checkpointed).
+    A run whose loss, params or optimizer state become non-finite during a chunk stops alone (the reason in
+    ``History.stopped``) and returns its state from before that chunk.
 
     Returns:
-      ``(state, histories)``: the stacked :class:`TrainState` of each run's returned position (its last finite
-      state, or its best evaluation's when early stopping ended it), and the histories.
+      ``(state, histories)``: the stacked :class:`TrainState` of each run's returned position (its last
+        finite state, or the one early stopping chose), and the histories.
 
-    Raises nothing of its own (non-finite values are reported in ``History.stopped``); the errors of the
-    plugins' hooks (TypeError for a hook that returns no :class:`Run`), of the chunk and of ``score``
-    propagate, after every plugin's ``close`` has run.
+    Raises:
+      TypeError: a plugin hook that returns no :class:`Run` (after every plugin's ``close`` has run).
     """
     say = parallel.voice(log) or (lambda *a, **k: None)  # several processes: process 0 alone logs
     runs = len(jax.tree.leaves(key)[0]) if jax.tree.leaves(key) else 1
