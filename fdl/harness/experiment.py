@@ -7,10 +7,9 @@ The contract (README, "Experiments"): ``python experiments/chNN_name.py [--quick
     {"meta": {"chapter", "argv", "quick", "seed", "options", "versions", "device", "date", ...},
      "results": [{"name", "metric", "value", "book"}, ...]}
 
-A ``--quick`` run is a smoke run on a subset: its table says so and leaves the book's column out, since its
-numbers are not comparable with the book's (``meta.smoke``). A script whose ``--quick`` changes nothing (it is
-fast anyway) says so with ``parse_args(..., quick_is_full=True)``; its tables then stay beside the book.
-:func:`read_results` reads the file (and the plain list of rows that fdl 0.1 wrote).
+A ``--quick`` run is a smoke run on a subset (``meta.smoke``): its tables start with :data:`SMOKE_NOTE` and
+leave the book's column out, since its numbers are not comparable with the book's. A script whose ``--quick``
+changes nothing says so with ``parse_args(..., quick_is_full=True)``.
 """
 
 from __future__ import annotations
@@ -67,11 +66,8 @@ def positive_int(text: str) -> int:
 
 
 def enable_progress(say=None) -> None:
-    """Set ``FDL_PROGRESS=1`` (read by ``fdl.fit``) and say once per run when tqdm is missing.
-
-    "Once": the note sets ``FDL_PROGRESS_NOTED=1``, which the experiment processes that ``fdl reproduce``
-    starts inherit, so they do not repeat it.
-    """
+    """Set ``FDL_PROGRESS=1`` (read by ``fdl.fit``) and say when tqdm is missing, once: the note sets
+    ``FDL_PROGRESS_NOTED=1``, which the processes ``fdl reproduce`` starts inherit."""
     os.environ["FDL_PROGRESS"] = "1"
     if importlib.util.find_spec("tqdm") is None and os.environ.get("FDL_PROGRESS_NOTED") != "1":
         os.environ["FDL_PROGRESS_NOTED"] = "1"
@@ -110,9 +106,10 @@ def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
 
 
 def read_results(path: Path | str) -> tuple[dict, list[dict]]:
-    """``(meta, rows)`` of a results.json; a file from fdl 0.1 (a bare list of rows) gives ``meta = {}``.
+    """``(meta, rows)`` of a results.json; a bare list of rows (an older file) gives ``meta = {}``.
 
-    Raises ValueError naming the file when it is neither form.
+    Raises:
+      ValueError: a file of neither form.
     """
     data = json.loads(Path(path).read_text())
     if isinstance(data, list):
@@ -158,9 +155,8 @@ class Results:
         return results_table([asdict(r) for r in self.rows], quick=self.quick)
 
     def write(self, out: Path | str | None) -> Path | None:
-        """Write ``out/results.json`` atomically (``{"meta": ..., "results": [...]}``, see :func:`run_meta`);
-        returns its path (nothing is written when ``out`` is None, nor by any process but process 0 of a
-        multi-process job: :func:`fdl.parallel.writes`)."""
+        """Write ``out/results.json`` atomically and return its path; ``None``, writing nothing, when ``out`` is
+        None or on a process other than process 0 (:func:`fdl.parallel.writes`)."""
         if out is None or not parallel.writes():
             return None
         path = Path(out) / "results.json"
@@ -171,7 +167,7 @@ class Results:
 
 def results_table(rows: list[dict], *, quick: bool, first: tuple[str, ...] = ()) -> str:
     """Rows of ``{"name", "metric", "value", "book"}`` (plus the keys in ``first``, as leading columns) as a
-    Markdown table; a quick run's table starts with :data:`SMOKE_NOTE` and has no book column."""
+    Markdown table (a smoke run's as the module docstring says)."""
     lead = [[str(r[k]) for k in first] for r in rows]
     if quick:
         return SMOKE_NOTE + "\n" + format_table([*first, "configuration", "metric", "fdl (smoke run)"],
@@ -191,12 +187,9 @@ def _fmt(v) -> str:
 
 
 def format_table(header: list[str], rows: list[list], *, quick: bool | None = None) -> str:
-    """A Markdown table.
-
-    In a smoke run (``quick=True``, or by default when the options :func:`parse_args` returned are a smoke
-    run's, :func:`is_smoke`) the columns whose header starts with "book" are left out and the table starts with
-    :data:`SMOKE_NOTE`: a smoke run's numbers are never set beside the book's as if comparable.
-    """
+    """A Markdown table; in a smoke run (``quick=True``, or by default :func:`is_smoke` of the options
+    :func:`parse_args` returned) the columns whose header starts with "book" are left out, after
+    :data:`SMOKE_NOTE`."""
     if quick is None:
         quick = is_smoke(_last_args)
     if quick:
