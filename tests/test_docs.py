@@ -57,3 +57,35 @@ def test_experiment_pages_hold_their_scripts(site):
     for script in (ROOT / "experiments").glob("ch[0-9][0-9]_*.py"):
         page = (site / "experiments" / f"{script.stem}.html").read_text(encoding="utf-8")
         assert script.name in page
+
+
+PAGES = sorted((ROOT / "docs").glob("*.md"))   # the site's own pages, which the README links
+
+
+def test_every_page_is_in_the_nav_and_built(site):
+    nav = (ROOT / "mkdocs.yml").read_text().split("\nnav:", 1)[1]
+    for page in PAGES:
+        assert re.search(rf"[\s:-]{re.escape(page.name)}\s*$", nav, flags=re.M), f"mkdocs.yml's nav lacks {page.name}"
+        assert (site / f"{page.stem}.html").is_file(), page.name
+
+
+def test_the_site_links_the_newest_benchmark(site):
+    archives = sorted(p.name for p in (ROOT / "docs").glob("benchmark-*") if p.is_dir())
+    newest, older = archives[-1], archives[:-1]
+    nav = (ROOT / "mkdocs.yml").read_text().split("\nnav:", 1)[1]
+    assert f"{newest}/" in nav and not any(f"{old}/" in nav for old in older), "the nav names the newest archive only"
+    for page in ("index", "performance"):
+        html = (site / f"{page}.html").read_text(encoding="utf-8")
+        assert f'href="{newest}/' in html, f"{page}.html does not link the newest benchmark archive, {newest}"
+
+
+def test_anchors_between_the_pages_exist_in_the_site(site):
+    link = re.compile(r'href="([\w-]+\.html)?#([^"]+)"')
+    missing = []
+    for page in PAGES:
+        html = (site / f"{page.stem}.html").read_text(encoding="utf-8")
+        for target, anchor in link.findall(html):
+            dest = (site / target).read_text(encoding="utf-8") if target else html
+            if f'id="{anchor}"' not in dest:
+                missing.append(f"{page.name}: {target}#{anchor}")
+    assert not missing, missing
