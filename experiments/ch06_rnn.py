@@ -43,8 +43,7 @@ from fdl import optim
 from fdl.data import load_text
 from fdl.data.text import Vocabulary, book_batch, split, unigram_cross_entropy, windows
 from fdl.harness.experiment import Results, mean_sd, parse_args, positive_int
-from fdl.recurrent import rnn_layer, sample
-from fdl.recurrent.model import fit_chars, gradient_norms, stack
+from fdl.recurrent import fit_chars, gradient_norms, rnn_layer, sample, stack
 
 # name -> (layers as (cell, output "hidden"|"vocab", weight_scale, None for the book's default, or an
 # initialiser's name), optimizer, reduction)

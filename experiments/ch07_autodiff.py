@@ -64,8 +64,7 @@ from fdl.init import uniform_fan_in
 from fdl.layers import Layer, reshape
 from fdl.losses import mean_squared_error, softmax_cross_entropy
 from fdl.metrics import accuracy
-from fdl.recurrent import rnn_layer
-from fdl.recurrent.model import char_loss, fit_chars, stack
+from fdl.recurrent import char_loss, fit_chars, rnn_layer, stack
 from fdl.testing import gradient_agreement
 from fdl.train import model_loss, predict
 
@@ -104,18 +103,17 @@ def autoencoder(hidden: int = 28):
     return serial(encoder, decoder), encoder, decoder
 
 
+def pytorch_recurrent(hidden: int):
+    """PyTorch's default for nn.LSTM (and nn.RNN, nn.GRU): every weight and bias from U(-1/sqrt(hidden),
+    1/sqrt(hidden)), whatever its shape; an initialiser ``init(key, shape, dtype)``."""
+    return lambda key, shape, dtype: uniform_fan_in(key, shape, hidden, dtype)
+
+
 def char_lstm(hidden: int, vocab: int):
     """nn.LSTM(vocab, hidden) and nn.Linear(hidden, vocab) as one fdl LSTM layer; every parameter (the output
     projection's too, whose fan-in is also ``hidden``) drawn from PyTorch's U(-1/sqrt(hidden), 1/sqrt(hidden))."""
-    model = stack(rnn_layer(hidden, vocab, "lstm"))
-
-    def init(key, input_shape, dtype=jnp.float32):
-        leaves, tree = jax.tree.flatten(model.init(key, input_shape, dtype))
-        keys = jax.random.split(key, len(leaves))
-        return jax.tree.unflatten(tree, [uniform_fan_in(k, a.shape, hidden, dtype)
-                                         for k, a in zip(keys, leaves, strict=True)])
-
-    return model._replace(init=init)
+    init = pytorch_recurrent(hidden)
+    return stack(rnn_layer(hidden, vocab, "lstm", weight_init=init, bias_init=init))
 
 
 def run_boston(args, results, rows, log=print):

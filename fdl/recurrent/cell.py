@@ -1,8 +1,10 @@
 """What a recurrent layer needs from a cell (book ch. 6), and the book's layer loop over a node.
 
-A cell is a :class:`Cell` of five members: its ``name``, the ``shapes`` of its weights, its ``state`` type,
-and a ``forward`` and ``backward`` over a whole sequence. The layer (:mod:`fdl.recurrent.layers`) wraps
-``forward`` and ``backward`` into one ``jax.custom_vjp``; ``jax.grad`` differentiates ``forward`` alone.
+A cell is a :class:`Cell` of five members: its ``name``, the declaration of its parameters
+(``param_specs``: a :class:`ParamSpec` per parameter, with its shape and fans), its ``state`` type, and a
+``forward`` and ``backward`` over a whole sequence. The layer (:mod:`fdl.recurrent.layers`) draws the params
+from the declaration alone, and wraps ``forward`` and ``backward`` into one ``jax.custom_vjp``; ``jax.grad``
+differentiates ``forward`` alone.
 
 Every cell comes in two implementations of the same equations, tested equal to each other and to ``jax.grad``:
 
@@ -31,6 +33,42 @@ import jax
 import jax.numpy as jnp
 
 
+class ParamSpec(NamedTuple):
+    """One parameter a cell declares: its book name, its shape, the fans an initialiser scales it by, its kind.
+
+    ``kind`` is ``"weight"`` or ``"bias"`` (:func:`fdl.recurrent.rnn_layer` draws weights with its
+    ``weight_init`` and biases with its ``bias_init``). A bias takes the fans of the weight it is added to.
+    A plain container: nothing is checked here.
+    """
+
+    name: str
+    shape: tuple
+    fan_in: int
+    fan_out: int
+    kind: str = "weight"
+
+
+def weight(name: str, fan_in: int, fan_out: int) -> ParamSpec:
+    """A weight matrix ``(fan_in, fan_out)``: inputs on the rows, as every fdl kernel (book: ``x W``)."""
+    return ParamSpec(name, (fan_in, fan_out), fan_in, fan_out, "weight")
+
+
+def bias(name: str, of: ParamSpec) -> ParamSpec:
+    """The bias ``(1, fan_out)`` added to ``x of``; it takes ``of``'s fans (book: ``x W + B``)."""
+    return ParamSpec(name, (1, of.fan_out), of.fan_in, of.fan_out, "bias")
+
+
+def output_projection(hidden: int, n_out: int) -> tuple[ParamSpec, ParamSpec]:
+    """``W_v`` (hidden, n_out) and ``B_v`` (1, n_out) of ``y = H W_v + B_v``, every cell's last two params."""
+    W_v = weight("W_v", hidden, n_out)
+    return W_v, bias("B_v", W_v)
+
+
+def shapes(specs) -> dict:
+    """``{name: shape}`` of a declaration (a sequence of :class:`ParamSpec`), in declared order."""
+    return {p.name: p.shape for p in specs}
+
+
 class RNNState(NamedTuple):
     """State of a vanilla RNN or GRU layer: the hidden state ``H`` (batch or 1, hidden).
 
@@ -57,8 +95,10 @@ class Cell(NamedTuple):
 
     Attributes:
       name: ``"rnn"``, ``"lstm"``, ``"gru"``; ``"_fused"`` appended for the fused implementation.
-      shapes: ``(n_in, hidden) -> {book name: shape}`` of the cell's weights (``W_v, B_v`` excluded: their
-        shape depends on the layer's ``output_size``).
+      param_specs: ``(n_in, hidden, n_out) -> tuple of ParamSpec``: every parameter ``forward`` uses, the
+        output projection ``W_v, B_v`` last, in the order the layer splits its key. The first one takes the
+        input on its rows (``W_f`` (n_in + hidden, hidden) or ``W_xr`` (n_in, hidden)), so a layer reads
+        ``n_in`` from it.
       state: the state type, :class:`RNNState` or :class:`LSTMState`.
       forward: ``(params, xs, state0) -> (ys, last_state, residuals)`` over all steps; ``xs`` (T, batch, in),
         ``state0`` fields (batch, hidden); ``ys`` (T, batch, out) with ``y_t = H_t W_v + B_v``.
@@ -67,7 +107,7 @@ class Cell(NamedTuple):
     """
 
     name: str
-    shapes: Callable
+    param_specs: Callable
     state: type
     forward: Callable
     backward: Callable
@@ -82,7 +122,7 @@ def cast_like(tree, like):
     return jax.tree.map(lambda a, b: a.astype(b.dtype), tree, like)
 
 
-def from_node(name: str, shapes: Callable, state: type, node: Callable, node_backward: Callable) -> Cell:
+def from_node(name: str, param_specs: Callable, state: type, node: Callable, node_backward: Callable) -> Cell:
     """The cell that runs ``node`` step by step, as the book's RNNLayer runs its nodes (the readable form).
 
     ``forward``: ``lax.scan`` of ``node`` over the time axis, keeping each step's cache (the book's node
@@ -117,4 +157,4 @@ def from_node(name: str, shapes: Callable, state: type, node: Callable, node_bac
         (grads, dstate0), dxs = jax.lax.scan(step, (zero, cast_like(dlast, state0)), (caches, dys), reverse=True)
         return grads, dxs, dstate0
 
-    return Cell(name, shapes, state, forward, backward)
+    return Cell(name, param_specs, state, forward, backward)

@@ -36,19 +36,23 @@ import jax
 import jax.numpy as jnp
 
 from . import _fused
-from .cell import Cell, RNNState, from_node
+from .cell import Cell, ParamSpec, RNNState, bias, from_node, output_projection, weight
 
 sigmoid = jax.nn.sigmoid
+GATES = ("r", "u", "h")
 
 
-def shapes(n_in: int, hidden: int) -> dict:
-    """The cell's weights: ``W_x{r,u,h}`` (n_in, hidden), ``W_h{r,u,h}`` (hidden, hidden), ``B_{r,u,h}`` (1, hidden).
+def param_specs(n_in: int, hidden: int, n_out: int) -> tuple[ParamSpec, ...]:
+    """For each gate g in r, u, h: ``W_xg`` (n_in, hidden), ``W_hg`` (hidden, hidden), ``B_g`` (1, hidden); then
+    ``W_v`` (hidden, n_out), ``B_v`` (1, n_out).
 
-    Book ch. 6: GRUNode's params. A dict of shape tuples; ``W_v, B_v`` are the layer's. Raises nothing.
+    Book ch. 6: GRUNode's params. Each matrix has its own fans; a gate's bias takes its input weight's.
     """
-    return {"W_xr": (n_in, hidden), "W_hr": (hidden, hidden), "B_r": (1, hidden),
-            "W_xu": (n_in, hidden), "W_hu": (hidden, hidden), "B_u": (1, hidden),
-            "W_xh": (n_in, hidden), "W_hh": (hidden, hidden), "B_h": (1, hidden)}
+    specs = []
+    for g in GATES:
+        W_x = weight(f"W_x{g}", n_in, hidden)
+        specs += [W_x, weight(f"W_h{g}", hidden, hidden), bias(f"B_{g}", W_x)]
+    return (*specs, *output_projection(hidden, n_out))
 
 
 class GRUCache(NamedTuple):
@@ -110,7 +114,7 @@ def node_backward(params, cache: GRUCache, dX_out, dstate: RNNState):
     return dx, RNNState(dH_in), grads
 
 
-GRU = from_node("gru", shapes, RNNState, node, node_backward)
+GRU = from_node("gru", param_specs, RNNState, node, node_backward)
 
 # ------------------------------------------------------------------------------------------- fused variant
 
@@ -173,4 +177,4 @@ def fused_backward(params, residuals, dys, dlast):
     return _fused.in_primal_dtypes(params, xs, state0, grads, dxs, dstate0)
 
 
-GRU_FUSED = Cell("gru_fused", shapes, RNNState, fused_forward, fused_backward)
+GRU_FUSED = Cell("gru_fused", param_specs, RNNState, fused_forward, fused_backward)

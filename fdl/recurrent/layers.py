@@ -16,10 +16,14 @@ The start state is explicit: ``apply(params, x, state) -> (y, next_state)``. As 
 shape (1, hidden), with ``stop_gradient``: the next batch starts from it and no gradient crosses batches.
 ``zero_state()`` is a fresh start.
 
-Initialisation, ``weight_init="book"``: every parameter, biases included, is drawn from
-``N(0, scale^2)`` with ``scale = 2 / (n_in + output_size)``, ``n_in`` the layer's input features (the book's
-RNNLayer._init_params; the same square-root-less "glorot" as erratum 5). ``"glorot"`` uses
-``sqrt(2 / (fan_in + fan_out))`` per matrix (biases with their matrix's scale, as fdl.init does).
+Initialisation. The cell declares its parameters, each with its shape and fans
+(:class:`~fdl.recurrent.cell.ParamSpec`); the layer draws them all in one place (:mod:`fdl.recurrent.params`),
+splitting its key once per parameter in declared order. By default (``weight_init=None``) every parameter,
+biases included, is drawn from ``N(0, s^2)`` with the book's ``s = weight_scale``, which defaults to
+``2 / (n_in + output_size)`` with ``n_in`` the layer's input features (the book's RNNLayer._init_params:
+fdl.init's ``"book_glorot"`` scale of the layer's fans, erratum 5). A named ``weight_init`` of :mod:`fdl.init`
+(``"glorot"``, ``"book_glorot"``, ...) or a function ``init(key, shape, dtype)`` draws each matrix with its own
+declared fans instead, and biases as :func:`fdl.dense` does (``bias_init``).
 """
 
 from __future__ import annotations
@@ -32,11 +36,9 @@ import jax
 import jax.numpy as jnp
 
 from .._checks import expect_rank
-from ..init import init_scale, normal
 from ..ops._op import check_grad_mode
 from .cells import Cell, get_cell
-
-WEIGHT_INITS = ("book", "glorot", "standard")
+from .params import init_params, initialisers, input_features
 
 
 class RecurrentLayer(NamedTuple):
@@ -127,29 +129,38 @@ def run(cell: Cell, params, x, state0, *, grad: str = "manual"):
     return jnp.swapaxes(ys, 0, 1), last
 
 
-def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_init: str = "book",
-              weight_scale: float | None = None, impl: str = "fused") -> RecurrentLayer:
+def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_init: str | Callable | None = None,
+              bias_init: str | Callable | None = None, weight_scale: float | None = None,
+              impl: str = "fused") -> RecurrentLayer:
     """A recurrent layer (book: RNNLayer, GRULayer, LSTMLayer with ``hidden_size``, ``output_size``).
 
     Args:
       hidden_size: units of the hidden (and cell) state.
       output_size: features of ``y_t = H_t W_v + B_v`` (the next layer's input, or the vocabulary).
       cell: ``"rnn"`` (vanilla), ``"lstm"`` or ``"gru"``.
-      weight_init: ``"book"`` (the book's scale 2 / (n_in + output_size) for every parameter),
-        ``"glorot"`` or ``"standard"`` (see the module docstring).
-      weight_scale: a fixed standard deviation for every parameter (the book's ``weight_scale`` argument);
-        overrides ``weight_init``.
+      weight_init: ``None`` (the book's rule: every parameter N(0, weight_scale^2); ``"book"`` is an alias),
+        ``"standard"``, ``"glorot"``, ``"book_glorot"``, ``"pytorch_uniform"``, ``"zeros"`` or a function
+        ``init(key, shape, dtype)`` (see :mod:`fdl.init`), each matrix with the fans its cell declares
+        (:class:`~fdl.recurrent.cell.ParamSpec`; e.g. the LSTM's ``W_f``: ``(n_in + hidden, hidden)``).
+      bias_init: ``None`` (as the weights: the same rule, or zeros after a function ``weight_init``), a name or
+        a function; a bias has the fans of the weight it is added to.
+      weight_scale: the book's ``weight_scale``, with ``weight_init=None`` only; default
+        ``2 / (n_in + output_size)``.
       impl: ``"fused"`` (the fast form, default) or ``"node"`` (the book's node step by step, the readable
         form); same params, same numbers (see :mod:`fdl.recurrent.cells`).
 
+    Params: ``cell.param_specs(n_in, hidden_size, output_size)``'s names and shapes, in the ``dtype`` given to
+    ``init`` (float32 by default).
+
     Raises:
       ValueError: at construction, a size that is not a positive integer, an unknown ``cell``, ``impl`` or
-        ``weight_init``; from ``init``, an ``input_shape`` that is not one step's ``(features,)``; from
-        ``apply``, an x that is not 3-D (batch, T, features), whose feature count differs from the params', or
-        with an empty batch or sequence, a state field not (1, hidden) or (batch, hidden), or an unknown
-        ``grad``.
-      TypeError: from ``apply``, a non-floating x, or a state of the wrong type (e.g. an ``RNNState`` for an
-        LSTM layer).
+        initialiser name (the message lists the names), a ``weight_scale`` given with a ``weight_init``; from
+        ``init``, an ``input_shape`` that is not one step's ``(features,)`` or an initialiser function that
+        returns another shape; from ``apply``, params of other names or shapes than the cell declares, an x
+        that is not 3-D (batch, T, features), whose feature count differs from the params', or with an empty
+        batch or sequence, a state field not (1, hidden) or (batch, hidden), or an unknown ``grad``.
+      TypeError: at construction, an initialiser neither a name nor a function; from ``apply``, a non-floating
+        x, or a state of the wrong type (e.g. an ``RNNState`` for an LSTM layer).
 
     Example: ``rnn_layer(256, 128, "rnn")`` then ``rnn_layer(256, vocab, "lstm")`` stack (book ch. 6).
 
@@ -161,34 +172,23 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
         >>> logits, states = model.apply(params, jnp.zeros((2, 7, 5)), model.zero_state())
         >>> logits.shape
         (2, 7, 5)
+        >>> rnn_layer(8, 5, "gru", weight_init="glorot").init(jax.random.key(0), (5,))["W_hr"].shape
+        (8, 8)
     """
     the_cell = get_cell(cell, impl)
     for value, what in ((hidden_size, "hidden_size"), (output_size, "output_size")):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"rnn_layer: {what} must be a positive integer, got {value!r}")
-    if weight_init not in WEIGHT_INITS:
-        raise ValueError(f"rnn_layer: unknown weight_init {weight_init!r}; choose one of {WEIGHT_INITS}")
+    rules = initialisers(weight_init, bias_init, weight_scale, output_size)
     label = cell if impl == "fused" else f"{cell}[{impl}]"
     name = f"{label}(hidden {hidden_size} -> {output_size})"
+    specs = functools.partial(the_cell.param_specs, hidden=hidden_size, n_out=output_size)
 
     def init(key, input_shape, dtype=jnp.float32):
         if len(tuple(input_shape)) != 1:
             raise ValueError(f"{name}: input_shape is one time step's features, e.g. (vocab,), got {input_shape}")
         n_in = int(input_shape[0])
-        shapes = {**the_cell.shapes(n_in, hidden_size), "W_v": (hidden_size, output_size), "B_v": (1, output_size)}
-        keys = jax.random.split(key, len(shapes))
-        params = {}
-        for k, (pname, shape) in zip(keys, shapes.items(), strict=True):
-            if weight_scale is not None:
-                scale = weight_scale
-            elif weight_init == "book":
-                scale = 2.0 / (n_in + output_size)
-            else:  # a bias takes its gate's input weight's scale (B_f: W_f, B_r: W_xr)
-                w = shape if pname.startswith("W") else next(shapes[n] for n in ("W_" + pname[2:], "W_x" + pname[2:])
-                                                             if n in shapes)
-                scale = init_scale(weight_init, w[0], w[1])
-            params[pname] = normal(k, shape, scale, dtype)
-        return params
+        return init_params(specs(n_in), key, *rules(n_in), dtype, name)
 
     def zero_state(dtype=jnp.float32):
         zeros = jnp.zeros((1, hidden_size), dtype)
@@ -198,7 +198,7 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
         expect_rank(x, 3, name, "(batch, sequence_length, features)")
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"{name}: expected floating-point inputs (e.g. one-hot characters), got {x.dtype}")
-        n_in = params["W_xr"].shape[0] if "W_xr" in params else params["W_f"].shape[0] - hidden_size
+        n_in = input_features(specs, params, name)
         if x.shape[-1] != n_in:
             raise ValueError(f"{name}: expected {n_in} input features (from the params), got x of shape {x.shape}")
         if x.shape[0] == 0 or x.shape[1] == 0:

@@ -39,22 +39,23 @@ import jax
 import jax.numpy as jnp
 
 from . import _fused
-from .cell import Cell, LSTMState, from_node
+from .cell import Cell, LSTMState, ParamSpec, bias, from_node, output_projection, weight
 
 sigmoid = jax.nn.sigmoid
 GATES = ("f", "i", "c", "o")
 
 
-def shapes(n_in: int, hidden: int) -> dict:
-    """The cell's weights: ``W_f, W_i, W_c, W_o`` (n_in + hidden, hidden) and ``B_f, B_i, B_c, B_o`` (1, hidden).
+def param_specs(n_in: int, hidden: int, n_out: int) -> tuple[ParamSpec, ...]:
+    """For each gate g in f, i, c, o: ``W_g`` (n_in + hidden, hidden), ``B_g`` (1, hidden); then ``W_v``
+    (hidden, n_out), ``B_v`` (1, n_out).
 
-    Book ch. 6: LSTMNode's params. A dict of shape tuples; ``W_v, B_v`` are the layer's. Raises nothing.
+    Book ch. 6: LSTMNode's params. Each ``W_g`` acts on ``Z = [x, H]``: fans ``(n_in + hidden, hidden)``.
     """
-    out = {}
+    specs = []
     for g in GATES:
-        out[f"W_{g}"] = (n_in + hidden, hidden)
-        out[f"B_{g}"] = (1, hidden)
-    return out
+        W_g = weight(f"W_{g}", n_in + hidden, hidden)
+        specs += [W_g, bias(f"B_{g}", W_g)]
+    return (*specs, *output_projection(hidden, n_out))
 
 
 class LSTMCache(NamedTuple):
@@ -124,7 +125,7 @@ def node_backward(params, cache: LSTMCache, dX_out, dstate: LSTMState):
     return dx, LSTMState(dH_in, dC_in), grads
 
 
-LSTM = from_node("lstm", shapes, LSTMState, node, node_backward)
+LSTM = from_node("lstm", param_specs, LSTMState, node, node_backward)
 
 # ------------------------------------------------------------------------------------------- fused variant
 
@@ -202,4 +203,4 @@ def fused_backward(params, residuals, dys, dlast):
     return _fused.in_primal_dtypes(params, xs, state0, grads, dxs, dstate0)
 
 
-LSTM_FUSED = Cell("lstm_fused", shapes, LSTMState, fused_forward, fused_backward)
+LSTM_FUSED = Cell("lstm_fused", param_specs, LSTMState, fused_forward, fused_backward)

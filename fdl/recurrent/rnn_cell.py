@@ -26,15 +26,16 @@ import jax
 import jax.numpy as jnp
 
 from . import _fused
-from .cell import Cell, RNNState, from_node
+from .cell import Cell, ParamSpec, RNNState, bias, from_node, output_projection, weight
 
 
-def shapes(n_in: int, hidden: int) -> dict:
-    """The cell's weights: ``W_f`` (n_in + hidden, hidden), ``B_f`` (1, hidden) (book ch. 6: RNNNode's params).
+def param_specs(n_in: int, hidden: int, n_out: int) -> tuple[ParamSpec, ...]:
+    """``W_f`` (n_in + hidden, hidden), ``B_f`` (1, hidden), ``W_v`` (hidden, n_out), ``B_v`` (1, n_out).
 
-    A dict of shape tuples; ``W_v, B_v`` are the layer's. Raises nothing.
+    Book ch. 6: RNNNode's params. ``W_f`` acts on ``Z = [x, H]``: fans ``(n_in + hidden, hidden)``.
     """
-    return {"W_f": (n_in + hidden, hidden), "B_f": (1, hidden)}
+    W_f = weight("W_f", n_in + hidden, hidden)
+    return (W_f, bias("B_f", W_f), *output_projection(hidden, n_out))
 
 
 class RNNCache(NamedTuple):
@@ -72,7 +73,7 @@ def node_backward(params, cache: RNNCache, dX_out, dstate: RNNState):
     return dZ[:, :n_in], RNNState(dZ[:, n_in:]), grads
 
 
-RNN = from_node("rnn", shapes, RNNState, node, node_backward)
+RNN = from_node("rnn", param_specs, RNNState, node, node_backward)
 
 # ------------------------------------------------------------------------------------------- fused variant
 
@@ -110,4 +111,4 @@ def fused_backward(params, residuals, dys, dlast):
     return _fused.in_primal_dtypes(params, xs, state0, grads, dxs, dstate0)
 
 
-RNN_FUSED = Cell("rnn_fused", shapes, RNNState, fused_forward, fused_backward)
+RNN_FUSED = Cell("rnn_fused", param_specs, RNNState, fused_forward, fused_backward)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from fdl.recurrent import gru_cell, lstm_cell, rnn_cell
-from fdl.recurrent.cell import Cell, LSTMState, RNNState
+from fdl.recurrent.cell import Cell, LSTMState, RNNState, shapes
 from fdl.recurrent.cells import CELLS, IMPLS, get_cell
+from fdl.recurrent.char_eval import gradient_norms
 from fdl.recurrent.layers import rnn_layer, run
-from fdl.recurrent.model import gradient_norms, stack
+from fdl.recurrent.model import stack
 from fdl.testing import random_like
 
 F64 = jnp.float64
@@ -91,7 +92,7 @@ def test_lstm_node_by_hand():
 
 def test_gru_update_gate_has_its_own_weights():
     """Erratum 2: u = s(x W_xu + H W_hu + B_u), not the reset gate's inputs; with r = u = 1/2 by hand."""
-    params = {k: jnp.zeros(v, F64) for k, v in gru_cell.shapes(1, 1).items()}
+    params = {k: jnp.zeros(v, F64) for k, v in shapes(gru_cell.param_specs(1, 1, 1)).items()}
     params.update(W_xh=jnp.array([[1.0]], F64), W_v=jnp.ones((1, 1), F64), B_v=jnp.zeros((1, 1), F64))
     x, h = jnp.array([[0.4]], F64), RNNState(jnp.array([[0.2]], F64))
     _, new, _ = gru_cell.node(params, x, h)
@@ -139,11 +140,11 @@ def test_layer_impls_share_params_and_numbers(cell):
 
 
 def test_cell_interface_has_five_documented_members():
-    assert Cell._fields == ("name", "shapes", "state", "forward", "backward")
+    assert Cell._fields == ("name", "param_specs", "state", "forward", "backward")
     for name, forms in CELLS.items():
         assert set(forms) == set(IMPLS)
         assert forms["node"].name == name and forms["fused"].name == f"{name}_fused"
-        assert forms["node"].shapes is forms["fused"].shapes is MODULES[name].shapes
+        assert forms["node"].param_specs is forms["fused"].param_specs is MODULES[name].param_specs
         assert forms["node"].state is forms["fused"].state is (LSTMState if name == "lstm" else RNNState)
 
 
@@ -174,5 +175,5 @@ def test_gru_every_weight_learns():
     ids = jax.random.randint(jax.random.key(4), (2, 9), 0, vocab)
     states = [RNNState(0.5 * jnp.ones((1, 5), F64))]
     norms = gradient_norms(model, params, ids[:, :-1], ids[:, 1:], states, vocab)[0]
-    assert set(norms) == set(get_cell("gru").shapes(vocab, 5)) | {"W_v", "B_v"}
+    assert set(norms) == set(shapes(get_cell("gru").param_specs(vocab, 5, vocab)))
     assert all(v > 0 for v in norms.values()), norms
