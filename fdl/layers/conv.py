@@ -1,20 +1,8 @@
 """The convolutional layer (book ch. 5: Conv2D layer).
 
-Initialisation. ``weight_init="glorot"`` is Glorot normal with the convolution's fans,
-``fan_in = in_channels * k * k`` and ``fan_out = out_channels * k * k`` (each input pixel of a channel feeds
-``out * k * k`` products): standard deviation ``sqrt(2 / (fan_in + fan_out))``, e.g. 0.0492 for 1 -> 32
-channels, k = 5. ``weight_init="book_glorot"`` reproduces the book's code (lincoln's ``Conv2D._setup_layer``;
-the printed text shows only ``np.random.randn``): standard deviation ``2 / (in_channels + out_channels)``,
-counting channels only and without the square root (erratum 5), e.g. 0.0606 for 1 -> 32 channels.
-``"standard"`` is N(0, 1), the book's default. ``"pytorch_uniform"`` is PyTorch's ``nn.Conv2d`` default,
-U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with ``fan_in = in_channels * k * k``, e.g. bound 0.2 for 1 -> 32 channels,
-k = 5. A function ``init(key, shape, dtype)`` gets the kernel's shape ``(in, out, k, k)`` (for
-``jax.nn.initializers``' variance-scaling family pass ``in_axis=0, out_axis=1``).
-
-Bias. By default the layer has no bias, as the book's ch. 5 Conv2D. ``use_bias=True`` adds one per output
-channel, ``params["B"]`` of shape ``(1, out_channels, 1, 1)`` (:func:`fdl.ops.conv.channel_bias_add`), as
-PyTorch's ``nn.Conv2d`` (the book's ch. 7 models); ``bias_init=None`` draws it with the weights' named rule and
-fans (zeros after a function ``weight_init``), see :mod:`fdl.init`.
+The initialisers are :mod:`fdl.init`'s, with the convolution's fans ``fan_in = in_channels * k * k`` and
+``fan_out = out_channels * k * k``; ``"book_glorot"`` follows the book's code (lincoln's
+``Conv2D._setup_layer``), which counts channels only, ``2 / (in_channels + out_channels)`` (erratum 5).
 """
 
 from __future__ import annotations
@@ -39,11 +27,7 @@ IMPLEMENTATIONS = {"auto": conv2d_auto, "xla": conv2d_xla, "slices": conv2d_slic
 
 
 def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, k: int) -> tuple[int, int]:
-    """The (fan_in, fan_out) a named initialiser uses for a conv kernel (see the module docstring).
-
-    ``(in_channels, out_channels)`` for ``"book_glorot"`` (the book's ch. 5 Conv2D scale, erratum 5), else
-    ``(in_channels * k * k, out_channels * k * k)``. Python ints; raises nothing (the name is not checked).
-    """
+    """The (fan_in, fan_out) a named initialiser uses for a conv kernel (see the module docstring)."""
     if weight_init == "book_glorot":
         return in_channels, out_channels
     return in_channels * k * k, out_channels * k * k
@@ -58,36 +42,26 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
       out_channels: output channels.
       param_size: the kernel size k (odd); stride 1, "same" padding k // 2, so H and W are kept.
       activation: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` or an Op.
-      weight_init: ``"standard"``, ``"glorot"``, ``"book_glorot"``, ``"pytorch_uniform"`` or a function
-        ``init(key, shape, dtype)`` (see the module docstring).
-      use_bias: add a bias per output channel (PyTorch's ``nn.Conv2d``); the book's Conv2D has none.
-      bias_init: with ``use_bias``: ``None`` (the weights' named rule, or zeros after a function), a name or a
-        function.
-      keep_prob: the probability of keeping each unit (dropout, as :func:`dropout`); 1.0: no dropout.
+      weight_init: a name of :mod:`fdl.init` (default ``"standard"``) or a function ``init(key, shape, dtype)``.
+      use_bias: add a bias per output channel, ``B: (1, out_channels, 1, 1)`` (PyTorch's ``nn.Conv2d``, the
+        book's ch. 7); the book's ch. 5 Conv2D has none.
+      bias_init: with ``use_bias``: ``None`` (as the weights, see :mod:`fdl.init`), a name or a function.
+      keep_prob: the probability of keeping each unit (dropout); 1.0: no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"``.
       flatten: flatten each example's output to a vector, to feed a dense layer.
-      impl: the convolution's formulation, the same function up to float rounding each: ``"xla"`` (the
-        default: :func:`fdl.ops.conv2d`, XLA's convolution primitive, the fast one in general); ``"slices"``
-        (:func:`fdl.ops.conv.conv2d_slices`, shifted slices and one batched matrix product); ``"auto"``
-        (``"slices"`` when the input has one channel and runs on a CPU, else ``"xla"``, chosen when the model
-        is traced: :func:`fdl.ops.conv.conv2d_fastest`, which says why it is not the default); ``"im2col"``
-        (the appendix's matrix form); ``"loops"`` (the chapter's loops, small inputs only).
+      impl: the convolution op, the same function up to rounding: ``"xla"`` (:func:`fdl.ops.conv2d`),
+        ``"slices"``, ``"auto"`` (:func:`fdl.ops.conv.conv2d_fastest`), ``"im2col"`` or ``"loops"`` (see
+        :mod:`fdl.ops.conv`).
 
-    Params: ``{"W": (in_channels, out_channels, k, k)}``, and ``"B": (1, out_channels, 1, 1)`` with ``use_bias``.
-    Input ``(batch, in_channels, H, W)``; output
-    ``(batch, out_channels, H, W)``, or ``(batch, out_channels * H * W)`` with ``flatten=True``.
-    The params are in the ``dtype`` given to ``init`` (float32 by default); the input must be floating point;
-    the output has the promoted dtype of the input and the params.
+    Params ``{"W": (in_channels, out_channels, k, k)}`` in ``init``'s dtype (float32 by default). Input
+    ``(batch, in_channels, H, W)``, floating point; output ``(batch, out_channels, H, W)`` (flattened with
+    ``flatten=True``) in the promoted dtype. ``init`` and ``apply`` raise the ops' and initialisers' errors.
 
     Raises:
-      ValueError: at construction, ``out_channels`` or ``param_size`` not a positive integer, an even
-        ``param_size``, ``keep_prob`` outside (0, 1], an unknown ``dropout_mode``, ``impl``, ``activation`` or
-        initialiser name, or ``bias_init`` without ``use_bias``; from ``init`` / ``output_shape``, an example
-        shape that is not ``(channels, height, width)``, or an initialiser function that returns another
-        shape; from ``apply``, an input that is not 4-D or whose channel count differs from ``W``'s, or
-        ``train=True`` with dropout and no ``key``.
-      TypeError: at construction, ``use_bias`` not a bool, or an initialiser neither a name nor a function;
-        from ``apply``, an input that is not floating point.
+      ValueError: ``out_channels`` or ``param_size`` not a positive integer, an even ``param_size``,
+        ``keep_prob`` outside (0, 1], an unknown ``dropout_mode``, ``impl``, ``activation`` or initialiser
+        name, or ``bias_init`` without ``use_bias``.
+      TypeError: ``use_bias`` not a bool, or an initialiser neither a name nor a function.
     """
     expect_positive(out_channels, "conv2d out_channels", integer=True)
     expect_positive(param_size, "conv2d param_size", integer=True)

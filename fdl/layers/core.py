@@ -1,17 +1,13 @@
 """Layers as pure functions, and their serial composition (book ch. 3: Layer, NeuralNetwork).
 
-A :class:`Layer` is three pure functions over a parameter pytree; hyperparameters live in the closure,
-never in the params:
+A :class:`Layer` is three pure functions over a parameter pytree; hyperparameters live in the closure:
 
-* ``init(key, input_shape, dtype=float32) -> params``: ``input_shape`` is the shape of *one example*
-  (no batch axis), e.g. ``(13,)`` or ``(1, 28, 28)``;
+* ``init(key, input_shape, dtype=float32) -> params``: ``input_shape`` is *one example's* shape (no batch
+  axis), e.g. ``(13,)`` or ``(1, 28, 28)``;
 * ``apply(params, x, *, key=None, train=False, grad="manual") -> y``: ``x`` has a leading batch axis;
-  ``grad`` picks the hand-written backward passes (``"manual"``) or ``jax.grad`` through plain ``jnp``
-  (``"autodiff"``); ``key`` feeds dropout when ``train`` is true;
-* ``output_shape(input_shape) -> shape``: the shape of one example's output.
-
-:func:`summary` (or ``model.summary(input_shape)``) prints a model's layers with their output shapes and
-parameter counts, like Keras's ``model.summary()``.
+  ``grad`` picks the hand-written backward (``"manual"``) or ``jax.grad`` (``"autodiff"``); ``key`` feeds
+  dropout when ``train`` is true;
+* ``output_shape(input_shape) -> shape``: one example's output shape.
 """
 
 from __future__ import annotations
@@ -36,11 +32,7 @@ from ..ops.reshape import unflatten as unflatten_op
 class Layer(NamedTuple):
     """``init``, ``apply`` and ``output_shape`` of one layer (or of a whole model built by :func:`serial`).
 
-    Mirrors the book's ``Layer`` (book ch. 3), whose ``forward`` / ``backward`` are ``apply`` and the ops'
-    hand-written backward passes; the params live outside the layer. Shapes: ``input_shape`` / ``output_shape``
-    are one example's, without the batch axis; ``apply`` takes and returns arrays with a leading batch axis.
-    ``init`` returns a pytree of arrays in the ``dtype`` it is given. The constructors and ``apply`` raise
-    ValueError or TypeError for bad arguments, as each layer's constructor documents.
+    The book's ``Layer`` (ch. 3) with the params kept outside; see the module docstring for the three functions.
     """
 
     init: Callable
@@ -69,14 +61,7 @@ def _same_shape(input_shape):
 
 
 def flatten() -> Layer:
-    """Flatten each example to a vector (book ch. 5: Flatten).
-
-    ``apply``: (batch, ...) -> (batch, prod(...)), dtype kept; no params. ``output_shape((c, h, w))`` is
-    ``(c * h * w,)``.
-
-    Raises:
-      ValueError: (from ``apply``) an input with no batch axis (0-D).
-    """
+    """Flatten each example to a vector, (batch, ...) -> (batch, prod(...)); no params (book ch. 5: Flatten)."""
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         return flatten_op(x, grad=grad)
@@ -91,14 +76,9 @@ def flatten() -> Layer:
 
 
 def reshape(shape: tuple) -> Layer:
-    """Reshape each example to ``shape`` (e.g. ``(7, 28, 28)`` after a dense layer, as ch. 7's decoder).
+    """Reshape each example to ``shape``, e.g. ``(7, 28, 28)`` after ch. 7's decoder's dense layer; no params.
 
-    Its backward is the reshape back, which ``flatten``'s op already provides: both are views of one array.
-
-    ``apply``: (batch, ...) -> (batch, *shape), dtype kept; no params.
-
-    Raises:
-      ValueError: (from ``apply``) an input whose examples do not hold ``prod(shape)`` values, or a 0-D input.
+    ``apply`` raises ValueError for examples that do not hold ``prod(shape)`` values.
     """
     shape = tuple(int(d) for d in shape)
 
@@ -118,15 +98,9 @@ def reshape(shape: tuple) -> Layer:
 
 
 def apply_dropout(x, keep_prob, *, key, train, grad, mode="book"):
-    """Dropout with the book's semantics, shared by every layer that has a ``dropout`` argument (book ch. 4).
+    """``x`` times :func:`fdl.ops.dropout_mask` drawn in x's dtype (book ch. 4); ``x`` itself when ``keep_prob == 1``.
 
-    x: any shape, floating point; returns x's shape and dtype (``x`` itself when ``keep_prob == 1``). The mask
-    is drawn in x's dtype from ``key`` (see :func:`fdl.ops.dropout_mask`).
-
-    Raises:
-      ValueError: ``key is None`` with ``train=True``, ``keep_prob`` outside (0, 1], or an unknown ``mode``
-        (unless ``keep_prob == 1``, which returns before any check); a ``grad`` other than
-        ``"manual"`` / ``"autodiff"``.
+    Shared by the layers with a ``keep_prob``; raises :func:`~fdl.ops.dropout_mask`'s errors.
     """
     if keep_prob == 1.0:
         return x
@@ -136,12 +110,10 @@ def apply_dropout(x, keep_prob, *, key, train, grad, mode="book"):
 def dropout(keep_prob: float, *, mode: str = "book") -> Layer:
     """A stand-alone dropout layer keeping each unit with probability ``keep_prob`` (book ch. 4: Dropout).
 
-    ``apply``: any (batch, ...) floating input -> the same shape and dtype; no params. ``mode`` is ``"book"``
-    (scale by ``keep_prob`` at inference) or ``"inverted"``.
+    No params; ``mode`` is ``"book"`` (scale by ``keep_prob`` at inference) or ``"inverted"``.
 
     Raises:
-      ValueError: at construction, ``keep_prob`` outside (0, 1] or an unknown ``mode``; from ``apply``,
-        ``train=True`` without a ``key`` (when ``keep_prob < 1``).
+      ValueError: ``keep_prob`` outside (0, 1] or an unknown ``mode``.
     """
     expect_probability(keep_prob, "dropout keep_prob")
     check_mode(mode)
@@ -166,10 +138,7 @@ def init_in_order(layers) -> Callable:
     """``init(key, input_shape, dtype=float32) -> [params per layer]``: each layer initialised with its own key
     (``jax.random.split`` once per layer) on the shape the previous layer outputs.
 
-    Run eagerly, each draw is a program compiled once per (shape, dtype) and shared by every model of the
-    process; one jitted program per model was measured slower for the book (ch. 4 builds 11 models: about 3 s
-    of compilation each on a 2-core CPU, against about 3 s once for all of them eagerly). The draws are the
-    same bit for bit under ``jax.jit`` and ``jax.vmap`` over keys (see :func:`fdl.init.normal`).
+    Run eagerly (each draw's program is shared across models); the same bits under ``jax.jit`` and ``jax.vmap``.
     """
 
     def init(key, input_shape, dtype=jnp.float32):
@@ -183,21 +152,14 @@ def init_in_order(layers) -> Callable:
 
 
 def serial(*layers: Layer) -> Layer:
-    """Compose layers in order (book: NeuralNetwork). Params are a list, one entry per layer.
+    """Compose layers in order (book: NeuralNetwork); params are a list, one entry per layer.
 
-    The key passed to ``init`` or ``apply`` is split once per layer, so each layer's randomness is
-    independent and reproducible.
-
-    Shapes: ``init(key, input_shape, dtype)`` threads one example's shape through the layers'
-    ``output_shape``; ``apply`` maps (batch, *input_shape) to (batch, *output_shape(input_shape)), with the
-    dtypes the layers give.
+    The key given to ``init`` or ``apply`` is split once per layer. ``apply`` re-raises a layer's ValueError
+    or TypeError with ``layer i (name):`` before its message.
 
     Raises:
-      ValueError: at construction, no layers; from ``apply``, a ``grad`` other than ``"manual"`` /
-        ``"autodiff"`` or params for a different number of layers.
-      TypeError: at construction, an argument that is not a :class:`Layer` (e.g. ``fdl.flatten`` uncalled).
-        A ValueError or TypeError raised by a layer's ``apply`` is re-raised as the same type, its message
-        prefixed with ``layer i (name):``.
+      ValueError: no layers.
+      TypeError: an argument that is not a :class:`Layer` (e.g. ``fdl.flatten`` uncalled).
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -246,12 +208,11 @@ def summary(model: Layer, input_shape, dtype=jnp.float32) -> str:
         dtype: the parameter dtype used to trace ``init`` (counts do not depend on it).
 
     Returns:
-        A Markdown table string. Output shapes are written with a leading ``batch`` axis, e.g.
-        ``(batch, 10)``. Nothing is computed or allocated: ``init`` is traced with ``jax.eval_shape``.
+        A Markdown table string, output shapes written ``(batch, ...)``; ``init`` is only traced
+            (``jax.eval_shape``).
 
     Raises:
-        TypeError: ``model`` is not a Layer. Errors of the layers' own ``init`` (e.g. a dense layer after a
-            4-D output without ``flatten()``) propagate with their messages.
+        TypeError: ``model`` is not a Layer.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"summary: expected a Layer (e.g. fdl.serial(...)), got {type(model).__name__}")

@@ -21,23 +21,20 @@ def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "s
     Args:
       neurons: output features.
       activation: ``"linear"``, ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"leaky_relu"`` or an Op.
-      weight_init: ``"standard"`` (N(0, 1)), ``"glorot"``, ``"book_glorot"``, ``"pytorch_uniform"`` or a
-        function ``init(key, shape, dtype)`` (see :mod:`fdl.init`); fans ``(in, neurons)``.
-      bias_init: ``None`` (as the weights: the same named rule, or zeros after a function), a name or a function.
-      keep_prob: the probability of keeping each unit (dropout, as :func:`dropout`); 1.0: no dropout.
+      weight_init: a name of :mod:`fdl.init` (default ``"standard"``, N(0, 1)) or a function
+        ``init(key, shape, dtype)``; fans ``(in, neurons)``.
+      bias_init: ``None`` (as the weights, see :mod:`fdl.init`), a name or a function.
+      keep_prob: the probability of keeping each unit (dropout); 1.0: no dropout.
       dropout_mode: ``"book"`` (scale at inference) or ``"inverted"`` (scale while training).
 
-    Params: ``{"W": (in, neurons), "B": (1, neurons)}`` in the ``dtype`` given to ``init`` (float32 by default).
-    Input ``(batch, in)``, floating point; output ``(batch, neurons)`` in the promoted dtype of the input and the
-    params.
+    Params ``{"W": (in, neurons), "B": (1, neurons)}`` in ``init``'s dtype (float32 by default). Input
+    ``(batch, in)``, floating point; output ``(batch, neurons)`` in the promoted dtype. ``init`` refuses an
+    example shape other than ``(features,)``; ``apply`` raises the ops' errors.
 
     Raises:
-      ValueError: at construction, ``neurons`` not a positive integer, ``keep_prob`` outside (0, 1], an unknown
-        ``dropout_mode``, ``activation`` or initialiser name; from ``init``, an example shape that is not
-        ``(features,)`` (put ``flatten()`` before it) or an initialiser function that returns another shape;
-        from ``apply``, an input that is not 2-D or whose feature count differs from ``W``'s, or
-        ``train=True`` with dropout and no ``key``.
-      TypeError: at construction, ``weight_init`` / ``bias_init`` neither a name nor a function.
+      ValueError: ``neurons`` not a positive integer, ``keep_prob`` outside (0, 1], an unknown
+        ``dropout_mode``, ``activation`` or initialiser name.
+      TypeError: ``weight_init`` / ``bias_init`` neither a name nor a function.
     """
     expect_positive(neurons, "dense neurons", integer=True)
     expect_probability(keep_prob, "dense keep_prob")
