@@ -1,7 +1,7 @@
 """Losses (book ch. 3: MeanSquaredError; ch. 4: SoftmaxCrossEntropy), as :class:`~fdl.ops.Op` s.
 
-Both return the book's scalar: a sum over examples divided by the number of examples. Their backward is
-the gradient of exactly that value with respect to the predictions (and the targets, for completeness).
+Both return the book's scalar, a sum over examples divided by the number of examples, and take gradients
+of exactly that value.
 """
 
 from __future__ import annotations
@@ -38,16 +38,12 @@ def _mse_backward(g, out, p, y, *, over):
 def mean_squared_error(p, y, *, over="batch"):
     """``L = sum((p - y)^2) / batch``; ``dL/dp = 2 (p - y) / batch`` (book ch. 3: MeanSquaredError).
 
-    p, y: (batch, ...) of the same shape. With one output per example this is the usual MSE; with several
-    it is the squared error summed over outputs, averaged over the batch, as the book defines it.
-    ``over="elements"`` divides by the number of elements instead (PyTorch's ``MSELoss``, used in ch. 7's
-    autoencoder): the mean squared error per pixel.
-
-    Returns a scalar in the promoted dtype of p and y; the gradients come back in p's and y's own dtypes.
+    p, y: (batch, ...) of the same shape; with several outputs the squared error is summed over them, as the
+    book defines it. ``over="elements"`` divides by the number of elements instead (PyTorch's ``MSELoss``,
+    ch. 7's autoencoder). Returns a scalar in the promoted dtype.
 
     Raises:
-      ValueError: shapes that differ (e.g. (N, 1) against (N,): reshape the targets), a scalar or an empty
-        batch (no mean), or an unknown ``over``.
+      ValueError: shapes that differ (e.g. (N, 1) against (N,)), a scalar or empty batch, or an unknown ``over``.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -64,11 +60,7 @@ def mean_squared_error(p, y, *, over="batch"):
 
 
 def _regression_targets_hint(outputs: tuple, y) -> str:
-    """What to do with targets ``y`` (n, ...) that do not match ``outputs``, the predictions' per-example shape.
-
-    Targets holding one value per output (e.g. ``(n,)`` for a model with one output) are to be reshaped;
-    integer ones also cast to float, and the class-label alternative named, since MSE reads them as values.
-    """
+    """A message tail saying how to reshape (and cast) targets ``y`` that hold one value per output."""
     y_shape = shape_of(y)
     if not y_shape or math.prod(y_shape[1:]) != math.prod(outputs):
         return ""
@@ -81,13 +73,10 @@ def _regression_targets_hint(outputs: tuple, y) -> str:
 
 
 def _log_softmax(z):
-    """``log softmax(z)`` over the last axis, finite wherever the book's value is, at +-inf logits too.
+    """``log softmax(z)`` over the last axis, and which rows hold a ``+inf`` logit.
 
-    A row with ``+inf`` logits puts its probability evenly on them (the limit of large equal logits) and 0
-    elsewhere; a row of only ``-inf`` logits gets ``-inf`` everywhere instead of NaN; a row with a NaN logit
-    is NaN everywhere (so are the loss and that row's gradient, in both modes). Plain ``jnp``, so
-    ``jax.grad`` differentiates it: the gradient of a row with a ``+inf`` logit is 0 (no finite change of
-    the logits moves its softmax), the same convention as the hand-written backward.
+    A row with ``+inf`` logits shares its probability among them (gradient 0, in both modes); a row of only
+    ``-inf`` logits is ``-inf``, not NaN; a NaN logit makes its row NaN.
     """
     top = jnp.max(z, axis=-1, keepdims=True)
     saturated = jnp.isposinf(top)
@@ -99,11 +88,7 @@ def _log_softmax(z):
 
 
 def _masked(y, logp):
-    """``logp`` with 0 where the target is 0 and the log-probability is ``-inf`` (a masked class).
-
-    The loss takes ``0 * log 0 = 0`` there (instead of ``0 * -inf = NaN``), and the target's gradient
-    ``-log p / N`` is taken as 0 too: a masked class is outside the loss.
-    """
+    """``logp`` with 0 where the target is 0 and ``logp`` is ``-inf``: ``0 * log 0 = 0`` for a masked class."""
     return jnp.where((y == 0) & jnp.isneginf(logp), 0.0, logp)
 
 
@@ -119,21 +104,16 @@ def _softmax_ce_backward(g, out, z, y):
 def class_targets(z, y, what: str = "softmax_cross_entropy"):
     """Targets ``y`` for logits ``z`` (..., classes) as rows: integer labels become one-hot rows in z's dtype.
 
-    Integer labels must have shape ``z.shape[:-1]`` and lie in ``[0, classes)``; out-of-range labels raise a
-    ValueError when their values are known (outside ``jit``) and give a NaN row (so a NaN loss, never a silent
-    0) inside ``jit``. Float targets are returned unchanged.
-
-    The book's ch. 4 SoftmaxCrossEntropy takes one-hot rows only; this lets the loss take labels too (as
-    PyTorch's ``CrossEntropyLoss`` in ch. 7).
+    Under ``jit`` an out-of-range label gives a NaN row (a NaN loss, never a silent 0). The book's ch. 4 loss
+    takes one-hot rows only; labels are PyTorch's ``CrossEntropyLoss`` way (ch. 7).
 
     Args:
       z: logits, (..., classes); only its shape and dtype are read.
-      y: integer labels of shape ``z.shape[:-1]``, or floating targets of any shape (not checked here).
+      y: integer labels of shape ``z.shape[:-1]``, or floating targets (returned as a jax array, unchanged).
       what: the loss's name for the error messages.
 
     Returns:
-      Integer labels: one-hot rows of z's shape and dtype. Otherwise ``y`` unchanged (a list or a Python
-      number converted to a jax array first).
+      One-hot rows of z's shape and dtype for integer labels, else ``y``.
 
     Raises:
       ValueError: integer labels whose shape is not ``z.shape[:-1]``, or (outside ``jit``) labels outside
@@ -155,12 +135,10 @@ def class_targets(z, y, what: str = "softmax_cross_entropy"):
 def valid_labels(y, classes: int, what: str, scores: str = "logits"):
     """Where the class labels ``y`` (integer, or floating with integral values) lie in ``[0, classes)``.
 
-    Outside ``jit`` a label outside that range (or a NaN or fractional one) raises a ValueError naming the
-    first few; under ``jit`` the values are unknown, and the boolean mask returned (``y``'s shape) lets the
-    caller turn such a row into NaN rather than a silent 0.
+    Returns a boolean mask of ``y``'s shape; under ``jit`` it is the only check.
 
     Raises:
-      ValueError: (values known) labels outside ``[0, classes)``.
+      ValueError: (values known, outside ``jit``) labels outside ``[0, classes)``, NaN or fractional.
     """
     def valid(y, xp):
         ok = (y >= 0) & (y < classes)
@@ -204,10 +182,8 @@ def softmax_cross_entropy_forward(z, y):
     ``L = -sum(y * log softmax(z)) / N`` over the N rows (all axes but the last, the class axis);
     ``dL/dz = (softmax(z) - y) / N`` for one-hot y (book ch. 4: SoftmaxCrossEntropy).
 
-    Erratum 1: the book prints a per-class *binary* cross-entropy but returns the gradient above, which
-    belongs to this categorical loss. fdl's loss is the one whose gradient it returns, so the book's printed
-    "validation losses" are not comparable to fdl's. The log-softmax is computed stably (logits of +/-1e4
-    give finite values) instead of clipping probabilities.
+    Erratum 1: the book prints a per-class *binary* cross-entropy but returns this categorical loss's
+    gradient; fdl's loss matches the gradient (see :func:`fdl.metrics.book_cross_entropy` for the book's).
 
     Args:
       z: logits, (..., classes) with classes >= 2, floating.
@@ -216,16 +192,19 @@ def softmax_cross_entropy_forward(z, y):
         accepts them).
 
     Returns:
-      A scalar in z's dtype (or the promoted dtype of z and y).
+      A scalar in the promoted dtype of z and y.
 
-    Infinite logits: a ``-inf`` logit on a class whose target is 0 masks that class (``0 * log 0 = 0``): e.g.
-    logits ``[[-inf, 0, 1]]`` against ``[[0, 1, 0]]`` give ``log(1 + e) = 1.3133`` and the gradient
-    ``[0, -0.7311, 0.7311]``. ``+inf`` logits share their row's probability (gradient 0 on that row). A
-    target on a class of probability 0 gives ``+inf``. Both gradient modes agree on all of these.
+    The log-softmax is stable, without clipping. A ``-inf`` logit on a class whose target is 0 masks that
+    class; ``+inf`` logits share their row's probability (gradient 0 on that row).
 
     Raises:
-      ValueError: a single class column (softmax of one logit is 1, the loss is always 0), an empty batch,
-        logits of rank < 2, shapes that differ, or integer labels of the wrong shape or out of range.
+      ValueError: a single class column (the loss would always be 0), an empty batch, logits of rank < 2,
+        shapes that differ, or integer labels of the wrong shape or out of range.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> round(float(softmax_cross_entropy(jnp.array([[-jnp.inf, 0.0, 1.0]]), jnp.array([1]))), 4)
+        1.3133
     """
     y = class_targets(z, y)
     _check_ce_shapes(z, y)
@@ -241,10 +220,8 @@ softmax_cross_entropy.__name__ = softmax_cross_entropy.__qualname__ = "softmax_c
 def check_targets(loss, outputs, y, what: str = "fit") -> None:
     """Refuse, before training, targets that ``loss`` cannot compare with a model's outputs; say what to do.
 
-    For :func:`mean_squared_error` the targets must have the outputs' shape per example: targets of shape
-    ``(n,)`` for a model with one output are to be reshaped to ``(n, 1)`` (and cast to float, if integer).
-    For any other loss, integer targets of shape ``(n,)`` are class labels, as
-    :func:`softmax_cross_entropy` takes them, and must index the outputs.
+    :func:`mean_squared_error` takes targets of the outputs' shape per example; for any other loss, integer
+    targets of shape ``(n,)`` are class labels and must index the outputs.
 
     Args:
       loss: a loss op, or a name for :func:`get_loss`.
@@ -288,14 +265,13 @@ def get_loss(name):
 
     Args:
       name: ``"mse"`` / ``"mean_squared_error"`` or ``"softmax_cross_entropy"`` / ``"cross_entropy"``; any
-        non-string (an :class:`~fdl.ops.Op` or a function ``loss(p, y) -> scalar``) is returned unchanged,
-        unchecked.
+        non-string (an :class:`~fdl.ops.Op` or a function ``loss(p, y) -> scalar``) is returned as it is.
 
     Returns:
       The loss: ``loss(p, y, grad="manual") -> scalar``.
 
     Raises:
-      ValueError: an unknown name; the message lists the known ones.
+      ValueError: an unknown name.
     """
     if not isinstance(name, str):
         return name

@@ -1,13 +1,9 @@
 """Optimizers and learning-rate decay (book ch. 3: SGD; ch. 4: SGDMomentum and decay; ch. 6: AdaGrad), on optax.
 
-``fit`` accepts either an ``optax.GradientTransformation`` or an *optimizer factory*: a callable
-``(epochs, steps_per_epoch) -> optax.GradientTransformation``. Factories exist because the book's
-learning-rate decay is defined per epoch and needs to know how many epochs a run has, which only ``fit``
-knows (book: ``Trainer.fit`` sets ``optim.max_epochs``). :func:`sgd` and :func:`momentum` return a plain
-transformation without decay and a factory with it.
-
-Where the book's rule is optax's, optax is used as it is; two rules differ and are written here as small
-transformations: the book's momentum with a changing learning rate, and the book's AdaGrad.
+``fit`` takes an ``optax.GradientTransformation`` or an *optimizer factory*
+``(epochs, steps_per_epoch) -> GradientTransformation``: the book's decay is per epoch and needs the run's
+length, which only ``fit`` knows (book: ``Trainer.fit`` sets ``optim.max_epochs``). Where the book's rule
+is optax's, optax is used as it is; the book's momentum and AdaGrad differ and are written here.
 """
 
 from __future__ import annotations
@@ -52,7 +48,7 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
       epochs: the number of epochs, a positive integer.
 
     Returns:
-      ``epochs`` Python floats.
+      A list of ``epochs`` Python floats.
 
     Raises:
       ValueError: ``lr``, ``final_lr`` or ``epochs`` not positive (``epochs`` not an integer), only one of
@@ -85,10 +81,8 @@ def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None
                        steps_per_epoch: int) -> optax.Schedule:
     """An optax schedule (step -> rate) that holds each epoch's rate for ``steps_per_epoch`` steps.
 
-    The book decays once per epoch (ch. 4: ``Optimizer._decay_lr``); the rates are
-    :func:`epoch_learning_rates`. ``schedule(step)`` takes an integer step count (a scalar array inside
-    ``jit``) and returns a 0-D array of the rate (float64 with x64 on, else float32); steps past the last
-    epoch keep its rate.
+    The rates are :func:`epoch_learning_rates` (book ch. 4: ``Optimizer._decay_lr``); ``schedule(step)``
+    returns a 0-D array, and steps past the last epoch keep its rate.
 
     Raises:
       ValueError: ``steps_per_epoch`` not a positive integer, or any of :func:`epoch_learning_rates`' errors.
@@ -105,13 +99,11 @@ def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None
 class Decaying:
     """An optimizer factory ``(epochs, steps_per_epoch) -> GradientTransformation`` with per-epoch decay.
 
-    The book's decay (ch. 4: ``Optimizer._setup_decay``): ``make`` receives the :func:`per_epoch_schedule`
-    once ``fit`` knows the run's length.
+    ``make`` receives the :func:`per_epoch_schedule` once ``fit`` knows the run's length (book ch. 4:
+    ``Optimizer._setup_decay``).
 
     Raises:
-      ValueError: at construction, the errors of :func:`epoch_learning_rates` for ``lr``, ``final_lr`` and
-        ``decay_type``; when called, ``epochs`` or ``steps_per_epoch`` not a positive integer, and whatever
-        ``make`` raises.
+      ValueError: :func:`epoch_learning_rates`' errors for ``lr``, ``final_lr`` and ``decay_type``.
     """
 
     def __init__(self, make: Callable[[optax.Schedule], optax.GradientTransformation], name: str,
@@ -131,8 +123,7 @@ class Decaying:
 def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | None = None) -> OptimizerLike:
     """Plain SGD, ``p -= lr * g`` (book ch. 3: SGD), optionally with per-epoch decay to ``final_lr`` (ch. 4).
 
-    Returns ``optax.sgd(lr)`` without decay, a :class:`Decaying` factory with it. Works on any params
-    pytree; each update has its gradient's shape.
+    Returns ``optax.sgd(lr)`` without decay, a :class:`Decaying` factory with it.
 
     Raises:
       ValueError: ``lr`` or ``final_lr`` not positive, only one of ``final_lr`` and ``decay_type`` given, or an
@@ -148,19 +139,18 @@ def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | No
 def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> optax.GradientTransformation:
     """The book's momentum: ``v = mu * v + lr_t * g; p -= v`` (book: SGDMomentum).
 
-    The learning rate is applied *before* the velocity is accumulated, so a velocity built up at an old rate
-    keeps its size when the rate decays. ``optax.sgd(lr, momentum=mu)`` applies the rate after
-    (``v = mu * v + g; p -= lr_t * v``), which is the same only while the rate is constant.
+    The rate is applied *before* the velocity is accumulated; ``optax.sgd(lr, momentum=mu)`` applies it
+    after, which is the same only while the rate is constant.
 
     Args:
       learning_rate: a float, or an optax schedule ``step -> rate``.
       mu: the momentum, in [0, 1).
 
     Returns:
-      An ``optax.GradientTransformation`` whose state holds one velocity per param, of its shape and dtype.
+      An ``optax.GradientTransformation`` whose state holds one velocity per param.
 
     Raises:
-      ValueError: ``mu`` outside [0, 1). The rate is not checked here (:func:`momentum` checks it).
+      ValueError: ``mu`` outside [0, 1).
     """
     if not 0.0 <= mu < 1.0:
         raise ValueError(f"momentum mu must be in [0, 1), got {mu!r}")
@@ -178,8 +168,7 @@ def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None
 
     Raises:
       ValueError: ``lr`` or ``final_lr`` not positive, only one of ``final_lr`` and ``decay_type`` given, an
-        unknown ``decay_type``, or ``mu`` outside [0, 1) (with decay, only when the factory is called, e.g.
-        by ``fit``).
+        unknown ``decay_type``, or ``mu`` outside [0, 1) (with decay, when the factory is called).
     """
     epoch_learning_rates(lr, final_lr, decay_type, 2)
     if decay_type is None:
@@ -188,10 +177,7 @@ def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None
 
 
 class AdaGradState(NamedTuple):
-    """:func:`adagrad`'s state (book ch. 6: AdaGrad's sums of squares).
-
-    ``sum_squares``: a pytree like the params, of their shapes and dtypes, starting at 0.
-    """
+    """:func:`adagrad`'s state: ``sum_squares``, a pytree like the params (book ch. 6: AdaGrad)."""
 
     sum_squares: optax.Updates
 
@@ -201,8 +187,6 @@ def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation
     """The book's AdaGrad: ``s += eps + g^2; p -= lr * g / sqrt(s)`` with ``s`` starting at 0 (book: AdaGrad).
 
     ``optax.adagrad`` differs: its accumulator starts at 0.1 and ``eps`` is added outside the square root.
-
-    The state (:class:`AdaGradState`) has the params' shapes and dtypes; each update has its gradient's shape.
 
     Raises:
       ValueError: ``lr`` or ``eps`` not positive.
@@ -225,8 +209,7 @@ def adagrad(lr: float = 0.01, eps: float = 1e-7) -> optax.GradientTransformation
 def clip(max_delta: float = 2.0) -> optax.GradientTransformation:
     """Element-wise gradient clipping to ``[-max_delta, max_delta]`` (book ch. 6), i.e. ``optax.clip``.
 
-    Shapes and dtypes of the updates are kept; chain it before the optimizer
-    (``optax.chain(clip(2.0), adagrad(0.01))``).
+    Chain it before the optimizer: ``optax.chain(clip(2.0), adagrad(0.01))``.
 
     Raises:
       ValueError: ``max_delta`` not positive.
@@ -238,12 +221,9 @@ def clip(max_delta: float = 2.0) -> optax.GradientTransformation:
 def uncalled_constructor(optimizer) -> str | None:
     """The message for an optimizer *constructor* passed where an optimizer belongs, else None.
 
-    Recognises fdl's own constructors (:func:`sgd`, :func:`momentum`, :func:`adagrad`, ...; exactly, by
-    identity) and optax's (``optax.adam``, ``optax.sgd``, ...: a callable from the ``optax`` package, or one
-    whose first parameter is ``learning_rate``), also inside ``functools.partial``. Such a callable would be
-    taken for an ``(epochs, steps_per_epoch)`` factory and run as ``adam(learning_rate=epochs, b1=steps)``.
-
-    Not in the book (its optimizers are objects built with their rate). Raises nothing.
+    Recognises fdl's constructors (by identity) and optax's (from the ``optax`` package, or a first parameter
+    named ``learning_rate``), also inside ``functools.partial``; such a callable would otherwise be taken for
+    an ``(epochs, steps_per_epoch)`` factory.
     """
     if isinstance(optimizer, optax.GradientTransformation | Decaying) or not callable(optimizer):
         return None
@@ -282,9 +262,8 @@ def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.
         steps_per_epoch: the run's number of steps (batches) per epoch, passed to a factory.
 
     Raises:
-        TypeError: ``optimizer`` is a constructor passed uncalled (``optax.adam`` or ``fdl.optim.sgd`` instead
-            of ``optax.adam(0.001)`` or ``fdl.optim.sgd(0.01)``; see :func:`uncalled_constructor`), or anything
-            else that is neither a transformation nor a factory returning one.
+        TypeError: ``optimizer`` is a constructor passed uncalled (e.g. ``optax.adam``, see
+            :func:`uncalled_constructor`), or neither a transformation nor a factory returning one.
     """
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer
