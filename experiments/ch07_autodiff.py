@@ -4,10 +4,12 @@ Each model is trained twice from the same seed (same initial weights, batches an
 ``jax.grad`` of the plain forward (``grad="autodiff"``, the chapter's path) and through fdl's hand-written
 VJPs (``grad="manual"``). Side by side: the final metric of both, the gradient agreement on one batch
 (float64, ``max |manual - autodiff| / max |autodiff|`` over all parameters) and the time per train step.
+Boston, the ConvNet and the autoencoder also train ``--seeds`` seeds (default 5) on the jax.grad path, as one
+program per model, for a second table: their mean ± sd and where the book's figure lies among them.
 
 * Boston: dense(13, tanh, dropout 0.8) -> dense(1); MSE; ``optax.sgd(0.001, momentum=0.9)`` (PyTorch's
   ``optim.SGD(lr, momentum=0.9)``: v = 0.9 v + g, p -= lr v); batch 32; 100 epochs; test MSE on the book's
-  152-row split, mean and sd over ``--boston-seeds`` seeds.
+  152-row split, mean and sd over the seeds (both paths).
 * ConvNet: conv 1->14 (5x5, tanh, dropout 0.8) -> conv 14->7 (5x5, tanh, dropout 0.8, flatten) ->
   dense(32, tanh, dropout 0.8) -> dense(10); softmax cross-entropy; SGD 0.01, momentum 0.9; batch 60; one
   epoch of the standardised images; test accuracy every 200 batches.
@@ -40,7 +42,8 @@ Every model trains through :func:`fdl.fit` (the character LSTM through
 :func:`fdl.recurrent.fit_chars`): compiled ``lax.scan`` chunks with the data on the device, for both
 gradient paths; the time per step is the chunks' wall time (no compilation, no evaluation) over the steps.
 
-    python experiments/ch07_autodiff.py [--quick] [--seed N] [--out DIR] [--tsne-points N|all]
+    python experiments/ch07_autodiff.py [--quick] [--seed N] [--seeds 5] [--models boston convnet ...]
+        [--out DIR] [--tsne-points N|all]
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from fdl import conv2d, dense, serial
 from fdl.data import boston_split, load_mnist, load_text, mnist_preprocess, one_hot
 from fdl.data.text import Vocabulary, book_batch, split, windows
 from fdl.harness.book import CH07
-from fdl.harness.experiment import Results, format_table, mean_sd, parse_args, positive_int
+from fdl.harness.experiment import Results, format_table, mean_sd, parse_args, position, positive_int
 from fdl.init import uniform_fan_in
 from fdl.layers import Layer, reshape
 from fdl.losses import mean_squared_error, softmax_cross_entropy
@@ -116,19 +119,25 @@ def char_lstm(hidden: int, vocab: int):
     return stack(rnn_layer(hidden, vocab, "lstm", weight_init=init, bias_init=init))
 
 
-def run_boston(args, results, rows, log=print):
+def which(seeds) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
+
+
+def run_boston(args, results, rows, spread, log=print):
     X_train, X_test, y_train, y_test = boston_split()
     model, tx = boston_model(), optax.sgd(0.001, momentum=0.9)
-    epochs, seeds = (10, [args.seed]) if args.quick else (100, [args.seed + i for i in range(args.boston_seeds)])
-    out, which = {}, (f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}..{seeds[-1]}")
+    epochs, seeds = (10 if args.quick else 100), args.seeds
+    out = {}
     for grad, label in PATHS.items():
-        log(f"\n--- Boston, {label}, {which}")
+        log(f"\n--- Boston, {label}, {which(seeds)}")
         # every seed's run in one fit call, trained together (fit prefixes each run's lines with "seed N: ")
         params, histories = fdl.fit(model, mean_squared_error, tx, X_train, y_train, X_test, y_test,
                                     epochs=epochs, eval_every=max(epochs // 5, 1), batch_size=32, seed=seeds,
                                     early_stopping=False, grad=grad, log=log)
         mses = [float(mean_squared_error(p, jnp.asarray(y_test))) for p in predict(model, params, X_test)]
         out[grad] = mean_sd(mses)
+        if grad == "autodiff":
+            spread["boston"] = ("mse", CH07["boston"]["mse"], mses)
         log(f"Boston, {label}: test MSE {out[grad][0]:.2f} ± {out[grad][1]:.2f} over {len(seeds)} seed(s)")
         # seconds per run-step: the S runs' shared step time / S (history.seconds is shared by the runs)
         out[grad + " s"] = sum(histories[0].seconds) / max(h.best_step for h in histories) / len(seeds)
@@ -156,16 +165,20 @@ def supervised(model, loss):
     return lambda g: lambda p, x, y: model_loss(model, loss, grad=g)(p, (x, y), jax.random.key(1))[0]
 
 
-def train_one_epoch(model, loss, tx, X, Y, X_test, Y_test, *, seed, grad, batch_size, eval_every, metric, log):
-    """One shuffled epoch through :func:`fdl.fit`, evaluated on the test set every ``eval_every`` batches.
-    Returns ``(params, last value of metric, seconds per step)`` (compilation and evaluation untimed)."""
+def train_one_epoch(model, loss, tx, X, Y, X_test, Y_test, *, seeds, grad, batch_size, eval_every, metric, log):
+    """One shuffled epoch through :func:`fdl.fit` for each of ``seeds`` (trained together), evaluated on the
+    test set every ``eval_every`` batches. Returns ``(params of the first seed, the last value of metric for
+    each seed, seconds per run-step)`` (compilation and evaluation untimed)."""
     name, fn = metric
-    params, history = fdl.fit(model, loss, tx, X, Y, X_test, Y_test, epochs=1, eval_every_steps=eval_every,
-                              batch_size=batch_size, seed=seed, early_stopping=False, grad=grad,
-                              metrics={name: fn}, log=None)
-    for e, train_loss in zip(history.evals, history.train_loss, strict=True):
-        log(f"Validation {name} after {e['step']} batches is {e[name]:.4f} (train loss {train_loss:.4f})")
-    return params, history.evals[-1][name], sum(history.seconds) / history.best_step
+    params, histories = fdl.fit(model, loss, tx, X, Y, X_test, Y_test, epochs=1, eval_every_steps=eval_every,
+                                batch_size=batch_size, seed=list(seeds), early_stopping=False, grad=grad,
+                                metrics={name: fn}, log=None)
+    for i, e in enumerate(histories[0].evals):
+        log(f"Validation {name} after {e['step']} batches is "
+            + ", ".join(f"{h.evals[i][name]:.4f}" for h in histories)
+            + f" (train loss {', '.join(f'{h.train_loss[i]:.4f}' for h in histories)})")
+    seconds = sum(histories[0].seconds) / histories[0].best_step / len(seeds)
+    return jax.tree.map(lambda a: a[0], params), [h.evals[-1][name] for h in histories], seconds
 
 
 def mnist_data(args):
@@ -176,24 +189,27 @@ def mnist_data(args):
     return X_train, one_hot(y_train, 10), X_test, one_hot(y_test, 10), y_test
 
 
-def run_convnet(args, data, results, rows, log=print):
+def run_convnet(args, data, results, rows, spread, log=print):
     X_train, Y_train, X_test, Y_test, _ = data
     model, tx = convnet(), optax.sgd(0.01, momentum=0.9)
 
     out = {}
     for grad, label in PATHS.items():
-        log(f"\n--- ConvNet, {label}")
-        _, acc, out[grad + " s"] = train_one_epoch(
-            model, softmax_cross_entropy, tx, X_train, Y_train, X_test, Y_test, seed=args.seed, grad=grad,
+        seeds = args.seeds if grad == "autodiff" else args.seeds[:1]  # the chapter's path: every seed
+        log(f"\n--- ConvNet, {label}, {which(seeds)}")
+        _, accs, out[grad + " s"] = train_one_epoch(
+            model, softmax_cross_entropy, tx, X_train, Y_train, X_test, Y_test, seeds=seeds, grad=grad,
             batch_size=60, eval_every=args.eval_every, metric=("accuracy", accuracy), log=log)
-        out[grad] = 100 * acc
+        out[grad] = 100 * accs[0]
+        if grad == "autodiff":
+            spread["convnet"] = ("accuracy", CH07["convnet"]["accuracy"], [100 * a for a in accs])
     params = model.init(jax.random.key(args.seed), X_train.shape[1:])
     n = 8 if args.quick else 60
     agree = gradient_agreement(supervised(model, softmax_cross_entropy), params, X_train[:n], Y_train[:n])
-    finish("convnet", "accuracy", CH07["convnet"]["accuracy"], out, agree, results, rows)
+    finish("convnet", "accuracy", CH07["convnet"]["accuracy"], out, agree, results, rows, f" (seed {args.seed})")
 
 
-def run_autoencoder(args, data, results, rows, log=print):
+def run_autoencoder(args, data, results, rows, spread, log=print):
     X_train, _, X_test, _, labels = data
     lo, hi = X_train.min(), X_train.max()
     X_train, X_test = ((X - lo) / (hi - lo) * 2 - 1 for X in (X_train, X_test))
@@ -202,15 +218,19 @@ def run_autoencoder(args, data, results, rows, log=print):
 
     out, trained = {}, {}
     for grad, label in PATHS.items():
-        log(f"\n--- Autoencoder, {label}")
-        trained[grad], out[grad], out[grad + " s"] = train_one_epoch(
-            model, pixel_mse, tx, X_train, X_train, X_test, X_test, seed=args.seed, grad=grad, batch_size=60,
+        seeds = args.seeds if grad == "autodiff" else args.seeds[:1]
+        log(f"\n--- Autoencoder, {label}, {which(seeds)}")
+        trained[grad], mses, out[grad + " s"] = train_one_epoch(
+            model, pixel_mse, tx, X_train, X_train, X_test, X_test, seeds=seeds, grad=grad, batch_size=60,
             eval_every=args.eval_every, metric=("MSE", pixel_mse), log=log)
+        out[grad] = mses[0]
+        if grad == "autodiff":
+            spread["autoencoder"] = ("mse", CH07["autoencoder"]["mse"], mses)
     params = model.init(jax.random.key(args.seed), X_train.shape[1:])
     n = 4 if args.quick else 60
     agree = gradient_agreement(lambda g: lambda p, x: pixel_mse(model.apply(p, x, grad=g), x, grad=g), params,
                                X_train[:n])
-    finish("autoencoder", "mse", CH07["autoencoder"]["mse"], out, agree, results, rows)
+    finish("autoencoder", "mse", CH07["autoencoder"]["mse"], out, agree, results, rows, f" (seed {args.seed})")
     if args.out is not None:
         autoencoder_pictures(args, trained["autodiff"], encoder, decoder, model, X_test, labels, log)
 
@@ -282,34 +302,54 @@ def tsne_points(value: str):
     return n
 
 
+MODELS = ("boston", "convnet", "char lstm", "autoencoder")
+
+
 def extra_args(parser):
     parser.add_argument("--tsne-points", type=tsne_points, default=None, metavar="N|all",
                         help=f"test encodings in the t-SNE picture: the first N, or all (default {TSNE_POINTS}, "
                              "200 with --quick)")
-    parser.add_argument("--seeds", "--boston-seeds", dest="boston_seeds", type=positive_int, default=5,
-                        help="seeds for the Boston model, trained together as one program (default 5)")
+    parser.add_argument("--seeds", "--boston-seeds", dest="n_seeds", type=positive_int, default=None,
+                        help="seeds for Boston (both paths), the ConvNet and the autoencoder (jax.grad), each "
+                             "model's trained together as one program (default 5; 1 with --quick)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL",
+                        help=f"train only these models (of {', '.join(MODELS)})")
 
 
 def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv, default_seed=0, extra=extra_args)
     args.eval_every = 5 if args.quick else 200
     args.tsne_points = args.tsne_points or (200 if args.quick else TSNE_POINTS)
-    results, rows, wall = Results("ch07"), [], {}
-    tic = time.perf_counter()
-    run_boston(args, results, rows)
-    wall["boston"] = time.perf_counter() - tic
-    data = mnist_data(args)
-    for name, run in (("convnet", run_convnet), ("char lstm", None), ("autoencoder", run_autoencoder)):
-        tic = time.perf_counter()
-        run_char_lstm(args, results, rows) if run is None else run(args, data, results, rows)
-        wall[name] = time.perf_counter() - tic
+    args.seeds = [args.seed + i for i in range(args.n_seeds or (1 if args.quick else 5))]
+    results, rows, wall, spread = Results("ch07"), [], {}, {}
+    runs = {"boston": lambda: run_boston(args, results, rows, spread),
+            "convnet": lambda: run_convnet(args, data, results, rows, spread),
+            "char lstm": lambda: run_char_lstm(args, results, rows),
+            "autoencoder": lambda: run_autoencoder(args, data, results, rows, spread)}
+    data = mnist_data(args) if {"convnet", "autoencoder"} & set(args.models) else None
+    for name in MODELS:
+        if name in args.models:
+            tic = time.perf_counter()
+            runs[name]()
+            wall[name] = time.perf_counter() - tic
     table = format_table(["model", "metric", "book", "jax.grad + optax", "hand-written VJPs",
                           "grad rel. diff (f64)", "ms/step jax.grad", "ms/step manual"], rows)
     print("\n" + table)
+    spread_rows = []
+    for name, (metric, book, values) in spread.items():
+        m, sd = mean_sd(values)
+        fmt = "{:.4f}" if metric == "mse" and m < 1 else "{:.2f}"
+        results.add(f"{name}: jax.grad, {len(values)} seeds", metric, m, book)
+        results.add(f"{name}: jax.grad, {len(values)} seeds", "sd", sd)
+        spread_rows.append([name, metric, fmt.format(book), f"{fmt.format(m)} ± {fmt.format(sd)}",
+                            position(values, book)])
+    if spread_rows:
+        print(f"\njax.grad path over {which(args.seeds)} (mean ± sd), and the book's figure among them:")
+        print(format_table(["model", "metric", "book", f"fdl ({len(args.seeds)} seeds)", "book's place"],
+                           spread_rows))
     print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()))
     print("\n" + results.table())
-    results.meta["seeds"] = {"boston": [args.seed + i for i in range(1 if args.quick else args.boston_seeds)],
-                             "others": [args.seed]}
+    results.meta["seeds"] = {"boston, convnet, autoencoder": args.seeds, "char lstm": [args.seed]}
     if args.out is not None:
         results.write(args.out)
         (args.out / "table.md").write_text(table + "\n")
