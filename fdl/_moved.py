@@ -1,16 +1,9 @@
-"""Names that fdl 0.2 moved: the one dated table, answered by the modules' ``__getattr__``.
+"""The table of moved names, answered by the modules' ``__getattr__`` (the dates are in the table).
 
-As jax's ``jax/_src/deprecations.py`` (an "accelerated" deprecation: the old name raises, it does not warn):
-each module that lost a name ends with ``def __getattr__(name): return moved_attribute(__name__, name)``,
-and an old name (``fdl.ops.conv_2d``) raises ``AttributeError`` naming the new one; any other missing name
-raises Python's own message. Each entry says when it moved and when it goes (``removed_in``): from that
-version on the old name is simply unknown (``tests/test_moved.py`` fails once ``fdl.__version__`` reaches it).
-
-A moved *module* is answered the same way when it is reached as an attribute of its parent package
-(``fdl.foundations``, ``getattr(fdl, "text")``). ``import fdl.foundations`` and ``from fdl import text`` go
-through Python's import system, which fdl no longer hooks: they fail with Python's own ``ModuleNotFoundError``
-/ ``ImportError``. Removed keyword arguments (``dense(dropout=)``, ``fit(restart=)``, ...) are not in any
-signature, so Python raises its own ``TypeError``; the README's migration table names their replacements.
+As jax's ``jax/_src/deprecations.py`` (the old name raises, it does not warn): a module that lost a name ends
+with ``def __getattr__(name): return moved_attribute(__name__, name)``, and an old name raises
+``AttributeError`` naming the new one until ``removed_in``. A moved module is answered so only as an attribute
+of its parent (``fdl.foundations``); ``import fdl.foundations`` is Python's own ``ModuleNotFoundError``.
 """
 
 from __future__ import annotations
@@ -52,14 +45,17 @@ MOVED = {m.old: m for m in (
     # the trainer redesign (issue 12)
     Moved("fdl.train.make_train_epoch", "fdl.train.make_chunk(step, ShuffledEpochs(n, batch_size)) (compiled: a "
                                         "scan over the epoch's steps)", _V0_2),
+    Moved("fdl.recurrent.make_char_train_step",
+          "fdl.recurrent.fit_chars (or fdl.train.make_train_step(fdl.recurrent.char_loss_fn(model, vocab_size), "
+          "optimizer) compiled with jax.jit or fdl.train.make_chunk (start states in TrainState.aux))", _V0_2),
     Moved("fdl.train.make_loss_fn", "fdl.train.model_loss(model, loss, grad=...), which returns (loss, aux)", _V0_2),
 )}
 
 
 def message(old: str) -> str:
     m = MOVED[old]
-    return (f"{old} was moved or renamed in fdl {m.since}; use {m.new} (the README's migration table; this "
-            f"note goes in fdl {m.removed_in})")
+    return (f"{old} was moved or renamed in fdl {m.since}; use {m.new} (CHANGELOG.md, migrating from fdl 0.1; "
+            f"this note goes in fdl {m.removed_in})")
 
 
 def moved_attribute(module: str, name: str):

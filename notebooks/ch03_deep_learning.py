@@ -130,4 +130,5 @@ plt.show()
 # Chapter 3's operations match the book's formulas exactly; its errata are in later chapters (the book's
 # ReLU, softmax cross-entropy, learning-rate decay and Glorot scale in chapter 4). The one difference here is
 # randomness: the book seeds NumPy's global generator, fdl derives every key (initialisation, shuffling) from
-# `seed`, so single runs differ from the book's while the mean over seeds matches (see the README's table).
+# `seed`, so single runs differ from the book's, whose figures lie within fdl's spread over seeds (docs/results.md);
+# `python experiments/ch03_deep_learning.py --replay-book` feeds fdl the book's own NumPy draws instead.

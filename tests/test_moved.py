@@ -95,7 +95,7 @@ CALLS = {
     "conv2d": lambda **kw: conv2d(2, 3, **kw),
     "make_train_step": lambda **kw: make_train_step(fdl.train.model_loss(dense(1), mean_squared_error), sgd(0.1), **kw),
 }
-# fdl 0.1's keywords, gone in 0.2 (fit's restart= in 0.3); the README's migration table names their replacements
+# fdl 0.1's keywords, gone in 0.2 (fit's restart= in 0.3); CHANGELOG.md's migration table names their replacements
 OLD_KEYWORDS = {
     "fit": ["checkpoint", "checkpoint_every", "devices", "eval_batch_size", "opt_state", "params", "progress",
             "restart", "resume"],

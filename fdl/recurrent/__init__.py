@@ -13,13 +13,13 @@
 * ``sample.py``: :func:`sample`, text from a trained model one character at a time.
 """
 
+from .. import _moved
 from . import gru_cell, lstm_cell, rnn_cell
 from .cell import ParamSpec
 from .cells import CELLS, GRU, GRU_FUSED, IMPLS, LSTM, LSTM_FUSED, RNN, RNN_FUSED, Cell, LSTMState, RNNState, get_cell
 from .char_eval import gradient_norms, make_char_eval
 from .char_loss import char_loss, char_loss_fn
 from .char_train import fit_chars
-from .char_train import make_char_train_step as make_char_train_step  # removed in 0.2: a TypeError names the new one
 from .char_windows import CharWindows
 from .layers import RecurrentLayer, rnn_layer, run
 from .model import RecurrentModel, stack
@@ -29,4 +29,8 @@ __all__ = ["gru_cell", "lstm_cell", "rnn_cell",
            "CELLS", "GRU", "GRU_FUSED", "IMPLS", "LSTM", "LSTM_FUSED", "RNN", "RNN_FUSED", "Cell", "LSTMState",
            "ParamSpec", "RNNState", "get_cell", "RecurrentLayer", "rnn_layer", "run",
            "CharWindows", "RecurrentModel", "char_loss", "char_loss_fn", "fit_chars", "gradient_norms",
-           "make_char_eval", "make_char_train_step", "sample", "stack"]
+           "make_char_eval", "sample", "stack"]
+
+
+def __getattr__(name):
+    return _moved.moved_attribute(__name__, name)

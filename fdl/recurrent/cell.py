@@ -17,8 +17,8 @@ Every cell comes in two implementations of the same equations, tested equal to e
   (the book's ``params['W_f']['deriv'] += ...``).
 * **fused** (fast, ``impl="fused"``, the layers' default): the same step with the gates' weights side by side
   in one matrix, the input projection and the weight gradients of all steps each one matrix product outside
-  the loop (:mod:`fdl.recurrent._fused`). It trains faster on XLA:CPU; the README's Performance section has
-  the measured ratio.
+  the loop (:mod:`fdl.recurrent._fused`). It trains faster on XLA:CPU (docs/performance.md has the measured
+  ratio).
 
 Shapes (time-major, as ``lax.scan`` wants them): ``xs`` (T, batch, in), ``ys`` (T, batch, out), every state
 field (batch, hidden). ``backward`` returns every gradient in its primal's dtype (the ``custom_vjp`` contract).

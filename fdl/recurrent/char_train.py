@@ -86,12 +86,3 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
         return state._replace(epoch=0), list(histories)
     return take_run(state, 0)._replace(epoch=0), histories[0]
 
-
-def make_char_train_step(*args, **kwargs):
-    """Removed in fdl 0.2 (raises TypeError): see :func:`char_loss_fn` and :func:`fit_chars`."""
-    raise TypeError("fdl.recurrent.make_char_train_step was removed in fdl 0.2; train with "
-                    "fdl.recurrent.fit_chars, or build the step as fdl.train.make_train_step("
-                    "fdl.recurrent.char_loss_fn(model, vocab_size, grad=g, reduction=r), optimizer) and compile it: "
-                    "jax.jit(step) to call it step by step (unjitted in a Python loop it runs about 25x slower), "
-                    "or fdl.train.make_chunk(step, sampler) to run many steps as one program; the start states go "
-                    "in TrainState.aux; data parallelism is the fdl.train.DataParallel plugin")

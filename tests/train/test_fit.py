@@ -82,7 +82,7 @@ def test_continuing_a_run_equals_one_longer_run_bitwise():
     assert not np.array_equal(first[0]["W"], p[0]["W"])
 
 
-def test_restart_is_gone():  # state=history.state continues a run (the README's migration table)
+def test_restart_is_gone():  # state=history.state continues a run (CHANGELOG.md's migration table)
     with pytest.raises(TypeError, match=r"fit\(\) got an unexpected keyword argument 'restart'"):
         fit_regression(restart=False)
 
@@ -132,7 +132,7 @@ def test_bad_data():
             {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None))
 
 
-@pytest.mark.parametrize("old", [  # the README's migration table names their replacements
+@pytest.mark.parametrize("old", [  # CHANGELOG.md's migration table names their replacements
     dict(checkpoint="run.npz"), dict(checkpoint_every=2), dict(resume=True), dict(devices="all"),
     dict(progress=True), dict(params=[]), dict(opt_state=()), dict(eval_batch_size=100),
 ])
