@@ -126,3 +126,18 @@ def test_ch03_seeds_option(tmp_path):
     assert data["meta"]["seeds"] == [5, 6] and {r["name"] for r in data["results"]} == set(book.CH03)
     assert "seed 5: test MAE" in proc.stdout and "seed 6: Validation loss after 5 epochs" in proc.stdout
     assert "mean ± sd over seeds 5..6" in proc.stdout
+
+
+def test_ch03_replay_book_prints_the_notebooks_21_figures(tmp_path):
+    """``--replay-book``: fdl fed the notebook's NumPy draws prints every one of its 21 figures to its decimals."""
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "ch03_deep_learning.py"), "--replay-book",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "21 of 21 figures equal to the notebook's decimals" in proc.stdout
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["meta"]["replay_equal"] == 21 and data["meta"]["x64"] is True
+    rows = data["results"]
+    assert len(rows) == 21 and all(r["value"] == r["book"] for r in rows)
+    figures = {r["name"]: r["value"] for r in rows}
+    assert figures["two hidden layers, validation MSE, epoch 50 (replay)"] == book.CH03_NOTEBOOK["two hidden layers"][
+        "val_mse"][4]
