@@ -79,10 +79,9 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
 
 def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None, *, epochs: int,
                        steps_per_epoch: int) -> optax.Schedule:
-    """An optax schedule (step -> rate) that holds each epoch's rate for ``steps_per_epoch`` steps.
+    """An optax schedule (step -> 0-D rate) holding each of :func:`epoch_learning_rates` for ``steps_per_epoch`` steps.
 
-    The rates are :func:`epoch_learning_rates` (book ch. 4: ``Optimizer._decay_lr``); ``schedule(step)``
-    returns a 0-D array, and steps past the last epoch keep its rate.
+    Book ch. 4: ``Optimizer._decay_lr``. Steps past the last epoch keep its rate.
 
     Raises:
       ValueError: ``steps_per_epoch`` not a positive integer, or any of :func:`epoch_learning_rates`' errors.
@@ -126,8 +125,7 @@ def sgd(lr: float = 0.01, *, final_lr: float | None = None, decay_type: str | No
     Returns ``optax.sgd(lr)`` without decay, a :class:`Decaying` factory with it.
 
     Raises:
-      ValueError: ``lr`` or ``final_lr`` not positive, only one of ``final_lr`` and ``decay_type`` given, or an
-        unknown ``decay_type``.
+      ValueError: :func:`epoch_learning_rates`' errors for ``lr``, ``final_lr`` and ``decay_type``.
     """
     epoch_learning_rates(lr, final_lr, decay_type, 2)
     if decay_type is None:
@@ -167,8 +165,7 @@ def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None
     Book ch. 4: SGDMomentum. Returns a transformation without decay, a :class:`Decaying` factory with it.
 
     Raises:
-      ValueError: ``lr`` or ``final_lr`` not positive, only one of ``final_lr`` and ``decay_type`` given, an
-        unknown ``decay_type``, or ``mu`` outside [0, 1) (with decay, when the factory is called).
+      ValueError: :func:`epoch_learning_rates`' errors, or ``mu`` outside [0, 1) (with decay: when called).
     """
     epoch_learning_rates(lr, final_lr, decay_type, 2)
     if decay_type is None:

@@ -135,8 +135,7 @@ def conv2d(x, W):
       W: (in_channels, out_channels, k, k), k odd.
 
     Returns:
-      (batch, out_channels, height, width) in the promoted dtype of x and W; the gradients come back in x's
-        and W's own dtypes.
+      (batch, out_channels, height, width) in the promoted dtype of x and W.
 
     Raises:
       ValueError: x or W is not 4-D, W is not square with odd ``k``, or the channel counts differ.
@@ -171,8 +170,7 @@ def channel_bias_add(x, B):
 
     Args:
       x: (batch, channels, height, width), floating point.
-      B: (1, channels, 1, 1), broadcast over the batch and the pixels (the layout of ``bias_add``'s
-        ``(1, features)``; PyTorch stores ``(channels,)``: ``B.reshape(1, -1, 1, 1)``).
+      B: (1, channels, 1, 1) (PyTorch's ``(channels,)`` reshaped with ``B.reshape(1, -1, 1, 1)``).
 
     Returns:
       (batch, channels, height, width), promoted dtype; ``dB`` sums ``g`` over the batch and the pixels.
