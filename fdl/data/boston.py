@@ -24,8 +24,8 @@ def load_boston() -> tuple[np.ndarray, np.ndarray]:
     """The raw Boston housing data (book ch. 2-3).
 
     Returns:
-        X: float64 (506, 13), the features in the order of ``FEATURE_NAMES``, unscaled.
-        y: float64 (506, 1), MEDV (median home value, $1000s).
+        ``(X, y)``, float64: X (506, 13) the unscaled features in the order of ``FEATURE_NAMES``, y (506, 1)
+            MEDV (median home value, $1000s).
 
     Raises:
         FileNotFoundError: the shipped CSV is missing (reinstall fdl).
@@ -41,24 +41,21 @@ def load_boston() -> tuple[np.ndarray, np.ndarray]:
 def boston_split(test_size: float | int = 0.3, seed: int = BOOK_SEED):
     """Standardise and split Boston housing exactly as the book's chapter 2 does.
 
-    Each feature is standardised over all 506 rows with the population std (ddof=0), as sklearn's
-    ``StandardScaler`` (the book scales before splitting). Then
-    ``perm = np.random.RandomState(seed).permutation(506)``; the test rows are ``perm[:n_test]`` and the
-    training rows ``perm[n_test:]``, in that order. This is what sklearn's
-    ``train_test_split(X, y, test_size=0.3, random_state=80718)`` does (n_test = ceil(0.3 * 506) = 152), so
-    the book's split is reproduced without sklearn.
+    Each feature is standardised over all 506 rows (ddof=0, as ``StandardScaler``; the book scales before
+    splitting); then ``perm = np.random.RandomState(seed).permutation(506)`` gives the test rows
+    ``perm[:n_test]`` and the training rows ``perm[n_test:]``: sklearn's ``train_test_split``, without sklearn.
 
     Args:
         test_size: a fraction in (0, 1) (rounded up to whole rows, as sklearn) or a number of rows.
         seed: the RandomState seed; the book's is 80718.
 
     Returns:
-        (X_train, X_test, y_train, y_test): float64, shapes (354, 13), (152, 13), (354, 1), (152, 1) for the
-        defaults.
+        (X_train, X_test, y_train, y_test), float64, shapes (354, 13), (152, 13), (354, 1), (152, 1) for the
+            defaults.
 
     Raises:
         ValueError: ``test_size`` neither a fraction in (0, 1) nor a row count, or giving fewer than 1 or more
-            than 505 test rows; and :func:`load_boston`'s errors.
+            than 505 test rows.
         TypeError: ``test_size`` is a bool.
     """
     n_test = _n_test(test_size)

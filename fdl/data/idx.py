@@ -31,8 +31,7 @@ MAGIC_LABELS = 0x00000801
 def parse_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
     """Decode the bytes of an (uncompressed) IDX file into an array of native byte order.
 
-    The format MNIST ships in (book ch. 4-5's data). Returns an array of the shape the header gives, in the
-    header's element type (uint8 for MNIST images and labels).
+    Returns an array of the header's shape and element type (uint8 for MNIST).
 
     Raises:
         ValueError: not IDX (first two bytes not zero), an unknown element type, a truncated header, or a
@@ -85,7 +84,7 @@ def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
 def idx_bytes(array: np.ndarray) -> bytes:
     """Encode an array as an (uncompressed) IDX file; the inverse of ``parse_idx``.
 
-    Any shape (each dimension below 2**32); dtypes uint8, int8, int16, int32, float32, float64.
+    Dtypes uint8, int8, int16, int32, float32, float64; each dimension below 2**32.
 
     Raises:
         ValueError: a dtype IDX cannot store (e.g. int64 or bool).

