@@ -1,14 +1,9 @@
 """A scalar with a gradient: the book's tiny automatic differentiation (ch. 6.1, ``NumberWithGrad``).
 
-A :class:`NumberWithGrad` remembers the values it was made from and how (``"add"`` or ``"mul"``).
-``backward()`` on the final value walks back through them with the chain rule; a value used more than once
-*accumulates* the gradients that reach it (``grad += ...``), which is what makes ``a`` in
-``(4a + 3)(a + 2)`` get ``35`` at ``a = 3``.
-
-This is for teaching: fdl's models use ``jax.grad`` or their hand-written backward passes. Unlike the
-book's, this ``backward`` resets the gradients of the graph first, so calling it twice gives the same
-answer instead of doubling it, and it visits each value once in reverse topological order instead of
-recursing once per path (the same numbers; linear rather than exponential time on shared subexpressions).
+A :class:`NumberWithGrad` remembers the values it was made from and how (``"add"`` or ``"mul"``);
+``backward()`` walks back with the chain rule, and a value used more than once *accumulates* the gradients
+that reach it. Unlike the book's, ``backward`` resets the graph's gradients first (calling it twice does not
+double them) and visits each value once, in reverse topological order.
 
 >>> a = NumberWithGrad(3)
 >>> e = (a * 4 + 3) * (a + 2)
@@ -25,13 +20,11 @@ from numbers import Real
 class NumberWithGrad:
     """A real number that records its inputs, so that ``backward`` can find ``d(result)/d(self)``.
 
-    The book's ch. 6 ``NumberWithGrad``. A Python scalar, not an array: ``num`` and ``grad`` are Python
-    floats (``grad`` is None until a ``backward`` reaches it). Supports ``+`` and ``*`` with another
-    NumberWithGrad or a real number, on either side.
+    ``num`` and ``grad`` are Python floats (``grad`` is None until a ``backward`` reaches it). Supports ``+``
+    and ``*`` with another NumberWithGrad or a real number, on either side.
 
     Raises:
-      TypeError: constructing one from something that is not a real number (e.g. a complex number, a
-        string, or another NumberWithGrad), also through ``+`` / ``*`` with such a value.
+      TypeError: a value that is not a real number (also through ``+`` / ``*``).
     """
 
     def __init__(self, num: Real, depends_on: tuple = (), creation_op: str = ""):

@@ -1,8 +1,7 @@
 """Chapter 1, Foundations: derivatives, the chain rule, and gradients of functions of several inputs and matrices.
 
-Everything here is a plain function of arrays. Each one runs on NumPy arrays (float64, as the book computes)
-and on JAX arrays, so ``jax.grad`` can differentiate the very same forward to check the hand-derived
-derivative (see ``tests/chapters/test_foundations.py``).
+Plain functions that run on NumPy arrays (float64, as the book) and on JAX arrays, so that ``jax.grad`` of
+the same forward checks each hand-derived derivative. Elementwise functions keep x's shape.
 
 >>> import numpy as np
 >>> float(np.round(chain_deriv([FUNCTIONS["square"], FUNCTIONS["sigmoid"]], np.float64(1.0)), 4))  # 2x s'(x^2)
@@ -20,83 +19,51 @@ import numpy as np
 
 
 def array_module(*arrays):
-    """``jax.numpy`` if any argument is a JAX array (or a tracer under ``jax.grad``), else ``numpy``.
-
-    Lets each ch. 1 function run on the book's NumPy float64 arrays and under ``jax.grad``. Raises nothing.
-    """
+    """``jax.numpy`` if any argument is a JAX array (or a tracer), else ``numpy``."""
     return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 
 
 # --- One input: a function and its derivative --------------------------------------------------------------
 
 def deriv(f: Callable, x, delta: float = 0.001):
-    """Central difference ``(f(x + d) - f(x - d)) / (2 d)``, elementwise in ``x`` (book ch. 1: ``deriv``).
-
-    ``f`` must be elementwise; x: any shape (the book: a NumPy float64 array); the result has x's shape.
-    Raises nothing itself (``f``'s errors propagate).
-    """
+    """Central difference ``(f(x + d) - f(x - d)) / (2 d)`` of an elementwise ``f`` (book ch. 1: ``deriv``)."""
     return (f(x + delta) - f(x - delta)) / (2 * delta)
 
 
 def square(x):
-    """``x^2``.
-
-    Book ch. 1. x: a NumPy or JAX array (or a Python float) of any shape; the result has x's shape (and,
-    for a floating x, its dtype). Raises nothing itself.
-    """
+    """``x^2`` (book ch. 1)."""
     return x * x
 
 
 def square_deriv(x):
-    """``2 x``.
-
-    Book ch. 1. x: a NumPy or JAX array (or a Python float) of any shape; the result has x's shape (and,
-    for a floating x, its dtype). Raises nothing itself.
-    """
+    """``2 x`` (book ch. 1)."""
     return 2 * x
 
 
 def sigmoid(x):
-    """``1 / (1 + exp(-x))``.
-
-    Book ch. 1. x: a NumPy or JAX array (or a Python float) of any shape; the result has x's shape (and,
-    for a floating x, its dtype). Raises nothing itself.
-    """
+    """``1 / (1 + exp(-x))`` (book ch. 1)."""
     return 1 / (1 + array_module(x).exp(-x))
 
 
 def sigmoid_deriv(x):
-    """``s (1 - s)`` with ``s = sigmoid(x)``.
-
-    Book ch. 1. x: a NumPy or JAX array (or a Python float) of any shape; the result has x's shape (and,
-    for a floating x, its dtype). Raises nothing itself.
-    """
+    """``s (1 - s)`` with ``s = sigmoid(x)`` (book ch. 1)."""
     s = sigmoid(x)
     return s * (1 - s)
 
 
 def leaky_relu(x, slope: float = 0.2):
-    """``x`` for ``x > 0``, ``slope * x`` otherwise (book ch. 1, slope 0.2).
-
-    x: a NumPy or JAX array of any shape; the result has its shape. Raises nothing itself.
-    """
+    """``x`` for ``x > 0``, ``slope * x`` otherwise (book ch. 1, slope 0.2)."""
     return array_module(x).where(x > 0, x, slope * x)
 
 
 def leaky_relu_deriv(x, slope: float = 0.2):
-    """``1`` for ``x > 0``, ``slope`` otherwise (at 0 the left slope, as ``jax.grad`` of :func:`leaky_relu`).
-
-    Book ch. 1. x: a NumPy or JAX array of any shape; the result has its shape and dtype. Raises nothing.
-    """
+    """``1`` for ``x > 0``, ``slope`` otherwise (book ch. 1; at 0 the left slope, see :mod:`fdl.ops.activations`)."""
     xp = array_module(x)
     return xp.where(x > 0, xp.ones_like(x), slope * xp.ones_like(x))
 
 
 class Fn(NamedTuple):
-    """A function paired with its derivative: what the chain rule needs from each link (book ch. 1).
-
-    ``f`` and ``df`` are elementwise: each maps an array to one of the same shape. A plain container.
-    """
+    """An elementwise function ``f`` and its derivative ``df``: one link of a chain (book ch. 1)."""
 
     f: Callable
     df: Callable
@@ -112,9 +79,7 @@ FUNCTIONS = {
 # --- Chains of functions ------------------------------------------------------------------------------------
 
 def chain(*fs: Callable) -> Callable:
-    """The composition that applies ``fs`` in order: ``chain(f1, f2, f3)(x) = f3(f2(f1(x)))``.
-
-    Any length >= 1 (book: ``chain_length_2``, ``chain_length_3``, which also apply the first function first).
+    """``chain(f1, f2, f3)(x) = f3(f2(f1(x)))``, any length >= 1 (book: ``chain_length_2``, ``chain_length_3``).
 
     Raises:
       ValueError: no functions.
@@ -135,7 +100,7 @@ def chain_deriv(fns: Sequence[Fn | tuple[Callable, Callable]], x):
 
     With ``u_0 = x`` and ``u_i = f_i(u_{i-1})``: ``d u_n / dx = f_n'(u_{n-1}) * ... * f_2'(u_1) * f_1'(u_0)``
     (book: ``chain_deriv_2``, ``chain_deriv_3``, for any length). ``fns`` holds ``(f, f')`` pairs, e.g.
-    ``[FUNCTIONS["square"], FUNCTIONS["sigmoid"]]``. x: any shape; the result has x's shape.
+    ``[FUNCTIONS["square"], FUNCTIONS["sigmoid"]]``.
 
     Raises:
       ValueError: no pairs, or a link that is not a pair.
@@ -155,36 +120,26 @@ def chain_deriv(fns: Sequence[Fn | tuple[Callable, Callable]], x):
 # --- Several inputs -----------------------------------------------------------------------------------------
 
 def add_forward(x, y, fn: Fn = FUNCTIONS["sigmoid"]):
-    """``s = f(x + y)`` (book ch. 1: ``multiple_inputs_add``).
-
-    x, y: arrays that broadcast; the result has the broadcast shape. Raises nothing itself.
-    """
+    """``s = f(x + y)`` for arrays that broadcast (book ch. 1: ``multiple_inputs_add``)."""
     return fn.f(x + y)
 
 
 def add_backward(x, y, fn: Fn = FUNCTIONS["sigmoid"]):
     """``(ds/dx, ds/dy) = (f'(x + y), f'(x + y))``: the sum passes the gradient to both inputs unchanged.
 
-    Book ch. 1: ``multiple_inputs_add_backward``. x, y of the same shape; both results have it (for inputs
-    that only broadcast, each result has the broadcast shape, not summed back). Raises nothing itself.
+    Book ch. 1: ``multiple_inputs_add_backward``. x, y of the same shape (broadcast inputs are not summed back).
     """
     g = fn.df(x + y)
     return g, g
 
 
 def multiply_forward(x, y, fn: Fn = FUNCTIONS["sigmoid"]):
-    """``s = f(x * y)`` (book ch. 1's exercise with a product instead of a sum).
-
-    x, y: arrays that broadcast; the result has the broadcast shape. Raises nothing itself.
-    """
+    """``s = f(x * y)`` for arrays that broadcast (book ch. 1's exercise with a product instead of a sum)."""
     return fn.f(x * y)
 
 
 def multiply_backward(x, y, fn: Fn = FUNCTIONS["sigmoid"]):
-    """``(ds/dx, ds/dy) = (f'(x y) y, f'(x y) x)``: each input's gradient is scaled by the other input.
-
-    Book ch. 1 (the product exercise). x, y of the same shape; both results have it. Raises nothing itself.
-    """
+    """``(ds/dx, ds/dy) = (f'(x y) y, f'(x y) x)`` for x, y of the same shape (book ch. 1's product exercise)."""
     g = fn.df(x * y)
     return g * y, g * x
 
@@ -201,8 +156,6 @@ def matmul_forward(X, W, fn: Fn = FUNCTIONS["sigmoid"]):
     """``L = sum(S)``, ``S = f(N)``, ``N = X W`` for X (n, k), W (k, m); returns the scalar L
     (book: ``matrix_function_forward_sum``; with n = m = 1, L is the book's ``S`` of ``matrix_forward_extra``).
 
-    Book ch. 1. L has the promoted dtype of X and W (a 0-D array).
-
     Raises:
       ValueError: X or W not 2-D, or X's columns differ from W's rows.
     """
@@ -214,8 +167,8 @@ def matmul_backward(X, W, fn: Fn = FUNCTIONS["sigmoid"]):
     """``(dL/dX, dL/dW)`` for :func:`matmul_forward`, shapes (n, k) and (k, m).
 
     ``dL/dN = f'(N)`` (dL/dS is all ones), so ``dL/dX = f'(N) W^T`` and ``dL/dW = X^T f'(N)``
-    (book: ``matrix_function_backward_sum_1`` for dL/dX, ``matrix_function_backward_1`` for n = m = 1;
-    the book takes f'(N) by the numerical :func:`deriv`, fdl by the exact derivative). Book ch. 1.
+    (book ch. 1: ``matrix_function_backward_sum_1``; the book takes f'(N) by the numerical :func:`deriv`, fdl
+    by the exact derivative).
 
     Raises:
       ValueError: X or W not 2-D, or X's columns differ from W's rows.
@@ -228,8 +181,7 @@ def matmul_backward(X, W, fn: Fn = FUNCTIONS["sigmoid"]):
 def perturb_deriv(f: Callable, X, index: tuple, delta: float = 0.001) -> float:
     """``dL/dX[index]`` by nudging one element of X up and down by ``delta`` (the book's ch. 1 check of dL/dX).
 
-    X: any shape, converted to a float64 NumPy copy (X itself is not changed); ``f`` maps it to a scalar;
-    returns a Python float. Raises IndexError for an ``index`` outside X, and ``f``'s own errors.
+    X: any shape, copied as float64 NumPy; ``f`` maps it to a scalar; returns a Python float.
     """
     X = np.asarray(X, dtype=np.float64)
     up, down = X.copy(), X.copy()
@@ -241,9 +193,8 @@ def perturb_deriv(f: Callable, X, index: tuple, delta: float = 0.001) -> float:
 def published_checks() -> dict:
     """Recompute the book's printed ch. 1 checks; keys as in :data:`fdl.harness.book.CH01`.
 
-    The draws are NumPy's legacy generator (``np.random.seed(s); X = randn(...); W = randn(...)``), taken
-    from an explicit ``RandomState`` so no global state is touched: seed 190203 draws X (1, 3) then W (3, 1);
-    seed 190204 draws X (3, 3) then W (3, 2).
+    The book's draws, from an explicit ``RandomState``: seed 190203 draws X (1, 3) then W (3, 1); seed 190204
+    draws X (3, 3) then W (3, 2).
     """
     rng = np.random.RandomState(190203)
     X, W = rng.randn(1, 3), rng.randn(3, 1)

@@ -1,17 +1,12 @@
 """Chapter 2, Fundamentals: linear regression and a 13-13-1 network with hand-derived gradients, no framework.
 
-Models are dicts of arrays with the book's names (``W``, ``B``; ``W1``, ``B1``, ``W2``, ``B2``). Each model is
-a forward that returns ``(loss, forward_info)`` (the intermediate values the backward needs) and a
-``*_gradients(forward_info, weights)`` written out by the chain rule. The functions run on NumPy arrays
-(float64, as the book does) and on JAX arrays, so ``jax.grad`` of the same forward checks each gradient.
+Models are dicts of arrays with the book's names (``W``, ``B``; ``W1``, ``B1``, ``W2``, ``B2``); each is a
+forward returning ``(loss, forward_info)`` and a ``*_gradients(forward_info, weights)`` by the chain rule,
+on NumPy (float64, as the book) or JAX arrays, so that ``jax.grad`` checks each gradient.
 
-Erratum 7 (BOOK.md): the book's gradients are not those of its loss. Its loss is the *mean* squared error
-over the batch, but it sums the per-example gradients; its two-layer net also drops the factor 2 of the
-squared error and sums its bias gradients into one scalar, so every hidden bias gets the same update. fdl's
-default ``reduction="mean"`` is the exact gradient of the mean loss. ``reduction="sum"`` is the exact
-gradient of the *summed* squared error (N times the mean), and ``reduction="book"`` reproduces the book's
-arithmetic so its figures can be compared. Averaging divides every step by the batch size, so with the
-book's learning rate (0.001, batch 23) ``"mean"`` takes 23 times smaller steps than ``"sum"``.
+Erratum 7 (BOOK.md): the book's loss is the *mean* squared error but it sums the per-example gradients (and
+its two-layer net drops the factor 2 and shares one bias gradient). ``reduction="mean"`` (default) is the
+exact gradient of the mean loss, ``"sum"`` of the summed loss, and ``"book"`` the book's arithmetic.
 """
 
 from __future__ import annotations
@@ -44,18 +39,14 @@ def _check_batch(X, y, n_in: int, what: str) -> None:
 # --- Linear regression --------------------------------------------------------------------------------------
 
 def init_linear_regression(rng: np.random.RandomState, n_in: int) -> dict:
-    """``W`` (n_in, 1) then ``B`` (1, 1), standard normal, drawn in the book's order (book ch. 2: ``init_weights``).
-
-    float64 NumPy arrays (``RandomState.randn``). Raises nothing itself (a negative ``n_in`` fails in numpy).
-    """
+    """``W`` (n_in, 1) then ``B`` (1, 1), float64 standard normal in the book's order (ch. 2: ``init_weights``)."""
     return {"W": rng.randn(n_in, 1), "B": rng.randn(1, 1)}
 
 
 def forward_linear_regression(X, y, weights: dict):
     """``P = X W + B``, ``L = mean((y - P)^2)``. X (batch, k), y (batch, 1). Returns ``(L, forward_info)``.
 
-    Book ch. 2: ``forward_linear_regression``. L is a 0-D array in the promoted dtype (float64 for the book's
-    NumPy data); ``forward_info`` holds ``X``, ``N``, ``P`` (batch, 1) and ``y``.
+    Book ch. 2: ``forward_linear_regression``. L is 0-D; ``forward_info`` holds ``X``, ``N``, ``P`` and ``y``.
 
     Raises:
       ValueError: X not (batch, k) with k the rows of ``W``, or y not (batch, 1).
@@ -72,8 +63,7 @@ def loss_gradients(forward_info: dict, weights: dict, reduction: str = "mean") -
 
     ``dL/dP = -2 (y - P) / batch`` (``"mean"``; without ``/ batch`` for ``"sum"`` and ``"book"``), then
     ``dL/dN = dL/dP`` (``P = N + B``), ``dL/dW = X^T dL/dN`` and ``dL/dB = sum_rows(dL/dP)``.
-    ``"book"`` gives the same as ``"sum"`` here (erratum 7: the book sums over the batch). Returns a dict
-    ``{"W", "B"}`` of arrays in the forward's dtype.
+    ``"book"`` gives the same as ``"sum"`` here. Returns a dict ``{"W", "B"}``.
 
     Raises:
       ValueError: an unknown ``reduction``.
@@ -87,20 +77,16 @@ def loss_gradients(forward_info: dict, weights: dict, reduction: str = "mean") -
 
 
 def predict_linear_regression(X, weights: dict):
-    """``X W + B``: X (batch, k) -> (batch, 1), the promoted dtype (book ch. 2).
-
-    Nothing is checked here: a shape mismatch raises numpy's or jax's own error.
-    """
+    """``X W + B``: X (batch, k) -> (batch, 1) (book ch. 2)."""
     return X @ weights["W"] + weights["B"]
 
 
 # --- The two-layer network: 13 -> 13 (sigmoid) -> 1 ---------------------------------------------------------
 
 def init_neural_network(rng: np.random.RandomState, n_in: int, hidden: int = 13) -> dict:
-    """``W1`` (n_in, hidden), ``B1`` (1, hidden), ``W2`` (hidden, 1), ``B2`` (1, 1), standard normal.
+    """``W1`` (n_in, hidden), ``B1`` (1, hidden), ``W2`` (hidden, 1), ``B2`` (1, 1), float64 standard normal.
 
-    Drawn in the book's order (book ch. 2: ``init_weights`` of the neural network); float64 NumPy arrays.
-    Raises nothing itself.
+    Drawn in the book's order (book ch. 2: ``init_weights``).
     """
     return {"W1": rng.randn(n_in, hidden), "B1": rng.randn(1, hidden),
             "W2": rng.randn(hidden, 1), "B2": rng.randn(1, 1)}
@@ -109,8 +95,7 @@ def init_neural_network(rng: np.random.RandomState, n_in: int, hidden: int = 13)
 def forward_neural_network(X, y, weights: dict):
     """``M1 = X W1``, ``N1 = M1 + B1``, ``O1 = sigmoid(N1)``, ``M2 = O1 W2``, ``P = M2 + B2``, ``L = mean((y - P)^2)``.
 
-    X (batch, k), y (batch, 1). Returns ``(L, forward_info)`` (book ch. 2: ``forward_loss``); L is a 0-D
-    array in the promoted dtype, ``forward_info`` holds the intermediate arrays (``O1`` (batch, hidden)).
+    X (batch, k), y (batch, 1). Returns ``(L, forward_info)`` (book ch. 2: ``forward_loss``), L 0-D.
 
     Raises:
       ValueError: X not (batch, k) with k the rows of ``W1``, or y not (batch, 1).
@@ -132,10 +117,8 @@ def neural_network_gradients(forward_info: dict, weights: dict, reduction: str =
     ``"sum"``): ``dL/dW2 = O1^T dL/dP``, ``dL/dB2 = sum_rows(dL/dP)``, ``dL/dO1 = dL/dP W2^T``,
     ``dL/dN1 = dL/dO1 * O1 (1 - O1)``, ``dL/dW1 = X^T dL/dN1``, ``dL/dB1 = sum_rows(dL/dN1)`` (1, hidden).
 
-    ``"book"`` reproduces the book's arithmetic (erratum 7): ``dL/dP = -(y - P)`` (half the summed
-    gradient) and ``dL/dB1`` summed over the hidden units too, one scalar shared by every ``B1`` entry.
-
-    Returns ``{"W1", "B1", "W2", "B2"}``, each of its weight's shape.
+    ``"book"``: ``dL/dP = -(y - P)`` and one ``dL/dB1`` scalar for every hidden unit (erratum 7). Returns
+    ``{"W1", "B1", "W2", "B2"}``.
 
     Raises:
       ValueError: an unknown ``reduction``.
@@ -157,10 +140,7 @@ def neural_network_gradients(forward_info: dict, weights: dict, reduction: str =
 
 
 def predict_neural_network(X, weights: dict):
-    """``sigmoid(X W1 + B1) W2 + B2``: X (batch, k) -> (batch, 1) (book ch. 2).
-
-    Nothing is checked here: a shape mismatch raises numpy's or jax's own error.
-    """
+    """``sigmoid(X W1 + B1) W2 + B2``: X (batch, k) -> (batch, 1) (book ch. 2)."""
     return sigmoid(X @ weights["W1"] + weights["B1"]) @ weights["W2"] + weights["B2"]
 
 
@@ -178,8 +158,7 @@ def batches(rng: np.random.RandomState, X, y, batch_size: int, n_iter: int):
     """Yield ``n_iter`` batches the book's way: permute the rows, walk through them ``batch_size`` at a time
     (the last batch of a pass is the remainder), and permute again when a pass is used up.
 
-    Book ch. 2: ``train`` with ``permute_data`` and ``generate_batch``. X (n, k), y (n, 1): each batch is
-    ``(X[rows], y[rows])`` with at most ``batch_size`` rows, dtypes kept. Nothing is checked here.
+    Book ch. 2: ``train`` with ``permute_data`` and ``generate_batch``. X (n, k), y (n, 1).
     """
     n = X.shape[0]
     perm = rng.permutation(n)
@@ -199,14 +178,10 @@ def train_regression(model: str, X, y, *, n_iter: int = 1000, learning_rate: flo
                      log: Callable | None = print):
     """Plain SGD on ``model`` (``"linear_regression"`` or ``"neural_network"``). Returns ``(weights, losses)``.
 
-    The book's ``train``: one ``RandomState(seed)`` (the stream ``np.random.seed(seed)`` would give) first
-    draws the initial weights, then the permutations of :func:`batches` (``seed=None``: the book's seed for
-    ``model``, see ``BOOK_SEEDS``); each step is
-    ``w -= learning_rate * dL/dw`` with the gradients of ``reduction`` (see the module docstring).
-    ``losses`` holds each step's batch loss (mean squared error); ``log_every > 0`` logs their running mean.
-
-    X (n, k) and y (n, 1) are converted to float64; ``weights`` are float64 arrays (the book's names),
-    ``losses`` a float64 array of shape (n_iter,).
+    The book's ``train``: one ``RandomState(seed)`` draws the weights, then :func:`batches`' permutations
+    (``seed=None``: the book's, ``BOOK_SEEDS``); each step is ``w -= learning_rate * dL/dw`` with
+    ``reduction``'s gradients. X (n, k) and y (n, 1) become float64; ``losses`` (n_iter,) holds each step's
+    batch loss, and ``log_every > 0`` logs their running mean.
 
     Raises:
       ValueError: an unknown ``model`` or ``reduction``, X not 2-D, or y not (n, 1).
@@ -234,16 +209,15 @@ def predict_regression(model: str, X, weights: dict):
     """Predictions of a trained ``model`` for X (batch, k) -> (batch, 1) (book ch. 2).
 
     Raises:
-      KeyError: an unknown ``model`` (not checked otherwise; shape errors come from numpy).
+      KeyError: an unknown ``model``.
     """
     return MODELS[model][3](X, weights)
 
 
 def least_squares(X, y) -> dict:
-    """The closed-form least-squares fit with an intercept, as ``{"W": (k, 1), "B": (1, 1)}``
-    (``np.linalg.lstsq`` on ``[X, 1]``; the book uses scikit-learn's ``LinearRegression``).
+    """Book ch. 2's OLS baseline: the least-squares fit with an intercept, ``{"W": (k, 1), "B": (1, 1)}``.
 
-    Book ch. 2's OLS baseline (MAE 3.5671, RMSE 5.0476). float64 arrays.
+    ``np.linalg.lstsq`` on ``[X, 1]``; the book uses scikit-learn's ``LinearRegression``.
 
     Raises:
       ValueError: X not 2-D, or y not (n, 1).
