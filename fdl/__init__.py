@@ -1,17 +1,11 @@
 """fdl: *Deep Learning from Scratch* (Weidman, 2019) as pure JAX functions with hand-written backward passes.
 
-Every operation of the book is an :class:`~fdl.ops.Op`: a plain forward plus the book's backward as a
-``jax.custom_vjp``. Every model runs either way, chosen by ``grad="manual" | "autodiff"``, and
-:mod:`fdl.testing` checks that the two agree.
-
-Three tiers, each importing only from the ones above it in this list:
-
-* the library: ``ops``, ``losses``, ``layers``, ``recurrent``, ``init``, ``optim``, ``train``, ``metrics``,
-  ``checkpoint``, ``parallel``, ``precision``, ``testing``, ``data``;
-* :mod:`fdl.chapters`: the chapter demos written without the library (ch. 1's derivatives, ch. 2's
-  hand-derived regressions, ch. 6's scalar autodiff);
-* :mod:`fdl.harness`: reproducing the book (its published figures, the experiments' command line and tables,
-  the ``fdl`` command).
+Every operation of the book is an :class:`~fdl.ops.Op`, a plain forward plus the book's backward; every
+model runs either way (``grad="manual" | "autodiff"``) and :mod:`fdl.testing` checks that the two agree.
+Three tiers, each importing only from those before it: the library (``ops``, ``losses``, ``layers``,
+``recurrent``, ``init``, ``optim``, ``train``, ``metrics``, ``checkpoint``, ``parallel``, ``precision``,
+``testing``, ``data``); :mod:`fdl.chapters`, the chapter demos written without the library; and
+:mod:`fdl.harness`, reproducing the book's figures and the ``fdl`` command.
 """
 
 from . import (

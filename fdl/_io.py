@@ -13,9 +13,8 @@ from pathlib import Path
 def atomic_write(final_path: str | os.PathLike):
     """Yield an open binary file in ``final_path``'s folder; on success move it onto ``final_path``.
 
-    The parent folder is created if needed. The temporary name ends in ``.tmp``, so a write cut off midway
-    (crash, full disk, Ctrl-C) never leaves a file under the final name and never destroys the previous one;
-    ``os.replace`` makes the switch atomic on POSIX and Windows.
+    The parent folder is created if needed; a write cut off midway leaves neither a partial file under the
+    final name nor a damaged previous one (``os.replace``).
     """
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)

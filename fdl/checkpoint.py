@@ -1,13 +1,8 @@
 """Checkpoints: params, optimizer state, PRNG key data and position in one ``.npz`` file (no pickle).
 
-Each leaf of each pytree is stored under its path (``params/0/W``, ``opt_state/1/trace/0/W``, ...); a
-checkpoint is restored *into the structure of* freshly initialised params and optimizer state, so a file
-from another model or optimizer is refused with a message naming the first leaf that differs. Files are
-written atomically (a temporary file beside the target, then a rename): a crash mid-write never leaves a
-truncated file under the checkpoint's name, and never destroys the previous checkpoint.
-
-For inference, :func:`save_params` / :func:`load_params` store the params alone (no optimizer state, key or
-position) in the same format: a ``.npz`` of one array per leaf, read without pickle.
+Each leaf is stored under its path (``params/0/W``, ``opt_state/1/trace/0/W``, ...) and restored *into the
+structure of* freshly initialised params and optimizer state, so a file from another model is refused. Files
+are written atomically. :func:`save_params` / :func:`load_params` store the params alone, for inference.
 """
 
 from __future__ import annotations
@@ -28,9 +23,7 @@ PARAMS_FORMAT = "fdl-params-1"
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used: missing, truncated, not a checkpoint, or of another model.
 
-    A ``ValueError`` subclass, raised by :func:`load`, :func:`load_params` and the
-    :class:`fdl.train.Checkpoint` plugin; the message names the file and, for another model, the first leaf
-    that differs. Infrastructure (the book has no checkpoints).
+    A ``ValueError``; the message names the file and, for another model, the first leaf that differs.
     """
 
 
@@ -54,18 +47,17 @@ def save(path, *, params, opt_state, key, epoch: int, step: int = 0, extra: dict
 
     Args:
       path: the file to write (conventionally ``*.npz``); its folder is created if needed.
-      params: a pytree of arrays; each leaf is stored with its shape and dtype.
-      opt_state: the optimizer state, a pytree of arrays, stored likewise.
-      key: the run's PRNG key (a typed ``jax.random.key``); its raw data (uint32) and its implementation's
-        name are stored.
-      epoch: the position reached, in completed epochs (stored as an int).
-      step: steps into the next epoch (stored as an int).
+      params: a pytree of arrays.
+      opt_state: the optimizer state, a pytree of arrays.
+      key: the run's PRNG key (a typed ``jax.random.key``).
+      epoch: the position reached, in completed epochs.
+      step: steps into the next epoch.
       extra: JSON-serialisable metadata (e.g. the history so far) plus optional pytrees under
         ``extra["trees"]`` (e.g. the best params for early stopping).
 
     Raises:
       TypeError: ``extra`` (without ``"trees"``) is not JSON-serialisable (from ``json.dumps``).
-      OSError: the folder or the file cannot be written; a previous checkpoint at ``path`` is then kept.
+      OSError: the folder or the file cannot be written (a previous checkpoint at ``path`` is kept).
     """
     path = Path(path)
     extra = dict(extra or {})
@@ -128,13 +120,10 @@ def save_params(path, params) -> Path:
 
     Args:
         path: the file to write (conventionally ``*.npz``); its folder is created if needed.
-        params: a pytree of arrays (lists, tuples, dicts and named tuples of arrays), e.g. what ``fit``
-            returned (after early stopping: the best epoch's params, as ``fit`` returns them).
-
-    Each leaf is stored under its path in the tree (``params/0/W``); dtypes and shapes are kept.
+        params: a pytree of arrays, e.g. what ``fit`` returned.
 
     Raises:
-        OSError: the folder or the file cannot be written (a previous file at ``path`` is then kept).
+        OSError: the folder or the file cannot be written (a previous file at ``path`` is kept).
     """
     path = Path(path)
     arrays = _flatten("params", params)
@@ -181,10 +170,8 @@ def load_params(path, like=None):
             mappings as dicts with string keys (what :func:`fdl.serial` models use), leaves as numpy arrays.
 
     Raises:
-        CheckpointError: (a ValueError) no such file, not readable (truncated, another kind of file), a full
-            checkpoint instead of params, params saved from a custom pytree without ``like=``, or params of
-            another model: the message names the first leaf that is missing, unexpected, or of another shape
-            or dtype.
+        CheckpointError: no such file, not readable, a full checkpoint instead of params, a custom pytree
+            without ``like=``, or params of another model (naming the first leaf that differs).
     """
     path = Path(path)
     meta, stored = _read(path, PARAMS_FORMAT, "params file")
@@ -208,13 +195,12 @@ def load(path, *, params_like, opt_state_like, trees_like: dict | None = None) -
         hold are left out of the result.
 
     Returns:
-      A dict with ``params``, ``opt_state`` and ``trees`` (numpy arrays, each leaf of the shape and dtype of
-      the matching leaf of the ``like`` trees), ``key`` (a typed PRNG key), ``epoch`` and ``step`` (ints) and
-      ``extra`` (the JSON metadata).
+      A dict with ``params``, ``opt_state`` and ``trees`` (numpy arrays in the ``like`` trees' structures),
+        ``key`` (a typed PRNG key), ``epoch`` and ``step`` (ints) and ``extra`` (the JSON metadata).
 
     Raises:
-      CheckpointError: (a ValueError) a missing, truncated or foreign file, a params-only file, or a leaf
-        missing, unexpected, or of another shape or dtype than in the ``like`` trees.
+      CheckpointError: a missing, truncated or foreign file, a params-only file, or a leaf missing,
+        unexpected, or of another shape or dtype than in the ``like`` trees.
     """
     path = Path(path)
     meta, stored = _read(path, FORMAT, "checkpoint")

@@ -1,41 +1,26 @@
-"""A persistent XLA compilation cache, on by default: a program compiled once is loaded from disk by every later
-process (a chapter's second run, each script of ``fdl reproduce``, a notebook's kernel, a user's own ``fit``).
-
-``import fdl`` calls :func:`enable` (importing fdl compiles nothing), so everything that imports fdl uses the cache
-from its first compile on.
+"""A persistent XLA compilation cache, on by default: a program compiled once is loaded from disk by later
+processes. ``import fdl`` calls :func:`enable` (importing fdl compiles nothing).
 
 Where:
-  ``$FDL_JAX_CACHE`` if set to a directory, else ``jax/`` under fdl's cache directory: ``$FDL_DATA_DIR/jax``,
-  else ``~/.cache/fdl/jax`` (the same place as the MNIST download, :func:`fdl.data.mnist.default_cache_dir`).
-  The subprocesses of ``fdl reproduce`` / ``fdl run`` inherit the environment and so share it.
+  ``$FDL_JAX_CACHE`` if set to a directory, else ``jax/`` under fdl's cache directory (``$FDL_DATA_DIR/jax``,
+  else ``~/.cache/fdl/jax``); subprocesses inherit the environment and share it.
 
 Off:
   ``FDL_JAX_CACHE=0`` (or ``off``, ``false``, ``no``, ``none``), or :func:`disable` in a running program.
 
 Left alone:
-  JAX's own configuration. If the user set a cache directory (``JAX_COMPILATION_CACHE_DIR`` or
-  ``jax.config.update("jax_compilation_cache_dir", ...)``) before importing fdl, or turned JAX's cache off
-  (``JAX_ENABLE_COMPILATION_CACHE=false``), fdl changes nothing, not even the thresholds below.
+  a cache directory the user configured in JAX before importing fdl, or JAX's cache turned off
+  (``JAX_ENABLE_COMPILATION_CACHE=false``): fdl then changes nothing.
 
 What is cached:
-  every XLA executable this process compiles (jitted training chunks, evaluation, initialisation, eager ops),
-  however small or quick to compile: fdl sets ``jax_persistent_cache_min_compile_time_secs=0`` and
-  ``jax_persistent_cache_min_entry_size_bytes=-1`` (unless they were changed from JAX's defaults). Programs with
-  host callbacks (``jax.debug.print``) are not written (JAX's rule). JAX keys each entry on the program's
-  StableHLO, the jaxlib version, the backend and its version, the device topology, the compile options and
-  ``XLA_FLAGS`` (and, through the GPU autotuning cache JAX keeps inside it, the directory's own path: a copied or
-  moved cache starts cold). After a jax upgrade old entries are never read again: delete the directory to reclaim
-  the space (it has no size limit). XLA:CPU also refuses, at load, an entry compiled for other CPU features.
+  every executable, however small: fdl sets ``jax_persistent_cache_min_compile_time_secs=0`` and
+  ``jax_persistent_cache_min_entry_size_bytes=-1`` (where still at JAX's defaults). JAX keys entries on the
+  program, jaxlib, backend, devices, compile options and ``XLA_FLAGS``; after a jax upgrade old entries are
+  never read again, and the directory has no size limit: delete it to reclaim the space.
 
-When it goes wrong it only costs time, never a result:
-  a directory that cannot be created or written (read-only, a file in its place) leaves the cache off with one
-  logged warning (logger ``fdl.compile_cache``); an unreadable, truncated or garbage entry, or a full disk, makes
-  JAX warn ("Error reading/writing persistent compilation cache entry ...") and compile afresh (entries are
-  compressed: zlib's checksum, or zstandard's frame when it is installed, catches a cut or garbled one). JAX never
-  rewrites an entry it finds, so a bad one warns in every run until the directory is deleted.
-
-Timing: JAX (0.10) opens its cache at the first compile that finds a directory set, so :func:`enable` works also
-after some compiles; when it changes a directory JAX already opened it calls JAX's ``reset_cache()``.
+Failures cost time, never a result:
+  an unwritable directory leaves the cache off with one warning (logger ``fdl.compile_cache``); a bad entry
+  or a full disk makes JAX warn and compile afresh.
 """
 
 from __future__ import annotations
@@ -90,9 +75,8 @@ def enable(path: str | os.PathLike | None = None) -> Path | None:
         whatever directory JAX was using.
 
     Returns:
-      The directory the cache now uses (the user's own one if they configured JAX's cache), or None when it is
-      off: ``FDL_JAX_CACHE=0``, JAX's cache switched off, or a directory that cannot be created or written (a
-      warning is logged). Never raises: a cache is an optimisation.
+      The directory the cache now uses (the user's own if they configured JAX's), or None when it is off
+        (``FDL_JAX_CACHE=0``, JAX's cache off, or an unusable directory, logged). Never raises.
     """
     global _ours
     try:

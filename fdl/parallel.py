@@ -1,27 +1,13 @@
 """Data-parallel training on several devices with ``jax.sharding`` (no hand-written collectives), on one process
-or on several (several hosts).
+or on several.
 
-A one-axis :class:`~jax.sharding.Mesh` named ``"batch"`` spans the devices; every training batch is sharded
-along it, params, optimizer state and data are replicated, and XLA inserts the reductions of the gradients.
-The mesh axis is of the ``Auto`` type so that hand-written VJPs (whose weight gradients contract over the
-sharded batch axis, e.g. ``x.T @ g``) are partitioned by XLA like any other computation. Runs trained together
-(``fit(..., seed=[...])``) can instead be split over the mesh by their run axis
-(``DataParallel("all", axis="runs")``): runs need no communication.
-
-On one host, simulate devices on the CPU with ``XLA_FLAGS=--xla_force_host_platform_device_count=8``
-(set before jax starts).
-
-**Several processes** (several hosts, or several processes on one machine): every process runs the same
-script, and the first thing it does, before it builds a mesh, a :class:`~fdl.train.DataParallel` or any jax
-array, is ``jax.distributed.initialize()`` (on SLURM, Open MPI and Kubernetes jobs with nothing else; elsewhere
-``jax.distributed.initialize("host0:1234", num_processes=P, process_id=i)``). Then ``jax.devices()`` lists every
-process's devices and ``DataParallel("all")`` spans them; a mesh that leaves out some process's devices
-(a count, ``jax.local_devices()``) is refused. Each process may pass the whole training set (the same rows on
-every process) or only its own rows, turned into one global array by :func:`global_rows`; the test data is the
-same on every process. :class:`~fdl.train.DataParallel` checks, cheaply (a checksum per item, gathered once),
-that the processes agree on the data, the state, the keys and the position (:class:`ProcessMismatch`
-otherwise). Only process 0 logs (:func:`log_from_every_process` to hear every process) and writes checkpoints;
-a resumed checkpoint is read on process 0 and sent to the others.
+A one-axis :class:`~jax.sharding.Mesh` named ``"batch"`` (of ``Auto`` type, so that XLA partitions the
+hand-written VJPs too) spans the devices; each batch is sharded along it, params, optimizer state and data
+are replicated, and XLA inserts the gradient reductions. Runs trained together can instead be split by their
+run axis (``DataParallel("all", axis="runs")``). Simulate devices on a CPU with
+``XLA_FLAGS=--xla_force_host_platform_device_count=8``. With several processes, each calls
+``jax.distributed.initialize()`` first; ``docs/api/parallel.md`` describes the rest (agreement checks, one
+process logging and writing).
 """
 
 from __future__ import annotations
@@ -42,19 +28,15 @@ def make_mesh(devices="all") -> Mesh:
     """A one-axis data-parallel mesh over ``devices``.
 
     ``devices``: ``"all"`` (every device of the default backend, of every process), a platform name (``"cpu"``,
-    ``"gpu"``, ``"tpu"``: every device of that platform), a count ``n`` (the first ``n`` devices), or a
-    sequence of ``jax.Device``. Not in the book (it trains on one CPU).
+    ``"gpu"``, ``"tpu"``), a count ``n`` (the first ``n`` devices), or a sequence of ``jax.Device``.
 
     Returns:
       A ``jax.sharding.Mesh`` with one axis named ``"batch"`` (``AXIS``) of ``Auto`` type.
 
     Raises:
-      ValueError: a platform jax does not see here, a count outside ``[1, len(jax.devices())]``, or an
-        empty list; with several processes (``jax.distributed.initialize``), devices that leave out some
-        process (a count below every process's devices, ``jax.local_devices()``): every process trains, so
-        every process must have devices in the mesh.
-      TypeError: a bool, anything other than a string, an int or a list/tuple, or a list holding something
-        other than ``jax.Device`` objects.
+      ValueError: a platform jax does not see here, a count outside ``[1, len(jax.devices())]``, an empty
+        list, or (several processes) devices that leave out some process.
+      TypeError: anything other than a string, an int or a list/tuple of ``jax.Device``.
     """
     if isinstance(devices, str):
         if devices == "all":
@@ -101,7 +83,7 @@ def _check_every_process(devices) -> None:
 def replicated(mesh: Mesh) -> NamedSharding:
     """The sharding that keeps a full copy of an array on every device of ``mesh`` (params, optimizer state).
 
-    Any shape and dtype; ``jax.device_put(tree, replicated(mesh))`` places a whole pytree. Raises nothing itself.
+    ``jax.device_put(tree, replicated(mesh))`` places a whole pytree.
     """
     return NamedSharding(mesh, PartitionSpec())
 
@@ -109,9 +91,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
     """Arrays split along ``batch_axis`` over the mesh, replicated along the others.
 
-    For arrays of rank > ``batch_axis`` whose ``batch_axis`` length the number of devices divides (otherwise jax
-    refuses to place the array with it); shapes and dtypes are unchanged. Raises
-    nothing itself.
+    For arrays whose ``batch_axis`` length the number of devices divides.
     """
     return NamedSharding(mesh, PartitionSpec(*([None] * batch_axis), AXIS))
 
@@ -119,19 +99,14 @@ def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
 def batch_constraint(mesh: Mesh, batch_axis: int = 0):
     """A function that constrains an array to be sharded along ``batch_axis`` over the mesh (inside ``jit``).
 
-    The function returns its argument unchanged in value, shape and dtype (``jax.lax.with_sharding_constraint``
-    with :func:`batch_sharding`); jax raises if the array's ``batch_axis`` does not divide among the devices.
+    ``jax.lax.with_sharding_constraint`` with :func:`batch_sharding`; values are unchanged.
     """
     sharding = batch_sharding(mesh, batch_axis)
     return lambda x: jax.lax.with_sharding_constraint(x, sharding)
 
 
 def check_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size") -> None:
-    """Check that ``batch_size`` splits evenly over the devices of ``mesh``.
-
-    Raises:
-      ValueError: ``batch_size`` is not a multiple of the number of devices; the message suggests one.
-    """
+    """Raise ValueError unless ``batch_size`` is a multiple of the number of devices of ``mesh``."""
     n = mesh.devices.size
     if batch_size % n:
         raise ValueError(f"{what} {batch_size} must be divisible by the {n} devices of the mesh for data "
@@ -141,9 +116,10 @@ def check_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size") -> No
 # ----------------------------------------------------------------------------------------------- several processes
 
 class ProcessMismatch(ValueError):
-    """The processes of one training job disagree on something they must share (the data, the state, the keys,
-    the position, the mesh); raised on every process alike, naming what differs and what to do, instead of
-    JAX's assertion or a hang. A ``ValueError`` subclass. Not in the book (it trains in one process)."""
+    """The processes of one job disagree on what they must share (data, state, keys, position, mesh).
+
+    A ``ValueError``, raised on every process alike instead of JAX's assertion or a hang.
+    """
 
 
 _EVERY_PROCESS = [os.environ.get("FDL_LOG_EVERY_PROCESS") == "1"]
@@ -152,8 +128,7 @@ _EVERY_PROCESS = [os.environ.get("FDL_LOG_EVERY_PROCESS") == "1"]
 def log_from_every_process(on: bool = True) -> None:
     """Let every process of a multi-process job log (each line prefixed ``[process i]``), not only process 0.
 
-    The default is process 0 alone (one voice); ``FDL_LOG_EVERY_PROCESS=1`` in the environment turns this on
-    too. Progress bars stay on process 0. Raises nothing.
+    ``FDL_LOG_EVERY_PROCESS=1`` in the environment does the same. Progress bars stay on process 0.
     """
     _EVERY_PROCESS[0] = bool(on)
 
@@ -165,15 +140,13 @@ def speaks() -> bool:
 
 
 def writes() -> bool:
-    """Whether this process writes the job's files (checkpoints, ``results.json``): process 0, or the only
-    process (asked without starting jax's devices when ``jax.distributed`` was never initialized)."""
+    """Whether this process writes the job's files (checkpoints, ``results.json``): process 0, or the only one."""
     return not jax.distributed.is_initialized() or jax.process_index() == 0
 
 
 def voice(log):
-    """``log`` as this process should use it: unchanged with one process; with several, ``log`` on process 0
-    and ``None`` (silence) elsewhere, or ``log`` with a ``[process i]`` prefix on every process after
-    :func:`log_from_every_process`."""
+    """``log`` as this process should use it: ``None`` (silence) on processes that do not :func:`speaks`, and
+    prefixed ``[process i]`` after :func:`log_from_every_process`."""
     if log is None or jax.process_count() == 1:
         return log
     if _EVERY_PROCESS[0]:
@@ -196,11 +169,9 @@ def spans_processes(x) -> bool:
 def global_rows(tree, mesh: Mesh | None = None):
     """Each process's own rows, as global arrays of every process's rows split over ``mesh`` by rows.
 
-    For a job of several processes in which no process holds the whole training set: every process calls
-    ``X, y = global_rows((X_mine, y_mine))`` with its own rows and passes the result to ``fit`` (with
-    ``DataParallel`` over the same devices); the global arrays hold process 0's rows first, then process 1's,
-    ... (the order of the mesh's devices). With one process it splits the rows over the devices. Built with
-    ``jax.make_array_from_process_local_data`` (nothing is sent between processes but a few numbers).
+    For jobs in which no process holds the whole training set: every process calls
+    ``X, y = global_rows((X_mine, y_mine))`` and passes the result to ``fit``; process 0's rows come first.
+    Nothing is sent between processes but a few numbers.
 
     Args:
       tree: an array, or a pytree of arrays (e.g. ``(X, y)``), each with this process's rows on axis 0.
@@ -208,13 +179,12 @@ def global_rows(tree, mesh: Mesh | None = None):
 
     Returns:
       The same pytree of jax arrays, each ``(rows of every process, ...)``, sharded along axis 0
-      (:func:`batch_sharding`); dtypes as jax stores them (float64 becomes float32 without ``jax_enable_x64``).
+        (:func:`batch_sharding`).
 
     Raises:
-      ValueError: leaves of different row counts, or a row count that this process's devices in the mesh do not
-        divide (the message says how many rows to drop), or a mesh whose processes have different numbers of
-        devices.
-      ProcessMismatch: processes with different row counts, trailing shapes or dtypes (on every process).
+      ValueError: leaves of different row counts, a row count this process's devices do not divide, or a mesh
+        whose processes have different numbers of devices.
+      ProcessMismatch: processes with different row counts, trailing shapes or dtypes.
     """
     mesh = make_mesh("all") if mesh is None else mesh
     leaves, treedef = jax.tree.flatten(tree)
@@ -269,9 +239,8 @@ def local_rows(x) -> np.ndarray:
 def check_global_rows(X, y, check, what: str = "fit"):
     """``fit``'s checks of training or test data given as global arrays (:func:`global_rows`).
 
-    The shapes are checked on the global arrays (``n`` is every process's rows); ``check(X_rows, y_rows)``
-    (e.g. finiteness) runs on each process's own rows, through :func:`together`, so that every process
-    stops if one finds a fault. Returns ``(X, y)`` unchanged.
+    Shapes are checked on the global arrays; ``check(X_rows, y_rows)`` runs on each process's own rows through
+    :func:`together`. Returns ``(X, y)`` unchanged.
 
     Raises:
       TypeError: one of ``X`` and ``y`` global and the other not.
@@ -306,11 +275,8 @@ def to_host(tree):
 def together(check, *args, **kwargs):
     """``check(*args, **kwargs)`` on every process, failing on every process if it fails on any.
 
-    With one process, a plain call. With several, each process calls ``check`` (on its own rows, say); then
-    the processes exchange whether it raised: the process that raised re-raises its exception, the others raise
-    one of the same class (when it takes a message) with its message, prefixed ``process i:``, so that no
-    process trains on while another has stopped (a hang in the next collective). Also a barrier. Returns what
-    ``check`` returned.
+    The process that raised re-raises; the others raise the same class with its message prefixed
+    ``process i:``, so that none trains on into a hang. Also a barrier. Returns what ``check`` returned.
     """
     if jax.process_count() == 1:
         return check(*args, **kwargs)
@@ -355,9 +321,7 @@ def _allgather(a: np.ndarray) -> np.ndarray:
 def fingerprint(tree) -> int:
     """A CRC-32 of a pytree's structure, shapes, dtypes and contents (a uint32 as a Python int).
 
-    Host arrays and arrays on this process's devices are read whole; an array split over processes counts by
-    its shape, dtype and layout only (its rows differ from process to process by design). Typed PRNG keys count
-    by their key data. Raises nothing of its own.
+    An array split over processes counts by its shape, dtype and layout only; typed PRNG keys by their data.
     """
     crc = zlib.crc32(str(jax.tree.structure(tree)).encode())
     for leaf in jax.tree.leaves(tree):
@@ -376,12 +340,10 @@ def agree(items: dict, hint: str | dict = "", details: str = "") -> None:
     """Check that every process holds the same values: ``items`` maps names to ints (e.g. :func:`fingerprint`
     values), gathered from every process at once (one small collective).
 
-    With one process, nothing. ``hint`` says what to do (one string, or one per name); ``details`` (this
-    process's, e.g. shapes) is added to the message.
+    ``hint`` says what to do (one string, or one per name); ``details`` (e.g. shapes) is added to the message.
 
     Raises:
-      ProcessMismatch: on every process alike, when some value differs between processes; the message names
-        what differs, the groups of processes that agree (``processes 0 | 1``), and what to do.
+      ProcessMismatch: on every process alike, when some value differs between processes.
     """
     if jax.process_count() == 1 or not items:
         return
@@ -406,9 +368,7 @@ def agree(items: dict, hint: str | dict = "", details: str = "") -> None:
 def broadcast(tree):
     """Process 0's values of a pytree of arrays, bit for bit, on every process (NumPy arrays).
 
-    Every process passes a tree of the same structure, shapes and dtypes (the others' values are not read), e.g.
-    freshly initialised params on the processes that have no checkpoint. With one process, the tree as NumPy
-    arrays. One collective over the bytes of all leaves. Raises nothing of its own.
+    Every process passes a tree of the same structure, shapes and dtypes (only process 0's values are read).
     """
     leaves, treedef = jax.tree.flatten(tree)
     leaves = [np.asarray(a, order="C") for a in leaves]
@@ -446,10 +406,8 @@ def broadcast_json(value):
 def place(tree, sharding: NamedSharding):
     """Put a pytree's arrays on ``sharding``'s devices, on one process or several.
 
-    An array already laid out over the same devices (e.g. by :func:`global_rows`) is kept as it is. With one
-    process, the others go through ``jax.device_put``. With several, each process places its own copy of a
-    host value on its devices (``jax.make_array_from_process_local_data``: nothing is sent between processes;
-    :func:`agree` beforehand checks that the copies are equal). Typed PRNG keys are placed by their key data.
+    An array already laid out over the same devices is kept; with several processes each places its own copy
+    of a host value (check with :func:`agree` first that the copies are equal).
 
     Raises:
       ValueError: an array laid out over other devices than the mesh's, across processes (JAX cannot move it).

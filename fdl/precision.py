@@ -1,31 +1,20 @@
 """The precision policy: how float32 matrix products and convolutions are computed.
 
-On NVIDIA Ampere and newer GPUs (A100, H100, H200), XLA runs float32 matrix products and convolutions in
-TF32 by default: inputs rounded to a 10-bit mantissa, about 1e-3 relative error per product. On CPUs the
-backend default is full float32, and float64 is never affected. This module is the one place fdl sets it:
+On NVIDIA Ampere and newer GPUs XLA runs float32 products in TF32 by default (a 10-bit mantissa, about 1e-3
+relative error per product); CPUs compute full float32; float64 is never affected. The values:
 
-* ``"default"``: the backend's choice (TF32 on Ampere+ GPUs, full float32 on CPUs; bfloat16 passes on TPUs).
-  **fdl keeps this by default**: it is the speed a user of the backend expects (on those GPUs TF32 tensor
-  cores have several times the float32 peak throughput for large products; fdl's small models are mostly
-  launch-bound, so they gain less), and training does not need the last bits of a float32 product: the
-  rounding is far below SGD's noise (a run of chapter 4's deep network with dropout on an H200 gave
-  96.95 +- 0.21 % over 3 seeds against 97.21 % on the CPU, issue 14). Changing the default would also change
-  JAX's behaviour for the user's own code outside fdl.
-* ``"highest"``: full float32 (on TPUs, float32 via several bfloat16 passes). Use it when two float32
-  computations must agree to float32 rounding (comparing ``conv2d`` with ``conv2d_im2col``, comparing the
-  hand-written and ``jax.grad`` gradients in float32) or for bit-level reproducibility across GPU
-  generations. :mod:`fdl.testing` always runs its checks under it.
-* ``"high"``, ``"tensorfloat32"``, ``"float32"``, ``"bfloat16"``: JAX's other named levels, passed through.
+* ``"default"``: the backend's choice, which fdl keeps: it is the speed users of the backend expect, and
+  the rounding is far below SGD's noise.
+* ``"highest"``: full float32, for comparing two float32 computations to float32 rounding (e.g. the
+  hand-written and ``jax.grad`` gradients; :mod:`fdl.testing` always runs under it) or for reproducibility
+  across GPU generations.
+* ``"high"``, ``"tensorfloat32"``, ``"float32"``, ``"bfloat16"``: JAX's other levels, passed through.
 
-Usage::
+Both setters wrap JAX's ``jax_default_matmul_precision``, read when a function is traced::
 
-    import fdl
     fdl.precision.set_matmul_precision("highest")      # for the whole program
-    with fdl.precision.matmul_precision("highest"):    # for one block (traced functions compiled inside it)
+    with fdl.precision.matmul_precision("highest"):    # for functions traced inside the block
         ...
-
-Both wrap JAX's ``jax_default_matmul_precision`` option (``jax.default_matmul_precision``); it is read when a
-function is traced, so a function jitted under one setting keeps it, and is retraced under another.
 """
 
 from __future__ import annotations
@@ -57,7 +46,7 @@ def set_matmul_precision(value: str | None) -> None:
       value: one of :data:`VALUES`, or None to go back to the backend default.
 
     Raises:
-      ValueError: an unknown value (the message lists the known ones).
+      ValueError: an unknown value.
     """
     jax.config.update("jax_default_matmul_precision", _check(value))
 
@@ -66,10 +55,8 @@ def set_matmul_precision(value: str | None) -> None:
 def matmul_precision(value: str | None) -> Iterator[None]:
     """Context manager: the float32 matmul/convolution precision inside the block, restored after it.
 
-    Functions traced (jitted) inside the block use ``value``; see :func:`set_matmul_precision`.
-
     Raises:
-      ValueError: an unknown value (the message lists the known ones), on entering the block.
+      ValueError: an unknown value, on entering the block.
     """
     with jax.default_matmul_precision(_check(value)):
         yield

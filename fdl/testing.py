@@ -1,35 +1,22 @@
 """The gradient-comparison harness: hand-written backward passes judged against ``jax.grad``.
 
-One function, :func:`check_vjp`, runs four checks on anything differentiable (an op, a loss, a layer, a
-whole model); a failure raises an AssertionError that names the check and the argument leaf (for
-:func:`check_model`: the layer index and parameter name):
+:func:`check_vjp` runs four checks on anything differentiable (an op, a loss, a layer, a model), in float64
+(``jax_enable_x64``) under matmul precision ``"highest"``; a failure raises an AssertionError naming the
+check and the argument leaf:
 
-(a) **forward**: the forward values of the manual and the autodiff versions are equal;
-(b) **manual vs autodiff**: their VJPs for one random cotangent are equal (tight: a wrong sign, a missing
-    transpose or a dropped term fails by many orders of magnitude);
-(c) **finite differences**: ``jax.test_util.check_grads(..., modes=["rev"])`` accepts the manual VJP;
-(d) **cotangent dtypes**: each gradient comes back in the dtype of its input (the ``custom_vjp`` contract),
-    also, with ``mixed_dtypes``, when one argument is float32 and the others float64 (float32 params, float64
-    data: the case where a float64 formula leaks into a float32 optimizer state).
+(a) **forward**: the manual and autodiff forward values are equal (``rtol=1e-9``, ``atol=1e-12`` times the
+    largest reference value);
+(b) **manual vs autodiff**: their VJPs for one random cotangent are equal (same tolerances);
+(c) **finite differences**: ``jax.test_util.check_grads(..., modes=["rev"])`` accepts the manual VJP
+    (``1e-5``, steps ``eps=1e-4``);
+(d) **cotangent dtypes**: each gradient comes back in its input's dtype, also, with ``mixed_dtypes``, with
+    one argument in float32 and the others in float64.
 
-Tolerances: (a) and (b) ``rtol=1e-9`` and ``atol=1e-12`` times the largest reference value, in float64;
-(c) ``1e-5`` (JAX's float64 default for ``check_grads``) with steps ``eps=1e-4``.
-
-Precision: every check runs under ``fdl.precision.matmul_precision("highest")``, so float32 products
-inside the checked function (the float32 argument of check (d)) are full float32, never TF32 on a GPU;
-float64 is exact on every backend anyway.
-
-Kinks (check c): a finite difference across a kink (relu at an input of exactly 0, as in images with
-black backgrounds) measures half the slope and fails a correct backward. When the check fails at the given
-point, the harness checks each argument leaf alone there and, for a leaf that fails, at up to
-``FD_RETRIES`` points nudged away from kinks (every input moved by ``0.1 * (1 + |x|)`` standard normal
-noise, steps ``eps=1e-6``); it fails only if the leaf fails at all of them. Checks (a) and (b) always
-run at the given point, where fdl's ops take one derivative convention at every kink in both modes.
-
-dtypes: run in float64 (``jax.config.update("jax_enable_x64", True)``): float32 cannot tell a subtle error
-from rounding. Note that ``model.init`` returns float32 params by default even with x64 on; pass
-``dtype=jnp.float64``. :func:`check_op` and :func:`check_model` are thin conveniences over
-:func:`check_vjp`.
+Kinks (check c): a finite difference across a kink (relu at exactly 0) measures half the slope. When (c)
+fails, each leaf is checked alone and, if it fails, at up to ``FD_RETRIES`` points nudged off the kinks; it
+fails only if it fails at all of them. (a) and (b) always run at the given point (see
+:mod:`fdl.ops.activations` for the kink convention). :func:`check_op` and :func:`check_model` are
+conveniences over :func:`check_vjp`.
 """
 
 from __future__ import annotations
@@ -59,8 +46,7 @@ STAGES = {"a": "forward (check a: manual vs autodiff values)",
 def leaf_name(arg_name: str, path) -> str:
     """``params[1]['W'] (layer 1, parameter 'W')`` for a params leaf of a serial model, else ``arg_name[path]``.
 
-    ``path``: a jax key path (from ``jax.tree_util.tree_leaves_with_path``). Returns a ``str`` for the
-    harness's messages; raises nothing.
+    ``path``: a jax key path (from ``jax.tree_util.tree_leaves_with_path``).
     """
     name = f"{arg_name}{jax.tree_util.keystr(path)}"
     if arg_name == "params" and path and isinstance(path[0], jax.tree_util.SequenceKey):
@@ -114,8 +100,7 @@ FIX_MODEL = ("model.init returns float32 params by default, even with x64 on: bu
 def random_like(key, tree):
     """A standard-normal pytree with the shapes and dtypes of ``tree`` (the harness's random cotangent).
 
-    Each leaf gets its own key split from ``key``. Every leaf must be floating point: jax's
-    ``jax.random.normal`` refuses an integer or boolean dtype (with its own error).
+    Each leaf gets its own key split from ``key``; every leaf must be floating point.
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     keys = jax.random.split(key, max(len(leaves), 1))
@@ -127,12 +112,10 @@ def check_cotangent_dtypes(f: Callable, args: Sequence, *, arg_names: Sequence[s
                            context: str = "") -> None:
     """Check (d): every cotangent of ``jax.vjp(f, *args)`` has the dtype of its primal leaf.
 
-    ``args``: pytrees of arrays of any shape and dtype; the cotangent fed in is ones shaped like ``f``'s
-    output. The book has no counterpart (NumPy has no cotangent dtype contract).
+    ``args``: pytrees of arrays; the cotangent fed in is ones shaped like ``f``'s output.
 
     Raises:
-      AssertionError: the message names the leaf whose gradient dtype differs from its input's. Errors of
-        ``f`` itself propagate.
+      AssertionError: naming the leaf whose gradient dtype differs from its input's.
     """
     args, names = tuple(args), _names(args, arg_names)
     out, vjp = jax.vjp(f, *args)
@@ -206,8 +189,8 @@ def check_vjp(manual: Callable, autodiff: Callable, args: Sequence, *, seed: int
               arg_names: Sequence[str] | None = None, mixed_dtypes: bool = False, fix: str = FIX_ARRAY) -> None:
     """Check that ``manual`` (hand-written VJPs) and ``autodiff`` (jax.grad) agree on ``args``.
 
-    The book checks its ch. 1 gradients by perturbing one input element; check (c) is that check on every
-    element, check (b) a comparison with automatic differentiation (ch. 7 rebuilds the models on PyTorch's).
+    Check (c) is the book's ch. 1 perturbation check on every element; (b) compares with autodiff, as ch. 7
+    does with PyTorch's.
 
     Args:
       manual: a function of ``*args`` (pytrees of float64 arrays, any shapes) using the hand-written VJPs,
@@ -248,9 +231,8 @@ def check_vjp(manual: Callable, autodiff: Callable, args: Sequence, *, seed: int
 def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
     """:func:`check_vjp` for an :class:`~fdl.ops.Op` (or any callable taking ``grad=``), mixed dtypes included.
 
-    ``wrt`` picks the positional arguments to differentiate (default: all); the others are held fixed.
-    Keyword arguments other than check_vjp's are passed to the op (static configuration). The arrays to
-    differentiate must be float64; the others (labels, masks) may have any dtype.
+    ``wrt`` picks the positional arguments to differentiate (default: all; they must be float64); the others
+    are held fixed. Keyword arguments other than check_vjp's are passed to the op.
 
     Raises:
       ValueError: x64 is off or a differentiated array is not float64.
@@ -284,14 +266,9 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
 def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=True, **harness) -> None:
     """:func:`check_vjp` for ``loss(model.apply(params, x), y)`` with respect to the params (and ``x``).
 
-    The whole network's hand-written backward (book ch. 3-6) against ``jax.grad``. ``params``: the model's
-    pytree, float64; ``x``: (batch, *input_shape), float64; ``y`` as the
-    loss takes it (any dtype, not differentiated).
-
-    The same model definition is run twice, once with ``grad="manual"`` and once with
-    ``grad="autodiff"``; with ``train=True`` and a ``key`` the same dropout masks are drawn in both.
-    Messages name the leaf as ``params[i]['W'] (layer i, parameter 'W')`` or ``x``. Check (d) also runs with
-    float32 params and float64 ``x`` (and the reverse), unless ``mixed_dtypes=False``.
+    The whole network's hand-written backward (book ch. 3-6) against ``jax.grad``. ``params`` and ``x``
+    (batch, *input_shape) are float64; ``y`` as the loss takes it. With ``train=True`` and a ``key`` both
+    modes draw the same dropout masks. Check (d) also runs with mixed dtypes unless ``mixed_dtypes=False``.
 
     Raises:
       ValueError: params or x not float64 (``model.init`` returns float32 by default: pass
@@ -312,14 +289,10 @@ def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=T
 def gradient_agreement(loss_of: Callable, params, *batch) -> float:
     """How far the hand-written gradient is from ``jax.grad``'s, as one number (for reports, not a check).
 
-    ``max |g_manual - g_autodiff| / max |g_autodiff|`` over all leaves of the params' gradient, computed in
-    float64 (x64 switched on inside; floating arrays cast to float64, integer arrays such as character ids
-    kept), under matmul precision "highest". ``loss_of(grad)`` returns ``(params, *batch) -> scalar`` for
-    ``grad="manual"`` or ``"autodiff"``. Book ch. 7 compares PyTorch's autograd with the hand-written
-    backward the same way. To assert agreement, use :func:`check_model` or :func:`check_vjp` instead.
-
-    Three compiled programs: each gradient's (the float64 casts are made on the host) and the comparison's,
-    whose maxima are exact.
+    ``max |g_manual - g_autodiff| / max |g_autodiff|`` over the params' gradient, in float64 (x64 switched on
+    inside) under matmul precision "highest". ``loss_of(grad)`` returns ``(params, *batch) -> scalar`` for
+    ``grad="manual"`` or ``"autodiff"`` (book ch. 7 compares PyTorch's autograd so). To assert agreement, use
+    :func:`check_model`.
     """
     cast = lambda a: np.asarray(a, np.float64) if jnp.issubdtype(jnp.result_type(a), jnp.floating) else a
     with jax.enable_x64(True), matmul_precision("highest"):
