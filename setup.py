@@ -5,5 +5,7 @@ the chapter scripts of ``experiments/`` ship in the wheel as the data-only packa
 
 from setuptools import find_packages, setup
 
-setup(packages=[*find_packages(include=["fdl", "fdl.*"]), "fdl._experiments"],
-      package_dir={"fdl._experiments": "experiments"})
+setup(
+    packages=[*find_packages(include=["fdl", "fdl.*"]), "fdl._experiments"],
+    package_dir={"fdl._experiments": "experiments"},
+)

@@ -50,32 +50,56 @@ def gpu_error(probe: dict, impls) -> str | None:
     jx = probe.get("jax") or {}
     if jx.get("platform") not in ("gpu", "cuda", "rocm"):
         seen = jx.get("error") or f"jax.devices() gives {jx.get('platform')} devices ({jx.get('device_kind')})"
-        return (f"no GPU visible to jax/torch: {seen}. Install jax with CUDA (pip install -U 'jax[cuda12]', on a "
-                "machine with an NVIDIA GPU and driver), or run with --device cpu")
+        return (
+            f"no GPU visible to jax/torch: {seen}. Install jax with CUDA (pip install -U 'jax[cuda12]', on a "
+            "machine with an NVIDIA GPU and driver), or run with --device cpu"
+        )
     th = probe.get("torch", None)
     if any(i.startswith("torch") for i in impls) and not (th and th.get("available")):
         seen = "torch is not installed" if not th else f"torch {th['version']} (CUDA {th['cuda']}) sees no GPU"
-        return (f"no GPU visible to torch: {seen}. Install a CUDA build of PyTorch (pip install torch; see "
-                "pytorch.org), or leave PyTorch out with --impls fdl fdl-autodiff fdl-step")
+        return (
+            f"no GPU visible to torch: {seen}. Install a CUDA build of PyTorch (pip install torch; see "
+            "pytorch.org), or leave PyTorch out with --impls fdl fdl-autodiff fdl-step"
+        )
     return None
 
 
 def machine(device: str = "cpu", probe: dict | None = None):
     """The host (CPU model, cores, versions) and the device the workers ran on: ``device`` "cpu" or "gpu", and
     for a GPU its name as jax (``device_kind``) and torch (``get_device_name``) report it."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     versions = {}
     for mod in ("jax", "jaxlib", "numpy", "torch"):
         try:
             versions[mod] = __import__(mod).__version__
         except ImportError:
             versions[mod] = None
-    info = {"cpu": model, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            **versions, "device": device}
+    info = {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **versions,
+        "device": device,
+    }
     if device == "gpu" and probe:
         jx, th = probe.get("jax") or {}, probe.get("torch") or {}
-        info["gpu"] = {"jax_device_kind": jx.get("device_kind"), "jax_device_count": jx.get("count"),
-                       "jax_platform": jx.get("platform"), "torch_device_name": th.get("name"),
-                       "torch_cuda": th.get("cuda")}
+        info["gpu"] = {
+            "jax_device_kind": jx.get("device_kind"),
+            "jax_device_count": jx.get("count"),
+            "jax_platform": jx.get("platform"),
+            "torch_device_name": th.get("name"),
+            "torch_cuda": th.get("cuda"),
+        }
     return info

@@ -25,6 +25,7 @@ class FdlRunner:
         import jax.numpy as jnp
 
         from fdl.train import Prebatched, ShuffledEpochs, TrainState, make_chunk, make_train_step, model_loss
+
         w = WORKLOADS[name]
         self.jax, self.impl = jax, impl
         grad = "autodiff" if impl == "fdl-autodiff" else "manual"
@@ -33,6 +34,7 @@ class FdlRunner:
         start = time.perf_counter()
         if w.recurrent:
             from fdl.recurrent import char_loss_fn
+
             step = make_train_step(char_loss_fn(model, w.vocab, grad=grad, reduction="sum"), tx)
             self.state = TrainState(params, tx.init(params), model.zero_state())
             # every unit's batches already on the device, so indexing dispatches nothing
@@ -44,8 +46,11 @@ class FdlRunner:
                 self.step = jax.jit(step).lower(self.state, self.batches[0][0], self.key).compile()
             else:
                 self.run = self._lstm_unit
-                self.chunk = make_chunk(step, Prebatched()).lower(self.state, self.data[0], self.key, 0, 0,
-                                                                  count=steps).compile()
+                self.chunk = (
+                    make_chunk(step, Prebatched())
+                    .lower(self.state, self.data[0], self.key, 0, 0, count=steps)
+                    .compile()
+                )
         else:
             step = make_train_step(model_loss(model, loss, grad=grad), tx)
             self.state = TrainState(params, tx.init(params))
@@ -56,14 +61,19 @@ class FdlRunner:
             self.sync_each_epoch = w.epochs is not None  # W5: fit reads each epoch's losses
             if impl == "fdl-step":
                 jstep, self.run = jax.jit(step), self._steps
-                self.steps = {b: jstep.lower(self.state, (self.data[0][:b], self.data[1][:b]),
-                                             self.keys[0]).compile() for b in {batch, n % batch} - {0}}
+                self.steps = {
+                    b: jstep.lower(self.state, (self.data[0][:b], self.data[1][:b]), self.keys[0]).compile()
+                    for b in {batch, n % batch} - {0}
+                }
                 self.perm_dev = [[jnp.asarray(p) for p in unit] for unit in self.perm]
             else:
                 sampler = ShuffledEpochs(n, batch)
                 self.count, self.ragged = sampler.full_steps, sampler.ragged
-                self.chunk = make_chunk(step, sampler).lower(self.state, self.data, self.keys[0], 0, 0,
-                                                             count=self.count, ragged=self.ragged).compile()
+                self.chunk = (
+                    make_chunk(step, sampler)
+                    .lower(self.state, self.data, self.keys[0], 0, 0, count=self.count, ragged=self.ragged)
+                    .compile()
+                )
                 self.run = self._epochs
         self.compile_s = time.perf_counter() - start
 
@@ -77,12 +87,13 @@ class FdlRunner:
 
     def _steps(self, u):
         import jax.numpy as jnp
+
         out = []
         for e, perm in enumerate(self.perm_dev[u]):
             X, Y = (jnp.take(a, perm, axis=0) for a in self.data)
             key = self.jax.random.fold_in(self.keys[u], e)
             for i in range(0, len(X), self.batch):
-                xb, yb = X[i:i + self.batch], Y[i:i + self.batch]
+                xb, yb = X[i : i + self.batch], Y[i : i + self.batch]
                 self.state, value = self.steps[len(xb)](self.state, (xb, yb), key)
                 out.append(value)
         self.jax.block_until_ready((self.state, out))
@@ -113,6 +124,7 @@ class FdlRunsRunner:
         import jax.numpy as jnp
 
         from fdl.train import ShuffledEpochs, TrainState, make_chunk, make_train_step, model_loss
+
         w = WORKLOADS[name]
         if w.recurrent:
             raise ValueError(f"--runs times the dense and conv workloads, not {name}")
@@ -131,6 +143,7 @@ class FdlRunsRunner:
         self.chunks[0] = make_chunk(step, sampler).lower(one, self.data, unit_keys[0], 0, 0, **shape).compile()
         self.compile_s[0] = time.perf_counter() - start
         from fdl.train.fit import _convolves_on_cpu  # fit's own choice: runs one by one for XLA convs on the CPU
+
         self.vectorized = not _convolves_on_cpu(model, self.data[0].shape[1:], self.data[0].dtype)
         many = make_chunk(step, sampler, runs=True, vectorize=self.vectorized)
         for S in sizes:
@@ -138,8 +151,9 @@ class FdlRunsRunner:
             self.keys[S] = [jnp.stack([k] + [jax.random.fold_in(k, r) for r in range(1, S)]) for k in unit_keys]
             self.active[S] = jnp.ones(S, bool)
             start = time.perf_counter()
-            self.chunks[S] = many.lower(self.states[S], self.data, self.keys[S][0], 0, 0, self.active[S],
-                                        **shape).compile()
+            self.chunks[S] = many.lower(
+                self.states[S], self.data, self.keys[S][0], 0, 0, self.active[S], **shape
+            ).compile()
             self.compile_s[S] = time.perf_counter() - start
 
     def run(self, u, size):

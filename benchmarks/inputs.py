@@ -19,6 +19,7 @@ SEED = 0
 def unit_key(unit: int):
     """The key unit ``unit`` trains with; the sampler folds the epoch into it."""
     import jax
+
     return jax.random.fold_in(jax.random.key(SEED + 1), unit)
 
 
@@ -37,6 +38,7 @@ def write_inputs(name: str, quick: bool, units: int, path) -> None:
     from fdl.data import boston_split, load_text
     from fdl.data.text import Vocabulary, random_batch
     from fdl.train import ShuffledEpochs
+
     w = WORKLOADS[name]
     model, _, _ = fdl_training(w)
     key = jax.random.key(SEED)
@@ -62,8 +64,9 @@ def write_inputs(name: str, quick: bool, units: int, path) -> None:
         params = model.init(key, X.shape[1:])
         out["X"], out["Y"] = X, Y
         sampler = ShuffledEpochs(n, w.batch)
-        out["perm"] = np.stack([np.stack([epoch_order(sampler, unit_key(u), e) for e in range(epochs)])
-                                for u in range(units)])
+        out["perm"] = np.stack(
+            [np.stack([epoch_order(sampler, unit_key(u), e) for e in range(epochs)]) for u in range(units)]
+        )
     for i, layer in enumerate(params):
         for k, v in layer.items():
             out[f"param{i}.{k}"] = np.asarray(v)

@@ -10,9 +10,17 @@ from .device import machine
 
 def new_results(args, repeats: int, probe, **extra) -> dict:
     """results.json's header (machine, device, precision, load, repeats, ...) and an empty ``workloads``."""
-    return {"machine": machine(args.device, probe), "device": args.device, "precision": args.precision,
-            "load_start": os.getloadavg(), "repeats": repeats, "quick": args.quick, **extra,
-            "conv_impl": args.conv_impl, "workloads": {}}
+    return {
+        "machine": machine(args.device, probe),
+        "device": args.device,
+        "precision": args.precision,
+        "load_start": os.getloadavg(),
+        "repeats": repeats,
+        "quick": args.quick,
+        **extra,
+        "conv_impl": args.conv_impl,
+        "workloads": {},
+    }
 
 
 def interleave(kinds: list, repeats: int, ms) -> dict:
@@ -21,7 +29,7 @@ def interleave(kinds: list, repeats: int, ms) -> dict:
     one unit."""
     times = {kind: [] for kind in kinds}
     for r in range(repeats):
-        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+        for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
             times[kind].append(ms(kind, 1 + r))
     return times
 

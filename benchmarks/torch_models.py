@@ -13,14 +13,23 @@ import numpy as np
 
 def sequential(name: str, nn):
     """W1, W2, W3, W5 as an ``nn.Sequential`` (:mod:`benchmarks.workloads` has them in fdl)."""
+
     def conv(c_in, c_out):
         return nn.Conv2d(c_in, c_out, 5, padding=2, bias=False)
 
     build = {
         "W1": lambda: [nn.Linear(784, 89), nn.Tanh(), nn.Linear(89, 10)],
         "W2": lambda: [conv(1, 32), nn.Tanh(), nn.Flatten(), nn.Linear(25088, 10)],
-        "W3": lambda: [conv(1, 16), nn.Tanh(), conv(16, 8), nn.Tanh(), nn.Flatten(), nn.Linear(6272, 32), nn.Tanh(),
-                       nn.Linear(32, 10)],
+        "W3": lambda: [
+            conv(1, 16),
+            nn.Tanh(),
+            conv(16, 8),
+            nn.Tanh(),
+            nn.Flatten(),
+            nn.Linear(6272, 32),
+            nn.Tanh(),
+            nn.Linear(32, 10),
+        ],
         "W5": lambda: [nn.Linear(13, 13), nn.Sigmoid(), nn.Linear(13, 13), nn.Sigmoid(), nn.Linear(13, 1)],
     }
     return nn.Sequential(*build[name]())

@@ -24,6 +24,7 @@ class TorchRunner:
     def __init__(self, name, data, impl, device="cpu"):
         import torch
         import torch.nn.functional as F
+
         self.torch, self.F, self.w, self.compile_s = torch, F, WORKLOADS[name], None
         self.cuda = device == "gpu"
         dev = self.dev = torch.device("cuda" if self.cuda else "cpu")
@@ -60,7 +61,7 @@ class TorchRunner:
         for perm in self.perm[u]:
             X, target = self.X[perm], self.targets[perm]
             for i in range(0, len(X), b):
-                yield X[i:i + b], target[i:i + b]
+                yield X[i : i + b], target[i : i + b]
 
     def _dense_step(self, x, target):
         self.opt.zero_grad(set_to_none=True)
@@ -115,7 +116,7 @@ class TorchRunner:
                 for x, target in examples.values():
                     self.step(x, target)
         torch.cuda.current_stream().wait_stream(stream)
-        momentum = self._mutable()[len(saved):]  # SGD's momentum buffers, absent before warm-up
+        momentum = self._mutable()[len(saved) :]  # SGD's momentum buffers, absent before warm-up
         self.graphs = {}
         for shape, (x, target) in examples.items():
             graph = torch.cuda.CUDAGraph()
@@ -123,7 +124,7 @@ class TorchRunner:
                 loss = self.step(x, target)
             self.graphs[shape] = (graph, x, target, loss)
         with torch.no_grad():
-            for q, s in zip(self._mutable()[:len(saved)], saved, strict=True):
+            for q, s in zip(self._mutable()[: len(saved)], saved, strict=True):
                 q.copy_(s)
             for b in momentum:  # a zero buffer makes the first update equal to PyTorch's first step (buf = g)
                 b.zero_()

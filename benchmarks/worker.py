@@ -40,6 +40,7 @@ def peak_rss_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -47,11 +48,14 @@ def _runner(impl, device, cmd):
     data = np.load(cmd["path"])
     if "runs" in cmd:  # --runs
         from .fdl_runner import FdlRunsRunner
+
         return FdlRunsRunner(cmd["setup"], data, cmd["runs"], cmd.get("conv_impl"))
     if impl.startswith("torch"):
         from .torch_runner import TorchRunner
+
         return TorchRunner(cmd["setup"], data, impl, device=device)
     from .fdl_runner import FdlRunner
+
     return FdlRunner(cmd["setup"], data, impl, conv_impl=cmd.get("conv_impl"))
 
 
@@ -63,6 +67,7 @@ def serve(impl: str, device: str = "cpu", precision: str = "default") -> None:
     os.dup2(2, 1)  # anything else printed goes to stderr, the protocol owns the real stdout
     if impl.startswith("torch"):
         import torch
+
         torch.set_num_threads(os.cpu_count())
         dev = "cuda" if device == "gpu" else "cpu"
         if dev == "cuda":  # the same float32 arithmetic as jax: TF32 on Ampere+ ("default"), or full float32
@@ -73,6 +78,7 @@ def serve(impl: str, device: str = "cpu", precision: str = "default") -> None:
         import jax.numpy as jnp
 
         import fdl  # noqa: F401
+
         float(jnp.ones(2) @ jnp.ones(2))
     runner = None
     for line in sys.stdin:
@@ -125,8 +131,13 @@ class Worker:
     def __init__(self, impl, device="cpu", precision="default", env=None):
         self.impl = impl
         cmd = [sys.executable, "-m", "benchmarks", "--worker", impl, "--device", device, "--precision", precision]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=with_package_path(worker_env(device, precision, env)))
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=with_package_path(worker_env(device, precision, env)),
+        )
 
     def ask(self, **cmd):
         self.proc.stdin.write(json.dumps(cmd) + "\n")

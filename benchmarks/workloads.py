@@ -48,41 +48,58 @@ def _conv_options(conv_impl):
 
 def _mlp(conv_impl=None):
     from fdl import dense, serial
+
     return serial(dense(89, "tanh", weight_init="glorot"), dense(10, weight_init="glorot"))
 
 
 def _cnn(conv_impl=None):
     from fdl import conv2d, dense, serial
-    return serial(conv2d(32, 5, "tanh", weight_init="glorot", flatten=True, **_conv_options(conv_impl)),
-                  dense(10, weight_init="glorot"))
+
+    return serial(
+        conv2d(32, 5, "tanh", weight_init="glorot", flatten=True, **_conv_options(conv_impl)),
+        dense(10, weight_init="glorot"),
+    )
 
 
 def _convnet(conv_impl=None):
     from fdl import conv2d, dense, serial
+
     conv = dict(weight_init="glorot", **_conv_options(conv_impl))
-    return serial(conv2d(16, 5, "tanh", **conv), conv2d(8, 5, "tanh", flatten=True, **conv),
-                  dense(32, "tanh", weight_init="glorot"), dense(10, weight_init="glorot"))
+    return serial(
+        conv2d(16, 5, "tanh", **conv),
+        conv2d(8, 5, "tanh", flatten=True, **conv),
+        dense(32, "tanh", weight_init="glorot"),
+        dense(10, weight_init="glorot"),
+    )
 
 
 def _lstm(conv_impl=None):
     from fdl.recurrent import rnn_layer, stack
+
     return stack(rnn_layer(256, 65, "lstm", weight_scale=0.01))  # the book's LSTM
 
 
 def _boston(conv_impl=None):
     from fdl import dense, serial
-    return serial(dense(13, "sigmoid", weight_init="glorot"), dense(13, "sigmoid", weight_init="glorot"),
-                  dense(1, weight_init="glorot"))
+
+    return serial(
+        dense(13, "sigmoid", weight_init="glorot"),
+        dense(13, "sigmoid", weight_init="glorot"),
+        dense(1, weight_init="glorot"),
+    )
 
 
 WORKLOADS = {
     "W1": Workload("MNIST MLP 784-89-10", _mlp, "ce", "momentum", 0.1, 60, (784,), steps=(1000, 10)),
-    "W2": Workload("ch. 5 CNN conv 1->32, dense 25088->10", _cnn, "ce", "momentum", 0.01, 60, (1, 28, 28),
-                   steps=(300, 3)),
-    "W3": Workload("ch. 7 ConvNet 1->16->8, 6272->32->10", _convnet, "ce", "momentum", 0.01, 60, (1, 28, 28),
-                   steps=(300, 3)),
-    "W4": Workload("char LSTM hidden 256, seq 25, vocab 65", _lstm, "ce_sum", "adagrad", 0.01, 32, (65,),
-                   steps=(300, 3), seq=25),
+    "W2": Workload(
+        "ch. 5 CNN conv 1->32, dense 25088->10", _cnn, "ce", "momentum", 0.01, 60, (1, 28, 28), steps=(300, 3)
+    ),
+    "W3": Workload(
+        "ch. 7 ConvNet 1->16->8, 6272->32->10", _convnet, "ce", "momentum", 0.01, 60, (1, 28, 28), steps=(300, 3)
+    ),
+    "W4": Workload(
+        "char LSTM hidden 256, seq 25, vocab 65", _lstm, "ce_sum", "adagrad", 0.01, 32, (65,), steps=(300, 3), seq=25
+    ),
     "W5": Workload("Boston 13-13-13-1, 50 epochs", _boston, "mse", "sgd", 0.01, 32, (13,), epochs=(50, 2)),
 }
 
@@ -93,8 +110,12 @@ def fdl_training(w: Workload, conv_impl=None):
     import optax
 
     from fdl import losses, optim
-    optimizers = {"momentum": lambda: optim.momentum(w.lr, 0.9), "sgd": lambda: optim.sgd(w.lr),
-                  "adagrad": lambda: optax.chain(optim.clip(2.0), optim.adagrad(w.lr))}
+
+    optimizers = {
+        "momentum": lambda: optim.momentum(w.lr, 0.9),
+        "sgd": lambda: optim.sgd(w.lr),
+        "adagrad": lambda: optax.chain(optim.clip(2.0), optim.adagrad(w.lr)),
+    }
     loss = {"ce": losses.softmax_cross_entropy, "mse": losses.mean_squared_error, "ce_sum": None}[w.loss]
     return w.model(conv_impl), loss, optimizers[w.optimizer]()
 

@@ -40,13 +40,13 @@ def _matmul_error(seed: int) -> float:
     rng = np.random.RandomState(seed)
     X, W = rng.randn(4, 3), rng.randn(3, 2)
     by_jax = jax.grad(F.matmul_forward, argnums=(0, 1))(jnp.asarray(X), jnp.asarray(W))
-    return max(float(np.max(np.abs(a - np.asarray(b)))) for a, b in zip(F.matmul_backward(X, W), by_jax,
-                                                                       strict=True))
+    return max(float(np.max(np.abs(a - np.asarray(b)))) for a, b in zip(F.matmul_backward(X, W), by_jax, strict=True))
 
 
 def _plot(x, out) -> None:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -72,10 +72,13 @@ def main(argv=None) -> Results:
     results = Results("ch01")
 
     checks = F.published_checks()
-    print("seed 190203, X (1, 3), W (3, 1): dS/dX =", np.round(checks["dS/dX (seed 190203)"], 4),
-          " book:", book.CH01["dS/dX (seed 190203)"])
-    for i, (got, want) in enumerate(zip(checks["dS/dX (seed 190203)"], book.CH01["dS/dX (seed 190203)"],
-                                        strict=True)):
+    print(
+        "seed 190203, X (1, 3), W (3, 1): dS/dX =",
+        np.round(checks["dS/dX (seed 190203)"], 4),
+        " book:",
+        book.CH01["dS/dX (seed 190203)"],
+    )
+    for i, (got, want) in enumerate(zip(checks["dS/dX (seed 190203)"], book.CH01["dS/dX (seed 190203)"], strict=True)):
         results.add(f"dS/dX[0,{i}] (seed 190203)", "value", got, want)
     for name in ("L (seed 190204)", "dL/dX[0,0] (seed 190204)"):
         print(f"{name}: {checks[name]:.4f}  book: {book.CH01[name]}")

@@ -49,7 +49,8 @@ def gradient_check(model: str, X, y, seed: int) -> float:
     _, info = forward(X[:23], y[:23], weights)
     manual = gradients(info, weights, "mean")
     by_jax = jax.grad(lambda w: forward(jnp.asarray(X[:23]), jnp.asarray(y[:23]), w)[0])(
-        {k: jnp.asarray(v) for k, v in weights.items()})
+        {k: jnp.asarray(v) for k, v in weights.items()}
+    )
     return max(float(np.max(np.abs(manual[k] - np.asarray(by_jax[k])))) for k in weights)
 
 
@@ -80,8 +81,17 @@ def main(argv=None) -> Results:
             name = f"{key} ({label})"
             print(f"\n{name}, seed {seed}, {n_iter} iterations, lr 0.001, batch 23")
             start = time.perf_counter()
-            weights, _ = F.train_regression(model, X_train, y_train, n_iter=n_iter, learning_rate=0.001,
-                                            batch_size=23, seed=seed, reduction=reduction, log_every=n_iter // 5)
+            weights, _ = F.train_regression(
+                model,
+                X_train,
+                y_train,
+                n_iter=n_iter,
+                learning_rate=0.001,
+                batch_size=23,
+                seed=seed,
+                reduction=reduction,
+                log_every=n_iter // 5,
+            )
             seconds = time.perf_counter() - start
             preds = F.predict_regression(model, X_test, weights)
             mae, rmse = float(metrics.mae(preds, y_test)), float(metrics.rmse(preds, y_test))

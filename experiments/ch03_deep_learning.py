@@ -42,17 +42,31 @@ def models() -> dict:
     }
 
 
-def run(model, data, *, seed: int | list[int], epochs: int, eval_every: int, grad: str = "manual", log=print,
-        **fit_options):
+def run(
+    model, data, *, seed: int | list[int], epochs: int, eval_every: int, grad: str = "manual", log=print, **fit_options
+):
     """Train one model as the book does; returns ``(params, history, test MAE, test RMSE)``.
 
     ``seed``: an int for one run; a list of seeds trains one run per seed, together, and returns the stacked
     params (a leading run axis), a list of histories and lists of MAE and RMSE, one per seed."""
     X_train, X_test, y_train, y_test = data
     fit_options.setdefault("early_stopping", True)
-    params, history = fdl.fit(model, fdl.mean_squared_error, fdl.optim.sgd(0.01), X_train, y_train, X_test,
-                              y_test, epochs=epochs, eval_every=eval_every, batch_size=32, seed=seed,
-                              grad=grad, log=log, **fit_options)
+    params, history = fdl.fit(
+        model,
+        fdl.mean_squared_error,
+        fdl.optim.sgd(0.01),
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        epochs=epochs,
+        eval_every=eval_every,
+        batch_size=32,
+        seed=seed,
+        grad=grad,
+        log=log,
+        **fit_options,
+    )
     preds = np.asarray(fdl.predict(model, params, X_test))  # (n, 1), or (runs, n, 1)
     maes = [float(np.mean(np.abs(p - y_test))) for p in preds.reshape(-1, *y_test.shape)]
     rmses = [float(np.sqrt(np.mean((p - y_test) ** 2))) for p in preds.reshape(-1, *y_test.shape)]
@@ -94,9 +108,18 @@ def replay_book(data, *, log=print) -> tuple[list[list], int]:
     for (name, model), widths in zip(models().items(), ([1], [13, 1], [13, 13, 1]), strict=True):
         params, orders = book_draws(widths, X_train.shape[1], len(X_train), 50)
         rule = fdl.train.StopRule("loss", restore_best=False)  # the book's Trainer, as its notebook scores it
-        _, history, mae, rmse = run(model, data, seed=0, epochs=50, eval_every=10, log=None,
-                                    state=fdl.train.TrainState(params, None), permutations=orders,
-                                    dtype=np.float64, early_stopping=rule)
+        _, history, mae, rmse = run(
+            model,
+            data,
+            seed=0,
+            epochs=50,
+            eval_every=10,
+            log=None,
+            state=fdl.train.TrainState(params, None),
+            permutations=orders,
+            dtype=np.float64,
+            early_stopping=rule,
+        )
         want = book.CH03_NOTEBOOK[name]
         ours = [f"{e['loss']:.3f}" for e in history.evals] + [f"{mae:.2f}", f"{rmse:.2f}"]
         theirs = [f"{v:.3f}" for v in want["val_mse"]] + [f"{want['mae']:.2f}", f"{want['rmse']:.2f}"]
@@ -110,10 +133,17 @@ def replay_book(data, *, log=print) -> tuple[list[list], int]:
 
 
 def extra_args(parser):
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help="seeds per model, trained together (default 10; 1 with --quick)")
-    parser.add_argument("--replay-book", action="store_true",
-                        help="replay the book's own run (its NumPy draws, float64) and print its 21 figures")
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        help="seeds per model, trained together (default 10; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--replay-book",
+        action="store_true",
+        help="replay the book's own run (its NumPy draws, float64) and print its 21 figures",
+    )
 
 
 def main(argv=None) -> Results:
@@ -143,8 +173,11 @@ def main(argv=None) -> Results:
     for name, model in models().items():
         want = book.CH03[name]
         print(f"\n{name}: {model!r}")
-        print("book: validation MSE " + " / ".join(f"{v:.2f}" for v in want["val_mse"]) +
-              f"; MAE {want['mae']}, RMSE {want['rmse']}")
+        print(
+            "book: validation MSE "
+            + " / ".join(f"{v:.2f}" for v in want["val_mse"])
+            + f"; MAE {want['mae']}, RMSE {want['rmse']}"
+        )
         start = time.perf_counter()
         _, histories, maes, rmses = run(model, data, seed=seeds, epochs=epochs, eval_every=eval_every)
         seconds = time.perf_counter() - start  # all the seeds' runs, trained together
@@ -157,14 +190,29 @@ def main(argv=None) -> Results:
         results.add(name, "sd", mae_sd)
         results.add(name, "seconds", seconds)
         curve = " / ".join(f"{np.mean([v[i] for v in val if len(v) > i]):.2f}" for i in range(max(map(len, val))))
-        rows.append([name, f"{mae_m:.2f} ± {mae_sd:.2f}", f"{want['mae']:.2f}", position(maes, want["mae"]),
-                     f"{rmse_m:.2f} ± {rmse_sd:.2f}", f"{want['rmse']:.2f}", position(rmses, want["rmse"]),
-                     curve, f"{seconds:.1f}"])
+        rows.append(
+            [
+                name,
+                f"{mae_m:.2f} ± {mae_sd:.2f}",
+                f"{want['mae']:.2f}",
+                position(maes, want["mae"]),
+                f"{rmse_m:.2f} ± {rmse_sd:.2f}",
+                f"{want['rmse']:.2f}",
+                position(rmses, want["rmse"]),
+                curve,
+                f"{seconds:.1f}",
+            ]
+        )
 
-    print(f"\nmean ± sd over seeds {seeds[0]}..{seeds[-1]}; the book's figure's place among them; validation MSE: "
-          f"mean over the seeds still training at each evaluation (every {eval_every} epochs, early stopping)")
-    print(format_table(["model", "MAE", "book", "book's place", "RMSE", "book", "book's place", "validation MSE",
-                        "seconds"], rows))
+    print(
+        f"\nmean ± sd over seeds {seeds[0]}..{seeds[-1]}; the book's figure's place among them; validation MSE: "
+        f"mean over the seeds still training at each evaluation (every {eval_every} epochs, early stopping)"
+    )
+    print(
+        format_table(
+            ["model", "MAE", "book", "book's place", "RMSE", "book", "book's place", "validation MSE", "seconds"], rows
+        )
+    )
     print()
     print(results.table())
     results.meta["seeds"] = seeds

@@ -45,6 +45,7 @@ def rules(loss) -> dict:
     book_watches = "book loss" if loss is softmax_cross_entropy else "loss"
     return {"fdl": StopRule("loss"), "book": StopRule(book_watches, restore_best=False)}
 
+
 BOOK_SEED = 20190119
 
 
@@ -58,8 +59,11 @@ def ladder(glorot: str):
         return serial(dense(89, hidden, weight_init=init, keep_prob=drop), dense(10, out, weight_init=init))
 
     def deep(drop):
-        return serial(dense(178, "tanh", weight_init=glorot, keep_prob=drop),
-                      dense(46, "tanh", weight_init=glorot, keep_prob=drop), dense(10, weight_init=glorot))
+        return serial(
+            dense(178, "tanh", weight_init=glorot, keep_prob=drop),
+            dense(46, "tanh", weight_init=glorot, keep_prob=drop),
+            dense(10, weight_init=glorot),
+        )
 
     ce, mse = softmax_cross_entropy, mean_squared_error
     return [
@@ -78,8 +82,9 @@ def ladder(glorot: str):
 
 
 def extra_args(parser):
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help="seeds per rung, trained together (default 10; 1 with --quick)")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=None, help="seeds per rung, trained together (default 10; 1 with --quick)"
+    )
     parser.add_argument("--rows", type=int, nargs="+", help="only these rungs (1-based)")
     parser.add_argument("--book-glorot", action="store_true", help="use the book's glorot scale (erratum 5)")
 
@@ -102,10 +107,21 @@ def main(argv=None):
     for name, model, loss, optimizer, epochs in rungs:
         print(f"\n--- {name} ({which})")
         start = time.perf_counter()
-        params, histories = fdl.fit(model, loss, optimizer, X_train, Y_train, X_test, Y_test,
-                                    epochs=3 if args.quick else epochs, eval_every=1 if args.quick else 10,
-                                    batch_size=60, seed=seeds, early_stopping=False,
-                                    metrics={"accuracy": accuracy, "book loss": book_cross_entropy})
+        params, histories = fdl.fit(
+            model,
+            loss,
+            optimizer,
+            X_train,
+            Y_train,
+            X_test,
+            Y_test,
+            epochs=3 if args.quick else epochs,
+            eval_every=1 if args.quick else 10,
+            batch_size=60,
+            seed=seeds,
+            early_stopping=False,
+            metrics={"accuracy": accuracy, "book loss": book_cross_entropy},
+        )
         final = [100 * float(accuracy(p, Y_test)) for p in fdl.predict(model, params, X_test)]  # (runs, n, 10)
         seconds = time.perf_counter() - start
         text, notebook = CH04[name]
@@ -129,9 +145,23 @@ def main(argv=None):
         results.add(name, "seconds", seconds)
         table.append(row)
     n = f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"
-    print("\n" + format_table(["configuration", "book (text)", "book (notebook)", f"fdl's rule ({n})",
-                               "book (text): place", "book (notebook): place", f"the book's rule ({n})",
-                               "book (text): place", "book (notebook): place"], table))
+    print(
+        "\n"
+        + format_table(
+            [
+                "configuration",
+                "book (text)",
+                "book (notebook)",
+                f"fdl's rule ({n})",
+                "book (text): place",
+                "book (notebook): place",
+                f"the book's rule ({n})",
+                "book (text): place",
+                "book (notebook): place",
+            ],
+            table,
+        )
+    )
     print("\nthe epoch whose params each rule returns, per seed:")
     print(format_table(["configuration", "rule", "epochs"], stops, quick=False))
     results.meta["seeds"] = seeds
@@ -146,9 +176,13 @@ def plot_curves(curves: dict, out) -> None:
 
     test = {name: ([e["epoch"] for e in h.evals], [e["loss"] for e in h.evals]) for name, h in curves.items()}
     train = {name: (list(range(1, len(h.train_loss) + 1)), h.train_loss) for name, h in curves.items()}
-    plotting.curves(out, "loss_curves.png", [("test loss at each evaluation", "loss", test),
-                                             ("mean training loss per epoch", "loss", train)],
-                    xlabel="epoch", logy=True)
+    plotting.curves(
+        out,
+        "loss_curves.png",
+        [("test loss at each evaluation", "loss", test), ("mean training loss per epoch", "loss", train)],
+        xlabel="epoch",
+        logy=True,
+    )
 
 
 if __name__ == "__main__":

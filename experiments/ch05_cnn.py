@@ -30,8 +30,9 @@ CONFIGS = [("conv 32 channels (text)", 32, 0.01), ("conv 16 channels (notebook)"
 
 
 def cnn(channels: int, weight_init: str = "glorot", impl: str = "xla"):
-    return serial(conv2d(channels, 5, "tanh", weight_init=weight_init, keep_prob=0.8, flatten=True, impl=impl),
-                  dense(10))
+    return serial(
+        conv2d(channels, 5, "tanh", weight_init=weight_init, keep_prob=0.8, flatten=True, impl=impl), dense(10)
+    )
 
 
 def train_one_epoch(model, lr, data, *, seed, grad="manual", batch_size=60, eval_every=100, log=print):
@@ -41,22 +42,45 @@ def train_one_epoch(model, lr, data, *, seed, grad="manual", batch_size=60, eval
     chunks alone, no compilation or evaluation); for a list, a list of accuracies, one per seed.
     """
     X_train, Y_train, X_test, Y_test = data
-    _, history = fit(model, softmax_cross_entropy, momentum(lr, 0.9), X_train, Y_train, X_test, Y_test,
-                     epochs=1, eval_every_steps=eval_every, batch_size=batch_size, seed=seed,
-                     early_stopping=False, grad=grad, metrics={"accuracy": accuracy}, log=None)
+    _, history = fit(
+        model,
+        softmax_cross_entropy,
+        momentum(lr, 0.9),
+        X_train,
+        Y_train,
+        X_test,
+        Y_test,
+        epochs=1,
+        eval_every_steps=eval_every,
+        batch_size=batch_size,
+        seed=seed,
+        early_stopping=False,
+        grad=grad,
+        metrics={"accuracy": accuracy},
+        log=None,
+    )
     histories = history if isinstance(history, list) else [history]
     for e in zip(*(h.evals[:-1] for h in histories), strict=True):
-        log(f"Validation accuracy after {e[0]['step']} batches is "
-            + ", ".join(f"{100 * x['accuracy']:.2f}%" for x in e))
+        log(
+            f"Validation accuracy after {e[0]['step']} batches is "
+            + ", ".join(f"{100 * x['accuracy']:.2f}%" for x in e)
+        )
     accs, seconds = [100 * h.evals[-1]["accuracy"] for h in histories], sum(histories[0].seconds)
-    log("Model validation accuracy after 1 epoch is " + ", ".join(f"{a:.2f}%" for a in accs)
-        + f" ({seconds:.1f} s of training)")
+    log(
+        "Model validation accuracy after 1 epoch is "
+        + ", ".join(f"{a:.2f}%" for a in accs)
+        + f" ({seconds:.1f} s of training)"
+    )
     return (accs if isinstance(history, list) else accs[0]), seconds
 
 
 def extra_args(parser):
-    parser.add_argument("--seeds", type=positive_int, default=None,
-                        help="seeds per configuration, trained together (default 5; 1 with --quick)")
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        help="seeds per configuration, trained together (default 5; 1 with --quick)",
+    )
     parser.add_argument("--impl", default="xla", choices=["xla", "im2col", "loops"], help="conv implementation")
     parser.add_argument("--grad", default="manual", choices=["manual", "autodiff"], help="backward passes")
     parser.add_argument("--book-glorot", action="store_true", help="the book's conv init scale (erratum 5)")
@@ -83,11 +107,14 @@ def main(argv=None):
         results.add(name, "accuracy", m, CH05[name])
         results.add(name, "sd", sd)
         results.add(f"{name}: seconds, all seeds", "seconds", seconds)
-        table.append([name, f"{CH05[name]:.2f}", f"{m:.2f} ± {sd:.2f}", position(accs, CH05[name]),
-                      f"{seconds:.1f}"])
+        table.append([name, f"{CH05[name]:.2f}", f"{m:.2f} ± {sd:.2f}", position(accs, CH05[name]), f"{seconds:.1f}"])
     n = f"{len(seeds)} seed{'s' * (len(seeds) > 1)}"
-    print("\n" + format_table(["configuration", "book accuracy (%)", f"fdl accuracy (%, {n})", "book's place",
-                               "fdl s (all seeds)"], table))
+    print(
+        "\n"
+        + format_table(
+            ["configuration", "book accuracy (%)", f"fdl accuracy (%, {n})", "book's place", "fdl s (all seeds)"], table
+        )
+    )
     results.meta["seeds"] = seeds
     results.write(args.out)
     return results

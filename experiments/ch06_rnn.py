@@ -65,9 +65,15 @@ def make_optimizer(kind: str, lr: float) -> optax.GradientTransformation:
 
 
 def build_model(spec, hidden: int, vocab: int, stacked_out: int):
-    layers = [rnn_layer(hidden, vocab if out == "vocab" else stacked_out, cell,
-                        **({"weight_init": scale} if isinstance(scale, str) else {"weight_scale": scale}))
-              for cell, out, scale in spec]
+    layers = [
+        rnn_layer(
+            hidden,
+            vocab if out == "vocab" else stacked_out,
+            cell,
+            **({"weight_init": scale} if isinstance(scale, str) else {"weight_scale": scale}),
+        )
+        for cell, out, scale in spec
+    ]
     return stack(*layers)
 
 
@@ -79,9 +85,20 @@ def train(name, model, tx, reduction, data, *, steps, batch, seq_len, eval_every
     state, the validation ce averaged over the runs, and the seconds per step of all the runs together.
     """
     train_ids, vx, vy, vocab = data
-    state, history = fit_chars(model, tx, train_ids, steps=steps, batch_size=batch, sequence_length=seq_len,
-                               batches=batches, valid=(vx, vy), eval_every=eval_every, seed=seed,
-                               reduction=reduction, log=None)
+    state, history = fit_chars(
+        model,
+        tx,
+        train_ids,
+        steps=steps,
+        batch_size=batch,
+        sequence_length=seq_len,
+        batches=batches,
+        valid=(vx, vy),
+        eval_every=eval_every,
+        seed=seed,
+        reduction=reduction,
+        log=None,
+    )
     per_char = batch * seq_len if reduction == "sum" else 1
     histories = list(history) if isinstance(history, list | tuple) else [history]
     if len(histories) == 1:
@@ -92,11 +109,15 @@ def train(name, model, tx, reduction, data, *, steps, batch, seq_len, eval_every
         curve = []
         for i in range(max(len(h.evals) for h in histories)):
             alive = [h for h in histories if len(h.evals) > i]
-            (t, t_sd), (v, v_sd) = (mean_sd([h.train_loss[i] / per_char for h in alive if len(h.train_loss) > i]),
-                                    mean_sd([h.evals[i]["loss"] for h in alive]))
+            (t, t_sd), (v, v_sd) = (
+                mean_sd([h.train_loss[i] / per_char for h in alive if len(h.train_loss) > i]),
+                mean_sd([h.evals[i]["loss"] for h in alive]),
+            )
             step = alive[0].evals[i]["step"]
-            log(f"  {name}: step {step:5d}  train ce {t:.3f} ± {t_sd:.3f}  validation ce {v:.3f} ± {v_sd:.3f}"
-                f"  ({len(alive)} runs)")
+            log(
+                f"  {name}: step {step:5d}  train ce {t:.3f} ± {t_sd:.3f}  validation ce {v:.3f} ± {v_sd:.3f}"
+                f"  ({len(alive)} runs)"
+            )
             curve.append((step, v))
     for h in histories:
         if h.stopped:
@@ -108,19 +129,35 @@ def step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats):
     """Seconds per training step (book AdaGrad + clip, the book's batches) with the manual BPTT or jax.grad,
     in compiled chunks of ``repeats`` steps after a compiled warm-up chunk."""
     tx = make_optimizer("adagrad", 0.01)
-    _, history = fit_chars(model, tx, train_ids, steps=2 * repeats, batch_size=batch, sequence_length=seq_len,
-                           batches="book", eval_every=repeats, grad=grad, reduction="sum", log=None)
+    _, history = fit_chars(
+        model,
+        tx,
+        train_ids,
+        steps=2 * repeats,
+        batch_size=batch,
+        sequence_length=seq_len,
+        batches="book",
+        eval_every=repeats,
+        grad=grad,
+        reduction="sum",
+        log=None,
+    )
     return history.seconds[-1] / repeats
 
 
 def main(argv=None):
     def extra(parser):
         parser.add_argument("--steps", type=int, default=None, help="training steps per configuration")
-        parser.add_argument("--batches", choices=("book", "random"), default="random",
-                            help="the book's consecutive windows, or windows at random positions")
+        parser.add_argument(
+            "--batches",
+            choices=("book", "random"),
+            default="random",
+            help="the book's consecutive windows, or windows at random positions",
+        )
         parser.add_argument("--configs", type=str, default=None, help="comma-separated configuration prefixes")
-        parser.add_argument("--seeds", type=positive_int, default=1,
-                            help="runs per configuration, trained together (default 1)")
+        parser.add_argument(
+            "--seeds", type=positive_int, default=1, help="runs per configuration, trained together (default 1)"
+        )
 
     args = parse_args("Chapter 6: character RNN/LSTM/GRU models", argv, extra=extra)
     quick = args.quick
@@ -137,8 +174,10 @@ def main(argv=None):
     train_ids, valid_ids = vocab.encode(train_text), vocab.encode(valid_text)
     vx, vy = windows(valid_ids, seq_len, vocab_size=vocab.size)
     baseline = unigram_cross_entropy(train_ids, valid_ids, vocab.size)
-    print(f"hamlet: {len(text)} characters, vocabulary {vocab.size}, {len(train_ids)} training / "
-          f"{len(valid_ids)} validation; unigram validation ce {baseline:.3f} nats/char")
+    print(
+        f"hamlet: {len(text)} characters, vocabulary {vocab.size}, {len(train_ids)} training / "
+        f"{len(valid_ids)} validation; unigram validation ce {baseline:.3f} nats/char"
+    )
     print(f"hidden {hidden}, sequence length {seq_len}, batch {batch}, {steps} steps per configuration")
 
     names = list(CONFIGS)
@@ -157,10 +196,20 @@ def main(argv=None):
         model = build_model(spec, hidden, vocab.size, stacked_out)
         seeds[name] = [args.seed + i + len(CONFIGS) * k for k in range(args.seeds)]
         print(f"\n{name}: {model}" + (f" ({args.seeds} seeds: {seeds[name]})" if args.seeds > 1 else ""))
-        state, history, per_step = train(name, model, make_optimizer(kind, lr), reduction, data,
-                                         steps=steps, batch=batch, seq_len=seq_len, eval_every=eval_every,
-                                         seed=seeds[name] if args.seeds > 1 else seeds[name][0],
-                                         batches=args.batches, log=print)
+        state, history, per_step = train(
+            name,
+            model,
+            make_optimizer(kind, lr),
+            reduction,
+            data,
+            steps=steps,
+            batch=batch,
+            seq_len=seq_len,
+            eval_every=eval_every,
+            seed=seeds[name] if args.seeds > 1 else seeds[name][0],
+            batches=args.batches,
+            log=print,
+        )
         if args.seeds > 1:
             print(f"  {per_step * 1000:.1f} ms per step of the {args.seeds} runs together")
             state = jax.tree.map(lambda a: a[0], state._replace(epoch=None))  # the first seed's run
@@ -172,8 +221,9 @@ def main(argv=None):
             zero = [k for k, v in norms.items() if v == 0.0]
             print("  GRU layer: largest |gradient| per weight: " + ", ".join(f"{k} {v:.2g}" for k, v in norms.items()))
             print(f"  GRU weights with an all-zero gradient: {zero or 'none'}")
-        text_out = sample(model, state.params, state.aux, vocab, key=jax.random.key(seeds[name][0]), length=200,
-                          prompt="\n")
+        text_out = sample(
+            model, state.params, state.aux, vocab, key=jax.random.key(seeds[name][0]), length=200, prompt="\n"
+        )
         print("  sample:\n    " + text_out.replace("\n", "\n    "))
         results.add(name, "ce", history[-1][1] if history else float("nan"))
         curves[name] = history
@@ -183,12 +233,15 @@ def main(argv=None):
         repeats = 5 if quick else 30
         for grad in ("manual", "autodiff"):
             seconds = step_seconds(model, vocab, train_ids, batch, seq_len, grad, repeats)
-            results.add(f"LSTM train step, {'hand-written BPTT' if grad == 'manual' else 'jax.grad'}",
-                        "seconds", seconds)
+            results.add(
+                f"LSTM train step, {'hand-written BPTT' if grad == 'manual' else 'jax.grad'}", "seconds", seconds
+            )
 
     results.meta["seeds"] = seeds
-    print("\nValidation cross-entropy after the last step (nats per character"
-          + (f"; mean over {args.seeds} seeds):" if args.seeds > 1 else "):"))
+    print(
+        "\nValidation cross-entropy after the last step (nats per character"
+        + (f"; mean over {args.seeds} seeds):" if args.seeds > 1 else "):")
+    )
     print(results.table())
     path = results.write(args.out)
     if path:
@@ -202,8 +255,12 @@ def plot_curves(curves: dict, baseline: float, steps: int, out) -> None:
 
     series = {name: ([s for s, _ in h], [v for _, v in h]) for name, h in curves.items()}
     series["unigram baseline"] = ([0, steps], [baseline, baseline])
-    plotting.curves(out, "validation_curves.png", [("validation cross-entropy", "nats per character", series)],
-                    xlabel="training step")
+    plotting.curves(
+        out,
+        "validation_curves.png",
+        [("validation cross-entropy", "nats per character", series)],
+        xlabel="training step",
+    )
 
 
 if __name__ == "__main__":

@@ -86,8 +86,16 @@ def linear(neurons: int, activation="linear", *, keep_prob: float = 1.0) -> Laye
 def conv(out_channels: int, activation="tanh", *, keep_prob: float = 1.0, flatten: bool = False, k: int = 5) -> Layer:
     """The book's ch. 7 ConvLayer: nn.Conv2d (k x k, "same" padding, a bias per channel), activation, flatten,
     nn.Dropout: fdl's conv2d with ``use_bias=True`` and PyTorch's init (the book's ch. 5 Conv2D has no bias)."""
-    return conv2d(out_channels, k, activation, weight_init="pytorch_uniform", use_bias=True, keep_prob=keep_prob,
-                  dropout_mode="inverted", flatten=flatten)
+    return conv2d(
+        out_channels,
+        k,
+        activation,
+        weight_init="pytorch_uniform",
+        use_bias=True,
+        keep_prob=keep_prob,
+        dropout_mode="inverted",
+        flatten=flatten,
+    )
 
 
 def boston_model():
@@ -95,8 +103,9 @@ def boston_model():
 
 
 def convnet():
-    return serial(conv(14, keep_prob=0.8), conv(7, keep_prob=0.8, flatten=True), linear(32, "tanh", keep_prob=0.8),
-                  linear(10))
+    return serial(
+        conv(14, keep_prob=0.8), conv(7, keep_prob=0.8, flatten=True), linear(32, "tanh", keep_prob=0.8), linear(10)
+    )
 
 
 def autoencoder(hidden: int = 28):
@@ -131,9 +140,22 @@ def run_boston(args, results, rows, spread, log=print):
     for grad, label in PATHS.items():
         log(f"\n--- Boston, {label}, {which(seeds)}")
         # every seed's run in one fit call, trained together (fit prefixes each run's lines with "seed N: ")
-        params, histories = fdl.fit(model, mean_squared_error, tx, X_train, y_train, X_test, y_test,
-                                    epochs=epochs, eval_every=max(epochs // 5, 1), batch_size=32, seed=seeds,
-                                    early_stopping=False, grad=grad, log=log)
+        params, histories = fdl.fit(
+            model,
+            mean_squared_error,
+            tx,
+            X_train,
+            y_train,
+            X_test,
+            y_test,
+            epochs=epochs,
+            eval_every=max(epochs // 5, 1),
+            batch_size=32,
+            seed=seeds,
+            early_stopping=False,
+            grad=grad,
+            log=log,
+        )
         mses = [float(mean_squared_error(p, jnp.asarray(y_test))) for p in predict(model, params, X_test)]
         out[grad] = mean_sd(mses)
         if grad == "autodiff":
@@ -155,9 +177,18 @@ def finish(name, metric, book, out, agree, results, rows, note=""):
     results.add(f"{name}: max relative gradient difference (float64)", "value", agree)
     fmt = lambda v: f"{v:.4f}" if metric == "mse" and v < 1 else f"{v:.2f}"
     shown = lambda g: fmt(value(g)) + (f" ± {out[g][1]:.2f}" if isinstance(out[g], tuple) else "")
-    rows.append([name, metric + (" (%)" if metric == "accuracy" else ""), "-" if book is None else book,
-                 shown("autodiff"), shown("manual"), f"{agree:.1e}",
-                 f"{1000 * out['autodiff s']:.1f}", f"{1000 * out['manual s']:.1f}"])
+    rows.append(
+        [
+            name,
+            metric + (" (%)" if metric == "accuracy" else ""),
+            "-" if book is None else book,
+            shown("autodiff"),
+            shown("manual"),
+            f"{agree:.1e}",
+            f"{1000 * out['autodiff s']:.1f}",
+            f"{1000 * out['manual s']:.1f}",
+        ]
+    )
 
 
 def supervised(model, loss):
@@ -170,13 +201,29 @@ def train_one_epoch(model, loss, tx, X, Y, X_test, Y_test, *, seeds, grad, batch
     test set every ``eval_every`` batches. Returns ``(params of the first seed, the last value of metric for
     each seed, seconds per run-step)`` (compilation and evaluation untimed)."""
     name, fn = metric
-    params, histories = fdl.fit(model, loss, tx, X, Y, X_test, Y_test, epochs=1, eval_every_steps=eval_every,
-                                batch_size=batch_size, seed=list(seeds), early_stopping=False, grad=grad,
-                                metrics={name: fn}, log=None)
+    params, histories = fdl.fit(
+        model,
+        loss,
+        tx,
+        X,
+        Y,
+        X_test,
+        Y_test,
+        epochs=1,
+        eval_every_steps=eval_every,
+        batch_size=batch_size,
+        seed=list(seeds),
+        early_stopping=False,
+        grad=grad,
+        metrics={name: fn},
+        log=None,
+    )
     for i, e in enumerate(histories[0].evals):
-        log(f"Validation {name} after {e['step']} batches is "
+        log(
+            f"Validation {name} after {e['step']} batches is "
             + ", ".join(f"{h.evals[i][name]:.4f}" for h in histories)
-            + f" (train loss {', '.join(f'{h.train_loss[i]:.4f}' for h in histories)})")
+            + f" (train loss {', '.join(f'{h.train_loss[i]:.4f}' for h in histories)})"
+        )
     seconds = sum(histories[0].seconds) / histories[0].best_step / len(seeds)
     return jax.tree.map(lambda a: a[0], params), [h.evals[-1][name] for h in histories], seconds
 
@@ -198,8 +245,20 @@ def run_convnet(args, data, results, rows, spread, log=print):
         seeds = args.seeds if grad == "autodiff" else args.seeds[:1]  # the chapter's path: every seed
         log(f"\n--- ConvNet, {label}, {which(seeds)}")
         _, accs, out[grad + " s"] = train_one_epoch(
-            model, softmax_cross_entropy, tx, X_train, Y_train, X_test, Y_test, seeds=seeds, grad=grad,
-            batch_size=60, eval_every=args.eval_every, metric=("accuracy", accuracy), log=log)
+            model,
+            softmax_cross_entropy,
+            tx,
+            X_train,
+            Y_train,
+            X_test,
+            Y_test,
+            seeds=seeds,
+            grad=grad,
+            batch_size=60,
+            eval_every=args.eval_every,
+            metric=("accuracy", accuracy),
+            log=log,
+        )
         out[grad] = 100 * accs[0]
         if grad == "autodiff":
             spread["convnet"] = ("accuracy", CH07["convnet"]["accuracy"], [100 * a for a in accs])
@@ -221,15 +280,28 @@ def run_autoencoder(args, data, results, rows, spread, log=print):
         seeds = args.seeds if grad == "autodiff" else args.seeds[:1]
         log(f"\n--- Autoencoder, {label}, {which(seeds)}")
         trained[grad], mses, out[grad + " s"] = train_one_epoch(
-            model, pixel_mse, tx, X_train, X_train, X_test, X_test, seeds=seeds, grad=grad, batch_size=60,
-            eval_every=args.eval_every, metric=("MSE", pixel_mse), log=log)
+            model,
+            pixel_mse,
+            tx,
+            X_train,
+            X_train,
+            X_test,
+            X_test,
+            seeds=seeds,
+            grad=grad,
+            batch_size=60,
+            eval_every=args.eval_every,
+            metric=("MSE", pixel_mse),
+            log=log,
+        )
         out[grad] = mses[0]
         if grad == "autodiff":
             spread["autoencoder"] = ("mse", CH07["autoencoder"]["mse"], mses)
     params = model.init(jax.random.key(args.seed), X_train.shape[1:])
     n = 4 if args.quick else 60
-    agree = gradient_agreement(lambda g: lambda p, x: pixel_mse(model.apply(p, x, grad=g), x, grad=g), params,
-                               X_train[:n])
+    agree = gradient_agreement(
+        lambda g: lambda p, x: pixel_mse(model.apply(p, x, grad=g), x, grad=g), params, X_train[:n]
+    )
     finish("autoencoder", "mse", CH07["autoencoder"]["mse"], out, agree, results, rows, f" (seed {args.seed})")
     if args.out is not None:
         autoencoder_pictures(args, trained["autodiff"], encoder, decoder, model, X_test, labels, log)
@@ -241,11 +313,15 @@ def autoencoder_pictures(args, params, encoder, decoder, model, X_test, labels, 
     if plotting.pyplot() is None:
         return
     shown = X_test[:10]
-    plotting.image_rows(args.out, "ae_reconstructions.png",
-                        {"test image": shown, "reconstructed": np.asarray(predict(model, params, shown))})
+    plotting.image_rows(
+        args.out,
+        "ae_reconstructions.png",
+        {"test image": shown, "reconstructed": np.asarray(predict(model, params, shown))},
+    )
     codes = jax.random.uniform(jax.random.key(args.seed), (10, 28), minval=-1.0, maxval=1.0)
-    plotting.image_rows(args.out, "ae_random_encodings.png",
-                        {"decoded from U(-1, 1)": np.asarray(predict(decoder, params[1], codes))})
+    plotting.image_rows(
+        args.out, "ae_random_encodings.png", {"decoded from U(-1, 1)": np.asarray(predict(decoder, params[1], codes))}
+    )
     try:
         from sklearn.manifold import TSNE
     except ImportError:
@@ -254,11 +330,13 @@ def autoencoder_pictures(args, params, encoder, decoder, model, X_test, labels, 
     n = len(X_test) if args.tsne_points == "all" else min(args.tsne_points, len(X_test))
     codes = np.asarray(predict(encoder, params[0], X_test[:n], batch_size=1000), np.float64)
     tic = time.perf_counter()
-    points = TSNE(n_components=2, init="pca", random_state=args.seed, perplexity=min(30.0, (n - 1) / 3)
-                  ).fit_transform(codes)
+    points = TSNE(n_components=2, init="pca", random_state=args.seed, perplexity=min(30.0, (n - 1) / 3)).fit_transform(
+        codes
+    )
     log(f"t-SNE of {n} test encodings: {time.perf_counter() - tic:.0f} s")
-    plotting.embedding(args.out, "ae_tsne.png", points, np.asarray(labels[:n]),
-                       title=f"t-SNE of {n} test encodings (28-d), by digit")
+    plotting.embedding(
+        args.out, "ae_tsne.png", points, np.asarray(labels[:n]), title=f"t-SNE of {n} test encodings (28-d), by digit"
+    )
 
 
 def run_char_lstm(args, results, rows, log=print):
@@ -276,15 +354,27 @@ def run_char_lstm(args, results, rows, log=print):
         out = {}
         for grad, label in PATHS.items():
             log(f"\n--- {name}, {label}: {n} steps of {batch} windows")
-            _, history = fit_chars(model, tx, train_ids, steps=n, batch_size=batch, sequence_length=SEQ_LEN,
-                                   batches="book", valid=(vx, vy), eval_every=every, seed=args.seed, grad=grad,
-                                   log=None)
+            _, history = fit_chars(
+                model,
+                tx,
+                train_ids,
+                steps=n,
+                batch_size=batch,
+                sequence_length=SEQ_LEN,
+                batches="book",
+                valid=(vx, vy),
+                eval_every=every,
+                seed=args.seed,
+                grad=grad,
+                log=None,
+            )
             for e, train_ce in zip(history.evals, history.train_loss, strict=True):
                 log(f"  step {e['step']:4d}: train ce {train_ce:.3f}, validation ce {e['loss']:.3f} nats/char")
             out[grad], out[grad + " s"] = history.evals[-1]["loss"], sum(history.seconds) / history.best_step
         params = model.init(jax.random.key(args.seed), (vocab.size,))
-        loss_of = lambda g, m=model: lambda p, x, y: char_loss(m, p, x, y, m.zero_state(jnp.float64), vocab.size,
-                                                               grad=g, dtype=jnp.float64)[0]
+        loss_of = lambda g, m=model: (
+            lambda p, x, y: char_loss(m, p, x, y, m.zero_state(jnp.float64), vocab.size, grad=g, dtype=jnp.float64)[0]
+        )
         agree = gradient_agreement(loss_of, params, *book_batch(train_ids, 0, batch, SEQ_LEN, vocab_size=vocab.size))
         finish(name, "ce", CH07["char lstm"]["ce"] if hidden == vocab.size else None, out, agree, results, rows)
 
@@ -306,14 +396,30 @@ MODELS = ("boston", "convnet", "char lstm", "autoencoder")
 
 
 def extra_args(parser):
-    parser.add_argument("--tsne-points", type=tsne_points, default=None, metavar="N|all",
-                        help=f"test encodings in the t-SNE picture: the first N, or all (default {TSNE_POINTS}, "
-                             "200 with --quick)")
-    parser.add_argument("--seeds", "--boston-seeds", dest="n_seeds", type=positive_int, default=None,
-                        help="seeds for Boston (both paths), the ConvNet and the autoencoder (jax.grad), each "
-                             "model's trained together as one program (default 5; 1 with --quick)")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL",
-                        help=f"train only these models (of {', '.join(MODELS)})")
+    parser.add_argument(
+        "--tsne-points",
+        type=tsne_points,
+        default=None,
+        metavar="N|all",
+        help=f"test encodings in the t-SNE picture: the first N, or all (default {TSNE_POINTS}, 200 with --quick)",
+    )
+    parser.add_argument(
+        "--seeds",
+        "--boston-seeds",
+        dest="n_seeds",
+        type=positive_int,
+        default=None,
+        help="seeds for Boston (both paths), the ConvNet and the autoencoder (jax.grad), each "
+        "model's trained together as one program (default 5; 1 with --quick)",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=MODELS,
+        default=list(MODELS),
+        metavar="MODEL",
+        help=f"train only these models (of {', '.join(MODELS)})",
+    )
 
 
 def main(argv=None):
@@ -322,18 +428,31 @@ def main(argv=None):
     args.tsne_points = args.tsne_points or (200 if args.quick else TSNE_POINTS)
     args.seeds = [args.seed + i for i in range(args.n_seeds or (1 if args.quick else 5))]
     results, rows, wall, spread = Results("ch07"), [], {}, {}
-    runs = {"boston": lambda: run_boston(args, results, rows, spread),
-            "convnet": lambda: run_convnet(args, data, results, rows, spread),
-            "char lstm": lambda: run_char_lstm(args, results, rows),
-            "autoencoder": lambda: run_autoencoder(args, data, results, rows, spread)}
+    runs = {
+        "boston": lambda: run_boston(args, results, rows, spread),
+        "convnet": lambda: run_convnet(args, data, results, rows, spread),
+        "char lstm": lambda: run_char_lstm(args, results, rows),
+        "autoencoder": lambda: run_autoencoder(args, data, results, rows, spread),
+    }
     data = mnist_data(args) if {"convnet", "autoencoder"} & set(args.models) else None
     for name in MODELS:
         if name in args.models:
             tic = time.perf_counter()
             runs[name]()
             wall[name] = time.perf_counter() - tic
-    table = format_table(["model", "metric", "book", "jax.grad + optax", "hand-written VJPs",
-                          "grad rel. diff (f64)", "ms/step jax.grad", "ms/step manual"], rows)
+    table = format_table(
+        [
+            "model",
+            "metric",
+            "book",
+            "jax.grad + optax",
+            "hand-written VJPs",
+            "grad rel. diff (f64)",
+            "ms/step jax.grad",
+            "ms/step manual",
+        ],
+        rows,
+    )
     print("\n" + table)
     spread_rows = []
     for name, (metric, book, values) in spread.items():
@@ -341,12 +460,12 @@ def main(argv=None):
         fmt = "{:.4f}" if metric == "mse" and m < 1 else "{:.2f}"
         results.add(f"{name}: jax.grad, {len(values)} seeds", metric, m, book)
         results.add(f"{name}: jax.grad, {len(values)} seeds", "sd", sd)
-        spread_rows.append([name, metric, fmt.format(book), f"{fmt.format(m)} ± {fmt.format(sd)}",
-                            position(values, book)])
+        spread_rows.append(
+            [name, metric, fmt.format(book), f"{fmt.format(m)} ± {fmt.format(sd)}", position(values, book)]
+        )
     if spread_rows:
         print(f"\njax.grad path over {which(args.seeds)} (mean ± sd), and the book's figure among them:")
-        print(format_table(["model", "metric", "book", f"fdl ({len(args.seeds)} seeds)", "book's place"],
-                           spread_rows))
+        print(format_table(["model", "metric", "book", f"fdl ({len(args.seeds)} seeds)", "book's place"], spread_rows))
     print("wall seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()))
     print("\n" + results.table())
     results.meta["seeds"] = {"boston, convnet, autoencoder": args.seeds, "char lstm": [args.seed]}

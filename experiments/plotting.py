@@ -22,6 +22,7 @@ def pyplot():
     global _NOTE_SHOWN
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -40,13 +41,15 @@ def save(fig, out, name: str, dpi: int = 90) -> Path:
     fig.savefig(path, dpi=dpi)
     fig.clf()
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     print(f"saved {path}")
     return path
 
 
-def curves(out, name: str, panels: list[tuple[str, str, dict]], *, xlabel: str, logy: bool = False,
-           suptitle: str | None = None) -> Path | None:
+def curves(
+    out, name: str, panels: list[tuple[str, str, dict]], *, xlabel: str, logy: bool = False, suptitle: str | None = None
+) -> Path | None:
     """Line plots, one axes per panel ``(title, ylabel, {label: (x, y)})`` (loss curves)."""
     plt = pyplot()
     if plt is None:

@@ -30,10 +30,33 @@ from .train import History, TrainState, evaluate, fit, make_train_step, predict
 __version__ = "0.2.0"
 
 __all__ = [
-    "checkpoint", "init", "layers", "losses", "metrics", "ops", "optim", "parallel", "precision",
-    "recurrent", "testing", "Layer", "conv2d", "dense", "dropout", "flatten", "reshape", "serial",
-    "mean_squared_error", "softmax_cross_entropy",
-    "History", "TrainState", "evaluate", "fit", "make_train_step", "predict", "summary",
+    "checkpoint",
+    "init",
+    "layers",
+    "losses",
+    "metrics",
+    "ops",
+    "optim",
+    "parallel",
+    "precision",
+    "recurrent",
+    "testing",
+    "Layer",
+    "conv2d",
+    "dense",
+    "dropout",
+    "flatten",
+    "reshape",
+    "serial",
+    "mean_squared_error",
+    "softmax_cross_entropy",
+    "History",
+    "TrainState",
+    "evaluate",
+    "fit",
+    "make_train_step",
+    "predict",
+    "summary",
 ]
 
 compile_cache.enable()  # $FDL_JAX_CACHE or ~/.cache/fdl/jax, before fdl compiles anything (fdl/compile_cache.py)

@@ -28,8 +28,9 @@ def expect_floating(x, what: str) -> None:
 
 def expect_same_shape(a, b, what: str, names: tuple[str, str] = ("predictions", "targets")) -> None:
     if shape_of(a) != shape_of(b):
-        raise ValueError(f"{what}: {names[0]} and {names[1]} must have the same shape, "
-                         f"got {shape_of(a)} and {shape_of(b)}")
+        raise ValueError(
+            f"{what}: {names[0]} and {names[1]} must have the same shape, got {shape_of(a)} and {shape_of(b)}"
+        )
 
 
 def expect_positive(value, what: str, integer: bool = False) -> None:

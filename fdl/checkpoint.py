@@ -66,29 +66,44 @@ def save(path, *, params, opt_state, key, epoch: int, step: int = 0, extra: dict
     for name, tree in trees.items():
         arrays.update(_flatten(f"trees/{name}", tree))
     arrays["key"] = np.asarray(jax.random.key_data(key))
-    meta = {"format": FORMAT, "epoch": int(epoch), "step": int(step), "key_impl": str(jax.random.key_impl(key)),
-            "trees": sorted(trees), "extra": extra}
+    meta = {
+        "format": FORMAT,
+        "epoch": int(epoch),
+        "step": int(step),
+        "key_impl": str(jax.random.key_impl(key)),
+        "trees": sorted(trees),
+        "extra": extra,
+    }
     arrays["meta"] = np.array(json.dumps(meta))
     with atomic_write(path) as f:
         np.savez(f, **arrays)
     return path
 
 
-def _unflatten(prefix: str, like, stored: dict[str, np.ndarray], path: Path,
-               what: str = "checkpoint is of another model or optimizer"):
+def _unflatten(
+    prefix: str,
+    like,
+    stored: dict[str, np.ndarray],
+    path: Path,
+    what: str = "checkpoint is of another model or optimizer",
+):
     expected = _flatten(prefix, like)
     missing = [k for k in expected if k not in stored]
     unexpected = [k for k in stored if k.startswith(prefix + "/") and k not in expected]
     if missing or unexpected:
-        raise CheckpointError(f"{path}: {what}: "
-                              f"{'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]} "
-                              f"({len(missing)} missing, {len(unexpected)} unexpected entries)")
+        raise CheckpointError(
+            f"{path}: {what}: "
+            f"{'missing ' + missing[0] if missing else 'unexpected ' + unexpected[0]} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected entries)"
+        )
     leaves = []
     for name, want in expected.items():
         got = stored[name]
         if got.shape != want.shape or got.dtype != want.dtype:
-            raise CheckpointError(f"{path}: {what}: {name} is "
-                                  f"{got.dtype}{list(got.shape)} in the file, expected {want.dtype}{list(want.shape)}")
+            raise CheckpointError(
+                f"{path}: {what}: {name} is "
+                f"{got.dtype}{list(got.shape)} in the file, expected {want.dtype}{list(want.shape)}"
+            )
         leaves.append(got)
     return jax.tree_util.tree_structure(like).unflatten(leaves)
 
@@ -101,16 +116,17 @@ def _read(path: Path, fmt: str, what: str) -> tuple[dict, dict[str, np.ndarray]]
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             stored = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable fdl {what} (truncated, or another kind of file): "
-                              f"{e}") from None
+        raise CheckpointError(f"{path}: not a readable fdl {what} (truncated, or another kind of file): {e}") from None
     try:
         meta = json.loads(str(stored.pop("meta")))
         found = meta["format"]
     except Exception:
         raise CheckpointError(f"{path}: not an fdl {what} (no {fmt!r} metadata)") from None
     if found != fmt:
-        hint = {FORMAT: "a full checkpoint: use fdl.checkpoint.load", PARAMS_FORMAT: "params alone: use "
-                "fdl.checkpoint.load_params"}.get(found, "another kind of file")
+        hint = {
+            FORMAT: "a full checkpoint: use fdl.checkpoint.load",
+            PARAMS_FORMAT: "params alone: use fdl.checkpoint.load_params",
+        }.get(found, "another kind of file")
         raise CheckpointError(f"{path}: format {found!r}, expected {fmt!r} ({hint})")
     return meta, stored
 
@@ -176,11 +192,14 @@ def load_params(path, like=None):
     path = Path(path)
     meta, stored = _read(path, PARAMS_FORMAT, "params file")
     if like is not None:
-        return jax.tree.map(jax.numpy.asarray, _unflatten("params", like, stored, path, "params of another model "
-                                                          "(not the structure of like=)"))
+        return jax.tree.map(
+            jax.numpy.asarray,
+            _unflatten("params", like, stored, path, "params of another model (not the structure of like=)"),
+        )
     if meta.get("tree") is None and stored:
-        raise CheckpointError(f"{path}: the params were saved from a custom pytree; pass like= (params of the "
-                              "same model) to load them")
+        raise CheckpointError(
+            f"{path}: the params were saved from a custom pytree; pass like= (params of the same model) to load them"
+        )
     return _fill(meta.get("tree"), stored)
 
 
@@ -205,8 +224,17 @@ def load(path, *, params_like, opt_state_like, trees_like: dict | None = None) -
     path = Path(path)
     meta, stored = _read(path, FORMAT, "checkpoint")
     key = jax.random.wrap_key_data(stored.pop("key"), impl=meta["key_impl"])
-    trees = {name: _unflatten(f"trees/{name}", like, stored, path) for name, like in (trees_like or {}).items()
-             if name in meta["trees"]}
-    return {"params": _unflatten("params", params_like, stored, path),
-            "opt_state": _unflatten("opt_state", opt_state_like, stored, path),
-            "key": key, "epoch": meta["epoch"], "step": meta["step"], "extra": meta["extra"], "trees": trees}
+    trees = {
+        name: _unflatten(f"trees/{name}", like, stored, path)
+        for name, like in (trees_like or {}).items()
+        if name in meta["trees"]
+    }
+    return {
+        "params": _unflatten("params", params_like, stored, path),
+        "opt_state": _unflatten("opt_state", opt_state_like, stored, path),
+        "key": key,
+        "epoch": meta["epoch"],
+        "step": meta["step"],
+        "extra": meta["extra"],
+        "trees": trees,
+    }

@@ -41,7 +41,7 @@ SUBDIR = "jax"
 _JAX_MIN_COMPILE_TIME, _JAX_MIN_ENTRY_SIZE = 1.0, 0
 
 logger = logging.getLogger(__name__)
-_ours: str | None = None       # the directory fdl set, so that a later enable()/disable() knows it is fdl's
+_ours: str | None = None  # the directory fdl set, so that a later enable()/disable() knows it is fdl's
 _saved: dict[str, object] = {}  # the thresholds as they were before fdl changed them
 
 
@@ -93,11 +93,17 @@ def enable(path: str | os.PathLike | None = None) -> Path | None:
         path = Path(path).expanduser().absolute()
         problem = _problem(path)
         if problem:
-            logger.warning("fdl: the compilation cache is off: %s; set %s to a writable directory, or %s=0 to "
-                           "silence this", problem, ENV_VAR, ENV_VAR)
+            logger.warning(
+                "fdl: the compilation cache is off: %s; set %s to a writable directory, or %s=0 to silence this",
+                problem,
+                ENV_VAR,
+                ENV_VAR,
+            )
             return None
-        for name, default, value in (("jax_persistent_cache_min_compile_time_secs", _JAX_MIN_COMPILE_TIME, 0.0),
-                                     ("jax_persistent_cache_min_entry_size_bytes", _JAX_MIN_ENTRY_SIZE, -1)):
+        for name, default, value in (
+            ("jax_persistent_cache_min_compile_time_secs", _JAX_MIN_COMPILE_TIME, 0.0),
+            ("jax_persistent_cache_min_entry_size_bytes", _JAX_MIN_ENTRY_SIZE, -1),
+        ):
             if getattr(jax.config, name) == default:
                 _saved.setdefault(name, default)
                 jax.config.update(name, value)

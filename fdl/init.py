@@ -46,8 +46,9 @@ def init_scale(weight_init: str, fan_in: int, fan_out: int) -> float:
         return 1.0 / math.sqrt(3.0 * fan_in)  # U(-b, b) has standard deviation b / sqrt(3)
     if weight_init == "zeros":
         return 0.0
-    raise ValueError(f"unknown weight_init {weight_init!r}; choose one of {INITIALISERS} or pass a function "
-                     "init(key, shape, dtype)")
+    raise ValueError(
+        f"unknown weight_init {weight_init!r}; choose one of {INITIALISERS} or pass a function init(key, shape, dtype)"
+    )
 
 
 def check_initialiser(init, layer: str, arg: str = "weight_init") -> None:
@@ -59,11 +60,15 @@ def check_initialiser(init, layer: str, arg: str = "weight_init") -> None:
     """
     if isinstance(init, str):
         if init not in INITIALISERS:
-            raise ValueError(f"{layer}: unknown {arg} {init!r}; choose one of {INITIALISERS} or pass a function "
-                             "init(key, shape, dtype)")
+            raise ValueError(
+                f"{layer}: unknown {arg} {init!r}; choose one of {INITIALISERS} or pass a function "
+                "init(key, shape, dtype)"
+            )
     elif not callable(init):
-        raise TypeError(f"{layer}: {arg} must be an initialiser name {INITIALISERS} or a function "
-                        f"init(key, shape, dtype), got {init!r}")
+        raise TypeError(
+            f"{layer}: {arg} must be an initialiser name {INITIALISERS} or a function "
+            f"init(key, shape, dtype), got {init!r}"
+        )
 
 
 def normal(key, shape, scale: float, dtype=jnp.float32):
@@ -84,8 +89,9 @@ def uniform_fan_in(key, shape, fan_in: int, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-def initialise(init: str | Callable, key, shape: tuple, fan_in: int, fan_out: int, dtype=jnp.float32,
-               what: str = "initialiser"):
+def initialise(
+    init: str | Callable, key, shape: tuple, fan_in: int, fan_out: int, dtype=jnp.float32, what: str = "initialiser"
+):
     """Draw an array of ``shape`` with ``init``, a name of :data:`INITIALISERS` or a function.
 
     ``fan_in`` and ``fan_out`` serve the names; a function gets only ``shape``. Returns an array of ``shape``
@@ -97,9 +103,11 @@ def initialise(init: str | Callable, key, shape: tuple, fan_in: int, fan_out: in
     if callable(init):
         out = jnp.asarray(init(key, tuple(shape), dtype), dtype)
         if out.shape != tuple(shape):
-            raise ValueError(f"{what}: the initialiser {getattr(init, '__name__', init)!r} returned shape "
-                             f"{out.shape} for a parameter of shape {tuple(shape)}; it must return the shape it "
-                             "is given")
+            raise ValueError(
+                f"{what}: the initialiser {getattr(init, '__name__', init)!r} returned shape "
+                f"{out.shape} for a parameter of shape {tuple(shape)}; it must return the shape it "
+                "is given"
+            )
         return out
     if init == "pytorch_uniform":
         return uniform_fan_in(key, shape, fan_in, dtype)

@@ -51,11 +51,14 @@ def mean_squared_error(p, y, *, over="batch"):
         5.0
     """
     if shape_of(p) != shape_of(y):
-        raise ValueError(f"mean_squared_error: predictions and targets must have the same shape, got {shape_of(p)} "
-                         f"and {shape_of(y)}{_regression_targets_hint(shape_of(p)[1:], y)}")
+        raise ValueError(
+            f"mean_squared_error: predictions and targets must have the same shape, got {shape_of(p)} "
+            f"and {shape_of(y)}{_regression_targets_hint(shape_of(p)[1:], y)}"
+        )
     if p.ndim < 1 or p.size == 0:
-        raise ValueError(f"mean_squared_error: expected a non-empty batch, got shape {shape_of(p)}; "
-                         "an empty batch has no mean")
+        raise ValueError(
+            f"mean_squared_error: expected a non-empty batch, got shape {shape_of(p)}; an empty batch has no mean"
+        )
     return jnp.sum((p - y) ** 2) / _mse_count(p, over)
 
 
@@ -67,8 +70,10 @@ def _regression_targets_hint(outputs: tuple, y) -> str:
     reshape = f"y.reshape(-1, {', '.join(map(str, outputs))})" if outputs else "y.reshape(-1)"
     hint = f"; reshape the targets to {(y_shape[0], *outputs)}: {reshape}"
     if jnp.issubdtype(jnp.result_type(y), jnp.integer):
-        hint += (".astype('float32') (integer targets are regression values to mean_squared_error; for class "
-                 "labels use softmax_cross_entropy with one output per class)")
+        hint += (
+            ".astype('float32') (integer targets are regression values to mean_squared_error; for class "
+            "labels use softmax_cross_entropy with one output per class)"
+        )
     return hint
 
 
@@ -80,8 +85,11 @@ def _log_softmax(z):
     """
     top = jnp.max(z, axis=-1, keepdims=True)
     saturated = jnp.isposinf(top)
-    shifted = jnp.where(saturated, jnp.where(jnp.isposinf(z), 0.0, -jnp.inf),
-                        z - jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0)))
+    shifted = jnp.where(
+        saturated,
+        jnp.where(jnp.isposinf(z), 0.0, -jnp.inf),
+        z - jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0)),
+    )
     norm = jnp.sum(jnp.exp(shifted), axis=-1, keepdims=True)
     # norm is 0 only on a row of -inf logits (log 1 = 0 keeps them -inf); a NaN norm stays NaN for the whole row.
     return shifted - jnp.log(jnp.where(norm == 0, 1.0, norm)), saturated
@@ -125,9 +133,11 @@ def class_targets(z, y, what: str = "softmax_cross_entropy"):
         return y
     classes = z.shape[-1] if jnp.ndim(z) else 0
     if shape_of(y) != shape_of(z)[:-1]:
-        raise ValueError(f"{what}: integer class labels must have shape {shape_of(z)[:-1]} (one label per row of "
-                         f"the logits {shape_of(z)}), got {shape_of(y)}; or pass one-hot rows "
-                         "(fdl.data.one_hot(labels, n_classes))")
+        raise ValueError(
+            f"{what}: integer class labels must have shape {shape_of(z)[:-1]} (one label per row of "
+            f"the logits {shape_of(z)}), got {shape_of(y)}; or pass one-hot rows "
+            "(fdl.data.one_hot(labels, n_classes))"
+        )
     valid = valid_labels(y, classes, what)[..., None]
     return jnp.where(valid, jax.nn.one_hot(y, classes, dtype=z.dtype), jnp.nan)
 
@@ -140,6 +150,7 @@ def valid_labels(y, classes: int, what: str, scores: str = "logits"):
     Raises:
       ValueError: (values known, outside ``jit``) labels outside ``[0, classes)``, NaN or fractional.
     """
+
     def valid(y, xp):
         ok = (y >= 0) & (y < classes)
         return ok if xp.issubdtype(y.dtype, xp.integer) else ok & (xp.floor(y) == y)
@@ -147,8 +158,10 @@ def valid_labels(y, classes: int, what: str, scores: str = "logits"):
     if not isinstance(y, jax.core.Tracer):  # NumPy: under jit, jnp on a constant would give a tracer
         bad = np.asarray(y)[~valid(np.asarray(y), np)]
         if bad.size:
-            raise ValueError(f"{what}: class labels must lie in [0, {classes}) for {classes} {scores} per row, "
-                             f"got {bad[:5].tolist()}")
+            raise ValueError(
+                f"{what}: class labels must lie in [0, {classes}) for {classes} {scores} per row, "
+                f"got {bad[:5].tolist()}"
+            )
     return valid(y, jnp)
 
 
@@ -162,7 +175,8 @@ def _check_ce_shapes(z, y):
             f"softmax_cross_entropy: the logits {shape_of(z)} have a single class column; the softmax of one logit "
             "is 1, so the loss is always 0 and nothing trains. For a binary task use dense(2) with one-hot targets "
             "(fdl.data.one_hot(labels, 2)) and softmax_cross_entropy, or one sigmoid output with "
-            "mean_squared_error")
+            "mean_squared_error"
+        )
     expect_same_shape(z, y, "softmax_cross_entropy", ("logits", "targets"))
 
 
@@ -212,8 +226,7 @@ def softmax_cross_entropy_forward(z, y):
     return -jnp.sum(y * _masked(y, logp)) / _n_examples(z)
 
 
-softmax_cross_entropy = _CrossEntropyOp(softmax_cross_entropy_forward, _softmax_ce_backward,
-                                        "softmax_cross_entropy")
+softmax_cross_entropy = _CrossEntropyOp(softmax_cross_entropy_forward, _softmax_ce_backward, "softmax_cross_entropy")
 softmax_cross_entropy.__name__ = softmax_cross_entropy.__qualname__ = "softmax_cross_entropy"
 
 
@@ -244,20 +257,28 @@ def check_targets(loss, outputs, y, what: str = "fit") -> None:
     loss, outputs, y = get_loss(loss), tuple(outputs), np.asarray(y)
     if loss is mean_squared_error:
         if y.shape[1:] != outputs:
-            raise ValueError(f"{what}: mean_squared_error takes targets of the model's output shape {outputs} per "
-                             f"example, got {y.shape[1:]} (targets of shape {y.shape})"
-                             f"{_regression_targets_hint(outputs, y)}")
+            raise ValueError(
+                f"{what}: mean_squared_error takes targets of the model's output shape {outputs} per "
+                f"example, got {y.shape[1:]} (targets of shape {y.shape})"
+                f"{_regression_targets_hint(outputs, y)}"
+            )
         return
     if np.issubdtype(y.dtype, np.integer) and y.ndim == 1 and y.size and outputs:
         classes = outputs[-1]
         if y.min() < 0 or y.max() >= classes:
-            raise ValueError(f"{what}: integer class labels must lie in [0, {classes}) for the model's {classes} "
-                             f"outputs, got labels from {y.min()} to {y.max()}; give the last layer one output per "
-                             "class")
+            raise ValueError(
+                f"{what}: integer class labels must lie in [0, {classes}) for the model's {classes} "
+                f"outputs, got labels from {y.min()} to {y.max()}; give the last layer one output per "
+                "class"
+            )
 
 
-LOSSES = {"mse": mean_squared_error, "mean_squared_error": mean_squared_error,
-          "softmax_cross_entropy": softmax_cross_entropy, "cross_entropy": softmax_cross_entropy}
+LOSSES = {
+    "mse": mean_squared_error,
+    "mean_squared_error": mean_squared_error,
+    "softmax_cross_entropy": softmax_cross_entropy,
+    "cross_entropy": softmax_cross_entropy,
+}
 
 
 def get_loss(name):

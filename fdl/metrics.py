@@ -11,8 +11,10 @@ from .losses import valid_labels
 
 def _expect_nonempty(predictions, what: str) -> None:
     if jnp.size(predictions) == 0:
-        raise ValueError(f"{what}: got an empty batch (predictions of shape {shape_of(predictions)}); a mean over "
-                         "no examples is undefined")
+        raise ValueError(
+            f"{what}: got an empty batch (predictions of shape {shape_of(predictions)}); a mean over "
+            "no examples is undefined"
+        )
 
 
 def mae(predictions, targets):
@@ -89,14 +91,18 @@ def accuracy(predictions, targets):
     """
     _expect_nonempty(predictions, "accuracy")
     if jnp.ndim(predictions) >= 2 and jnp.shape(predictions)[-1] == 1:
-        raise ValueError(f"accuracy: predictions {shape_of(predictions)} have a single class column, whose argmax "
-                         "is always 0; for a binary task use dense(2) outputs with one-hot targets "
-                         "(fdl.data.one_hot(labels, 2))")
+        raise ValueError(
+            f"accuracy: predictions {shape_of(predictions)} have a single class column, whose argmax "
+            "is always 0; for a binary task use dense(2) outputs with one-hot targets "
+            "(fdl.data.one_hot(labels, 2))"
+        )
     predictions, targets = jnp.asarray(predictions), jnp.asarray(targets)
     labels = targets.ndim == predictions.ndim - 1
     if shape_of(targets) != (shape_of(predictions)[:-1] if labels else shape_of(predictions)):
-        raise ValueError(f"accuracy: predictions {shape_of(predictions)} and targets {shape_of(targets)} "
-                         "do not describe the same examples")
+        raise ValueError(
+            f"accuracy: predictions {shape_of(predictions)} and targets {shape_of(targets)} "
+            "do not describe the same examples"
+        )
     if labels:
         truth = targets
         unnamed = ~valid_labels(targets, predictions.shape[-1], "accuracy", "scores")

@@ -62,8 +62,10 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
     expect_positive(epochs, "epochs", integer=True)
     if decay_type is None or final_lr is None:
         if (decay_type is None) != (final_lr is None):
-            raise ValueError("learning-rate decay needs both final_lr and decay_type "
-                             f"(got final_lr={final_lr!r}, decay_type={decay_type!r})")
+            raise ValueError(
+                "learning-rate decay needs both final_lr and decay_type "
+                f"(got final_lr={final_lr!r}, decay_type={decay_type!r})"
+            )
         return [lr] * epochs
     expect_positive(final_lr, "final_lr")
     if decay_type not in DECAY_TYPES:
@@ -77,8 +79,9 @@ def epoch_learning_rates(lr: float, final_lr: float | None, decay_type: str | No
     return [lr * ratio**e for e in range(epochs)]
 
 
-def per_epoch_schedule(lr: float, final_lr: float | None, decay_type: str | None, *, epochs: int,
-                       steps_per_epoch: int) -> optax.Schedule:
+def per_epoch_schedule(
+    lr: float, final_lr: float | None, decay_type: str | None, *, epochs: int, steps_per_epoch: int
+) -> optax.Schedule:
     """An optax schedule (step -> 0-D rate) holding each of :func:`epoch_learning_rates` for ``steps_per_epoch`` steps.
 
     Book ch. 4: ``Optimizer._decay_lr``. Steps past the last epoch keep its rate.
@@ -105,14 +108,21 @@ class Decaying:
       ValueError: :func:`epoch_learning_rates`' errors for ``lr``, ``final_lr`` and ``decay_type``.
     """
 
-    def __init__(self, make: Callable[[optax.Schedule], optax.GradientTransformation], name: str,
-                 lr: float, final_lr: float, decay_type: str):
+    def __init__(
+        self,
+        make: Callable[[optax.Schedule], optax.GradientTransformation],
+        name: str,
+        lr: float,
+        final_lr: float,
+        decay_type: str,
+    ):
         epoch_learning_rates(lr, final_lr, decay_type, 2)  # validate now, not at fit time
         self.make, self.name, self.lr, self.final_lr, self.decay_type = make, name, lr, final_lr, decay_type
 
     def __call__(self, epochs: int, steps_per_epoch: int) -> optax.GradientTransformation:
-        return self.make(per_epoch_schedule(self.lr, self.final_lr, self.decay_type, epochs=epochs,
-                                            steps_per_epoch=steps_per_epoch))
+        return self.make(
+            per_epoch_schedule(self.lr, self.final_lr, self.decay_type, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        )
 
     def __repr__(self) -> str:
         return f"{self.name}(lr={self.lr}, final_lr={self.final_lr}, decay_type={self.decay_type!r})"
@@ -152,14 +162,18 @@ def book_momentum(learning_rate: float | optax.Schedule, mu: float = 0.9) -> opt
     """
     if not 0.0 <= mu < 1.0:
         raise ValueError(f"momentum mu must be in [0, 1), got {mu!r}")
-    scale = (optax.scale_by_schedule(lambda step: -learning_rate(step)) if callable(learning_rate)
-             else optax.scale(-learning_rate))
+    scale = (
+        optax.scale_by_schedule(lambda step: -learning_rate(step))
+        if callable(learning_rate)
+        else optax.scale(-learning_rate)
+    )
     return optax.chain(scale, optax.trace(decay=mu, nesterov=False))
 
 
 @_constructor("fdl.optim.momentum(0.01, 0.9)")
-def momentum(lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None,
-             decay_type: str | None = None) -> OptimizerLike:
+def momentum(
+    lr: float = 0.01, mu: float = 0.9, *, final_lr: float | None = None, decay_type: str | None = None
+) -> OptimizerLike:
     """The book's SGD with momentum (:func:`book_momentum`), optionally with per-epoch decay to ``final_lr``.
 
     Book ch. 4: SGDMomentum. Returns a transformation without decay, a :class:`Decaying` factory with it.
@@ -233,8 +247,10 @@ def uncalled_constructor(optimizer) -> str | None:
         example = f"{name}(0.001)"
     else:
         return None
-    return (f"optimizer is {name} itself, not an optimizer: pass {example}, not {name} (call it with the "
-            "learning rate; a bare constructor would be read as an (epochs, steps_per_epoch) factory)")
+    return (
+        f"optimizer is {name} itself, not an optimizer: pass {example}, not {name} (call it with the "
+        "learning rate; a bare constructor would be read as an (epochs, steps_per_epoch) factory)"
+    )
 
 
 def _is_optax_constructor(fn) -> bool:
@@ -271,9 +287,21 @@ def build(optimizer: OptimizerLike, epochs: int, steps_per_epoch: int) -> optax.
         built = optimizer(epochs, steps_per_epoch)
         if isinstance(built, optax.GradientTransformation):
             return built
-    raise TypeError(f"optimizer must be an optax.GradientTransformation or a factory "
-                    f"(epochs, steps_per_epoch) -> GradientTransformation, got {optimizer!r}")
+    raise TypeError(
+        f"optimizer must be an optax.GradientTransformation or a factory "
+        f"(epochs, steps_per_epoch) -> GradientTransformation, got {optimizer!r}"
+    )
 
 
-__all__ = ["sgd", "momentum", "book_momentum", "adagrad", "clip", "epoch_learning_rates", "per_epoch_schedule",
-           "Decaying", "build", "uncalled_constructor"]
+__all__ = [
+    "sgd",
+    "momentum",
+    "book_momentum",
+    "adagrad",
+    "clip",
+    "epoch_learning_rates",
+    "per_epoch_schedule",
+    "Decaying",
+    "build",
+    "uncalled_constructor",
+]

@@ -45,15 +45,19 @@ def make_mesh(devices="all") -> Mesh:
             try:
                 devices = jax.devices(devices)
             except RuntimeError as e:
-                raise ValueError(f"devices={devices!r}: no such platform here ({e}); use 'all', a platform "
-                                 f"that jax sees ({jax.default_backend()!r}), a count or a list of devices") from None
+                raise ValueError(
+                    f"devices={devices!r}: no such platform here ({e}); use 'all', a platform "
+                    f"that jax sees ({jax.default_backend()!r}), a count or a list of devices"
+                ) from None
     elif isinstance(devices, bool) or not isinstance(devices, int | list | tuple):
         raise TypeError(f"devices must be 'all', a platform name, a count or a list of jax devices, got {devices!r}")
     elif isinstance(devices, int):
         available = jax.devices()
         if not 0 < devices <= len(available):
-            raise ValueError(f"asked for {devices} devices, {len(available)} available ({available[0].platform}); "
-                             "on the CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax")
+            raise ValueError(
+                f"asked for {devices} devices, {len(available)} available ({available[0].platform}); "
+                "on the CPU set XLA_FLAGS=--xla_force_host_platform_device_count=N before importing jax"
+            )
         devices = available[:devices]
     devices = list(devices)
     if any(not isinstance(d, jax.Device) for d in devices):
@@ -77,7 +81,8 @@ def _check_every_process(devices) -> None:
             "jax.distributed.initialize() joined"
             + (" (it holds this process's devices only: each process would train a model of its own)" if mine else "")
             + "; every process runs fit and must have devices in the mesh: use DataParallel('all') (every "
-            "process's devices, as jax.devices() lists them), or a list with devices of every process")
+            "process's devices, as jax.devices() lists them), or a list with devices of every process"
+        )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -109,11 +114,14 @@ def check_divisible(batch_size: int, mesh: Mesh, what: str = "batch_size") -> No
     """Raise ValueError unless ``batch_size`` is a multiple of the number of devices of ``mesh``."""
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(f"{what} {batch_size} must be divisible by the {n} devices of the mesh for data "
-                         f"parallelism (e.g. {batch_size - batch_size % n or n})")
+        raise ValueError(
+            f"{what} {batch_size} must be divisible by the {n} devices of the mesh for data "
+            f"parallelism (e.g. {batch_size - batch_size % n or n})"
+        )
 
 
 # ----------------------------------------------------------------------------------------------- several processes
+
 
 class ProcessMismatch(ValueError):
     """The processes of one job disagree on what they must share (data, state, keys, position, mesh).
@@ -197,8 +205,10 @@ def global_rows(tree, mesh: Mesh | None = None):
 
     def check():
         if len(set(per_process.values())) > 1:
-            raise ValueError(f"global_rows: the mesh gives the processes different numbers of devices "
-                             f"({per_process}); use a mesh with as many devices of every process")
+            raise ValueError(
+                f"global_rows: the mesh gives the processes different numbers of devices "
+                f"({per_process}); use a mesh with as many devices of every process"
+            )
         if not leaves or any(a.ndim == 0 for a in leaves):
             raise ValueError("global_rows: give arrays with a leading row axis")
         rows = {len(a) for a in leaves}
@@ -208,16 +218,27 @@ def global_rows(tree, mesh: Mesh | None = None):
         if k == 0:
             raise ValueError(f"global_rows: the mesh has no device of process {me}; use make_mesh('all')")
         if n == 0 or n % k:
-            raise ValueError(f"global_rows: process {me} has {n} rows, which its {k} device(s) of the mesh cannot "
-                             f"share evenly; give every process a multiple of {k} rows (e.g. drop the last "
-                             f"{n % k or k})" if n else f"global_rows: process {me} has no rows")
+            raise ValueError(
+                f"global_rows: process {me} has {n} rows, which its {k} device(s) of the mesh cannot "
+                f"share evenly; give every process a multiple of {k} rows (e.g. drop the last "
+                f"{n % k or k})"
+                if n
+                else f"global_rows: process {me} has no rows"
+            )
 
     together(check)
     shapes = json.dumps([[list(a.shape), str(a.dtype)] for a in leaves])
-    agree({"the number of rows": len(leaves[0]), "the rows' shapes and dtypes": zlib.crc32(
-        json.dumps([[list(a.shape[1:]), str(a.dtype)] for a in leaves]).encode())},
+    agree(
+        {
+            "the number of rows": len(leaves[0]),
+            "the rows' shapes and dtypes": zlib.crc32(
+                json.dumps([[list(a.shape[1:]), str(a.dtype)] for a in leaves]).encode()
+            ),
+        },
         hint="give every process the same number of rows (trim every process to the smallest count) of arrays "
-             "of the same trailing shape and dtype", details=shapes)
+        "of the same trailing shape and dtype",
+        details=shapes,
+    )
     sharding = batch_sharding(mesh)
     return treedef.unflatten([jax.make_array_from_process_local_data(sharding, a) for a in leaves])
 
@@ -248,8 +269,10 @@ def check_global_rows(X, y, check, what: str = "fit"):
     """
     for name, a in (("X", X), ("y", y)):
         if not is_global(a):
-            raise TypeError(f"{what}: {name} is not laid out over the devices like the other (a global array); give "
-                            "both as fdl.parallel.global_rows((X, y)) makes them, or both as host arrays")
+            raise TypeError(
+                f"{what}: {name} is not laid out over the devices like the other (a global array); give "
+                "both as fdl.parallel.global_rows((X, y)) makes them, or both as host arrays"
+            )
     if X.ndim == 0 or y.ndim == 0 or X.shape[0] != y.shape[0]:
         raise ValueError(f"{what}: X {X.shape} and y {y.shape} need the same number of rows")
     if X.sharding.device_set != y.sharding.device_set:
@@ -261,11 +284,13 @@ def check_global_rows(X, y, check, what: str = "fit"):
 def to_host(tree):
     """A pytree's arrays as NumPy arrays, whole, on every process (a gather across processes for an array split
     over them: call it on every process at once). Typed PRNG keys are left as they are."""
+
     def one(a):
         if not isinstance(a, jax.Array) or jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
             return a
         if not a.is_fully_addressable and not a.is_fully_replicated:
             from jax.experimental import multihost_utils
+
             return np.asarray(multihost_utils.process_allgather(a, tiled=True))
         return np.asarray(a)
 
@@ -285,11 +310,14 @@ def together(check, *args, **kwargs):
         result = check(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - sent to the other processes, then raised again
         error = e
-    message = b"" if error is None else json.dumps(
-        [type(error).__module__, type(error).__qualname__, str(error)]).encode()[:_MESSAGE - 1]
+    message = (
+        b""
+        if error is None
+        else json.dumps([type(error).__module__, type(error).__qualname__, str(error)]).encode()[: _MESSAGE - 1]
+    )
     buffer = np.zeros(_MESSAGE, np.uint8)
     buffer[0] = error is not None
-    buffer[1:1 + len(message)] = np.frombuffer(message, np.uint8)
+    buffer[1 : 1 + len(message)] = np.frombuffer(message, np.uint8)
     gathered = _allgather(buffer)
     if error is not None:
         raise error
@@ -315,6 +343,7 @@ def _exception(module: str, name: str, text: str) -> Exception:
 
 def _allgather(a: np.ndarray) -> np.ndarray:
     from jax.experimental import multihost_utils
+
     return np.asarray(multihost_utils.process_allgather(a))
 
 
@@ -361,8 +390,11 @@ def agree(items: dict, hint: str | dict = "", details: str = "") -> None:
         split = " | ".join(", ".join(map(str, ps)) for ps in groups.values())
         what = hint.get(names[i], "") if isinstance(hint, dict) else hint
         lines.append(f"{names[i]} (processes {split})" + (f": {what}" if what else ""))
-    raise ProcessMismatch("the processes of this job disagree on " + "; and on ".join(lines)
-                          + (f" (process {jax.process_index()}: {details})" if details else ""))
+    raise ProcessMismatch(
+        "the processes of this job disagree on "
+        + "; and on ".join(lines)
+        + (f" (process {jax.process_index()}: {details})" if details else "")
+    )
 
 
 def broadcast(tree):
@@ -380,13 +412,14 @@ def broadcast(tree):
     got = _broadcast_uint32(data.view(np.uint32)).view(np.uint8)
     out, at = [], 0
     for a, size in zip(leaves, sizes, strict=True):
-        out.append(got[at:at + size].view(a.dtype).reshape(a.shape).copy())
+        out.append(got[at : at + size].view(a.dtype).reshape(a.shape).copy())
         at += size
     return treedef.unflatten(out)
 
 
 def _broadcast_uint32(words: np.ndarray) -> np.ndarray:
     from jax.experimental import multihost_utils
+
     if words.size == 0:
         return words
     return np.asarray(multihost_utils.broadcast_one_to_all(words)).astype(np.uint32)
@@ -399,7 +432,7 @@ def broadcast_json(value):
     data = json.dumps(value).encode() if jax.process_index() == 0 else b""
     size = int(_broadcast_uint32(np.array([len(data)], np.uint32))[0])
     buffer = np.zeros(size + (-size % 4), np.uint8)
-    buffer[:len(data)] = np.frombuffer(data, np.uint8)
+    buffer[: len(data)] = np.frombuffer(data, np.uint8)
     return json.loads(bytes(_broadcast_uint32(buffer.view(np.uint32)).view(np.uint8)[:size]).decode())
 
 
@@ -419,9 +452,11 @@ def place(tree, sharding: NamedSharding):
             if a.sharding.device_set == devices:
                 return a
             if spans_processes(a):
-                raise ValueError(f"an array of shape {a.shape} lies on other devices ({len(a.sharding.device_set)}) "
-                                 f"than the mesh's ({len(devices)}); build it (global_rows) with the same mesh as "
-                                 "DataParallel")
+                raise ValueError(
+                    f"an array of shape {a.shape} lies on other devices ({len(a.sharding.device_set)}) "
+                    f"than the mesh's ({len(devices)}); build it (global_rows) with the same mesh as "
+                    "DataParallel"
+                )
         if jax.process_count() == 1:
             return jax.device_put(a, sharding)
         if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
@@ -437,4 +472,5 @@ def barrier(name: str) -> None:
     """Wait until every process has reached this point (nothing with one process)."""
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
+
         multihost_utils.sync_global_devices(name)

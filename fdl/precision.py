@@ -29,8 +29,10 @@ VALUES = ("default", "high", "highest", "tensorfloat32", "float32", "bfloat16")
 
 def _check(value: str | None) -> str | None:
     if value is not None and value not in VALUES:
-        raise ValueError(f"matmul precision must be one of {VALUES} (or None for the backend default), "
-                         f"got {value!r}; 'highest' for exact float32 comparisons, 'default' for speed")
+        raise ValueError(
+            f"matmul precision must be one of {VALUES} (or None for the backend default), "
+            f"got {value!r}; 'highest' for exact float32 comparisons, 'default' for speed"
+        )
     return value
 
 

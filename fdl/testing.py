@@ -37,10 +37,12 @@ FD_RETRIES = 3
 FD_NUDGE = 0.1
 FD_RETRY_EPS = 1e-6
 
-STAGES = {"a": "forward (check a: manual vs autodiff values)",
-          "b": "manual vs autodiff (check b: VJPs)",
-          "c": "finite differences (check c)",
-          "d": "cotangent dtypes (check d)"}
+STAGES = {
+    "a": "forward (check a: manual vs autodiff values)",
+    "b": "manual vs autodiff (check b: VJPs)",
+    "c": "finite differences (check c)",
+    "d": "cotangent dtypes (check d)",
+}
 
 
 def leaf_name(arg_name: str, path) -> str:
@@ -59,8 +61,11 @@ def leaf_name(arg_name: str, path) -> str:
 
 def _leaves(args, arg_names):
     """``[(name, leaf)]`` over every leaf of every argument."""
-    return [(leaf_name(arg_names[i], path), leaf) for i, a in enumerate(args)
-            for path, leaf in jax.tree_util.tree_leaves_with_path(a)]
+    return [
+        (leaf_name(arg_names[i], path), leaf)
+        for i, a in enumerate(args)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(a)
+    ]
 
 
 def _names(args, arg_names) -> tuple:
@@ -69,32 +74,41 @@ def _names(args, arg_names) -> tuple:
 
 def _assert_close(got, want, what: str, name: str, rtol: float, atol: float) -> None:
     if jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(want):
-        raise AssertionError(f"{what} {name}: structures differ: {jax.tree_util.tree_structure(got)} "
-                             f"vs {jax.tree_util.tree_structure(want)}")
+        raise AssertionError(
+            f"{what} {name}: structures differ: {jax.tree_util.tree_structure(got)} "
+            f"vs {jax.tree_util.tree_structure(want)}"
+        )
     for (path, g), w in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree_util.tree_leaves(want), strict=True):
         g, w = np.asarray(g), np.asarray(w)
         where = leaf_name(name, path)
         if g.shape != w.shape:
             raise AssertionError(f"{what} {where}: manual shape {g.shape} != autodiff shape {w.shape}")
         scale = max(1.0, float(np.max(np.abs(w[np.isfinite(w)])))) if np.isfinite(w).any() else 1.0
-        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * scale,
-                                   err_msg=f"{what} {where}: manual (actual) vs autodiff (desired)")
+        np.testing.assert_allclose(
+            g, w, rtol=rtol, atol=atol * scale, err_msg=f"{what} {where}: manual (actual) vs autodiff (desired)"
+        )
 
 
 def _require_float64(args, arg_names, fix: str) -> None:
     if not jax.config.jax_enable_x64:
-        raise ValueError("the gradient checks need float64, and jax_enable_x64 is off (arrays are silently "
-                         "float32): call jax.config.update('jax_enable_x64', True) at the start of the program")
+        raise ValueError(
+            "the gradient checks need float64, and jax_enable_x64 is off (arrays are silently "
+            "float32): call jax.config.update('jax_enable_x64', True) at the start of the program"
+        )
     for name, leaf in _leaves(args, arg_names):
         dtype = jnp.result_type(leaf)
         if dtype != jnp.float64:
             raise ValueError(f"the gradient checks need float64 inputs, got {dtype} for {name}. {fix}")
 
 
-FIX_ARRAY = ("Convert it with x.astype(jnp.float64). Note: model.init returns float32 params by default, even with "
-             "x64 on; pass model.init(key, input_shape, dtype=jnp.float64).")
-FIX_MODEL = ("model.init returns float32 params by default, even with x64 on: build them with "
-             "model.init(key, input_shape, dtype=jnp.float64), and pass float64 inputs (x.astype(jnp.float64)).")
+FIX_ARRAY = (
+    "Convert it with x.astype(jnp.float64). Note: model.init returns float32 params by default, even with "
+    "x64 on; pass model.init(key, input_shape, dtype=jnp.float64)."
+)
+FIX_MODEL = (
+    "model.init returns float32 params by default, even with x64 on: build them with "
+    "model.init(key, input_shape, dtype=jnp.float64), and pass float64 inputs (x.astype(jnp.float64))."
+)
 
 
 def random_like(key, tree):
@@ -104,12 +118,14 @@ def random_like(key, tree):
     """
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     keys = jax.random.split(key, max(len(leaves), 1))
-    return treedef.unflatten([jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-                              for k, x in zip(keys, leaves, strict=False)])
+    return treedef.unflatten(
+        [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) for k, x in zip(keys, leaves, strict=False)]
+    )
 
 
-def check_cotangent_dtypes(f: Callable, args: Sequence, *, arg_names: Sequence[str] | None = None,
-                           context: str = "") -> None:
+def check_cotangent_dtypes(
+    f: Callable, args: Sequence, *, arg_names: Sequence[str] | None = None, context: str = ""
+) -> None:
     """Check (d): every cotangent of ``jax.vjp(f, *args)`` has the dtype of its primal leaf.
 
     ``args``: pytrees of arrays; the cotangent fed in is ones shaped like ``f``'s output.
@@ -123,16 +139,20 @@ def check_cotangent_dtypes(f: Callable, args: Sequence, *, arg_names: Sequence[s
     for (name, primal), (_, grad) in zip(_leaves(args, names), _leaves(grads, names), strict=True):
         want, got = jnp.result_type(primal), jnp.result_type(grad)
         if got != want:
-            raise AssertionError(f"{STAGES['d']}: the gradient of {name} is {got} but its input is {want}"
-                                 f"{context}; a backward must return each gradient in its input's dtype "
-                                 "(custom_vjp contract): cast it with .astype(x.dtype)")
+            raise AssertionError(
+                f"{STAGES['d']}: the gradient of {name} is {got} but its input is {want}"
+                f"{context}; a backward must return each gradient in its input's dtype "
+                "(custom_vjp contract): cast it with .astype(x.dtype)"
+            )
 
 
 def _check_mixed_dtypes(manual: Callable, args: tuple, names: tuple) -> None:
     """Check (d) with argument i in float32 and the others float64, for each argument."""
     for i in range(len(args)):
-        mixed = tuple(jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), a) if j == i else a
-                      for j, a in enumerate(args))
+        mixed = tuple(
+            jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), a) if j == i else a
+            for j, a in enumerate(args)
+        )
         context = f" (with {names[i]} in float32 and the other arguments in float64)"
         try:
             check_cotangent_dtypes(manual, mixed, arg_names=names, context=context)
@@ -167,7 +187,8 @@ def _finite_differences(manual: Callable, args: tuple, names: tuple, tol, eps, s
         leaves = jax.tree_util.tree_leaves(point)
 
         def f(v):
-            return manual(*treedef.unflatten(leaves[:j] + [v] + leaves[j + 1:]))
+            return manual(*treedef.unflatten(leaves[:j] + [v] + leaves[j + 1 :]))
+
         return _check_grads(f, (leaves[j],), tol, step)
 
     for j in range(len(flat)):
@@ -180,13 +201,25 @@ def _finite_differences(manual: Callable, args: tuple, names: tuple, tol, eps, s
             raise AssertionError(
                 f"{STAGES['c']}: the hand-written gradient of {leaf_names[j]} disagrees with finite differences at "
                 f"the given point and at {FD_RETRIES} points nudged away from kinks; check the backward's formula "
-                f"for it. check_grads said: {str(error).strip()}") from None
+                f"for it. check_grads said: {str(error).strip()}"
+            ) from None
 
 
-def check_vjp(manual: Callable, autodiff: Callable, args: Sequence, *, seed: int = 0,
-              rtol: float = RTOL, atol: float = ATOL, numerical: bool = True,
-              numerical_tol: float | None = FD_TOL, eps: float | None = None,
-              arg_names: Sequence[str] | None = None, mixed_dtypes: bool = False, fix: str = FIX_ARRAY) -> None:
+def check_vjp(
+    manual: Callable,
+    autodiff: Callable,
+    args: Sequence,
+    *,
+    seed: int = 0,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    numerical: bool = True,
+    numerical_tol: float | None = FD_TOL,
+    eps: float | None = None,
+    arg_names: Sequence[str] | None = None,
+    mixed_dtypes: bool = False,
+    fix: str = FIX_ARRAY,
+) -> None:
     """Check that ``manual`` (hand-written VJPs) and ``autodiff`` (jax.grad) agree on ``args``.
 
     Check (c) is the book's ch. 1 perturbation check on every element; (b) compares with autodiff, as ch. 7
@@ -245,8 +278,11 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
         >>> with jax.enable_x64(True):  # the checks compare in float64
         ...     check_op(sigmoid, jnp.linspace(-3.0, 3.0, 7, dtype=jnp.float64))  # returns None; raises on a mismatch
     """
-    harness = {k: kwargs.pop(k) for k in ("seed", "rtol", "atol", "numerical", "numerical_tol", "eps",
-                                          "mixed_dtypes") if k in kwargs}
+    harness = {
+        k: kwargs.pop(k)
+        for k in ("seed", "rtol", "atol", "numerical", "numerical_tol", "eps", "mixed_dtypes")
+        if k in kwargs
+    }
     harness.setdefault("mixed_dtypes", True)
     wrt = tuple(range(len(arrays))) if wrt is None else tuple(wrt)
     name = getattr(op, "name", getattr(op, "__name__", "op"))
@@ -257,10 +293,16 @@ def check_op(op, *arrays, wrt: Sequence[int] | None = None, **kwargs) -> None:
             for i, a in zip(wrt, diff, strict=True):
                 full[i] = a
             return op(*full, grad=grad, **kwargs)
+
         return f
 
-    check_vjp(bind("manual"), bind("autodiff"), [arrays[i] for i in wrt],
-              arg_names=[f"{name} argument {i}" for i in wrt], **harness)
+    check_vjp(
+        bind("manual"),
+        bind("autodiff"),
+        [arrays[i] for i in wrt],
+        arg_names=[f"{name} argument {i}" for i in wrt],
+        **harness,
+    )
 
 
 def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=True, **harness) -> None:
@@ -275,15 +317,16 @@ def check_model(model, params, x, y, loss, *, key=None, train=False, wrt_input=T
         ``dtype=jnp.float64``).
       AssertionError: as :func:`check_vjp`.
     """
+
     def bind(grad):
         def f(p, inputs):
             return loss(model.apply(p, inputs, key=key, train=train, grad=grad), y, grad=grad)
+
         return f if wrt_input else (lambda p: f(p, x))
 
     args = (params, x) if wrt_input else (params,)
     harness.setdefault("mixed_dtypes", True)
-    check_vjp(bind("manual"), bind("autodiff"), args, arg_names=("params", "x")[:len(args)], fix=FIX_MODEL,
-              **harness)
+    check_vjp(bind("manual"), bind("autodiff"), args, arg_names=("params", "x")[: len(args)], fix=FIX_MODEL, **harness)
 
 
 def gradient_agreement(loss_of: Callable, params, *batch) -> float:

@@ -54,7 +54,7 @@ def show(obj):
 kx, kw, kg = jax.random.split(jax.random.key(0), 3)
 X = jax.random.normal(kx, (3, 4), jnp.float64)
 W = jax.random.normal(kw, (4, 2), jnp.float64)
-G = jax.random.normal(kg, (3, 2), jnp.float64)           # dL/dN arriving from above
+G = jax.random.normal(kg, (3, 2), jnp.float64)  # dL/dN arriving from above
 Gn, Wn = np.asarray(G), np.asarray(W)
 by_entries = np.array([[sum(Gn[i, j] * Wn[k, j] for j in range(2)) for k in range(4)] for i in range(3)])
 print("largest |entrywise - G Wᵀ| =", float(np.max(np.abs(by_entries - G @ W.T))))
@@ -71,7 +71,7 @@ x = jax.random.normal(kx, (2, 3, 6, 5), jnp.float64)
 K = jax.random.normal(kw, (3, 4, 3, 3), jnp.float64)
 patches = fdl.ops.im2col(x, 3)
 print("patches", patches.shape)
-kernel_matrix = jnp.transpose(K, (0, 2, 3, 1)).reshape(3 * 3 * 3, 4)   # rows in im2col's (channel, p, q) order
+kernel_matrix = jnp.transpose(K, (0, 2, 3, 1)).reshape(3 * 3 * 3, 4)  # rows in im2col's (channel, p, q) order
 out = jnp.transpose((patches @ kernel_matrix).reshape(2, 6, 5, 4), (0, 3, 1, 2))
 print("same as conv2d:", bool(jnp.allclose(out, fdl.ops.conv2d(x, K))))
 
@@ -117,11 +117,25 @@ X_train, X_test = mnist_preprocess(X_train[:2000], X_test[:500], flatten=False)
 Y_train, Y_test = one_hot(y_train[:2000], 10), one_hot(y_test[:500], 10)
 histories = {}
 for impl in ("xla", "im2col"):
-    cnn = fdl.serial(fdl.conv2d(8, 5, "tanh", weight_init="glorot", flatten=True, impl=impl),
-                     fdl.dense(10, weight_init="glorot"))
-    _, histories[impl] = fdl.fit(cnn, fdl.softmax_cross_entropy, fdl.optim.momentum(0.01, 0.9),
-                                 X_train, Y_train, X_test, Y_test, epochs=2, eval_every=1, batch_size=60, seed=0,
-                                 metrics={"accuracy": accuracy}, early_stopping=False, log=None)
+    cnn = fdl.serial(
+        fdl.conv2d(8, 5, "tanh", weight_init="glorot", flatten=True, impl=impl), fdl.dense(10, weight_init="glorot")
+    )
+    _, histories[impl] = fdl.fit(
+        cnn,
+        fdl.softmax_cross_entropy,
+        fdl.optim.momentum(0.01, 0.9),
+        X_train,
+        Y_train,
+        X_test,
+        Y_test,
+        epochs=2,
+        eval_every=1,
+        batch_size=60,
+        seed=0,
+        metrics={"accuracy": accuracy},
+        early_stopping=False,
+        log=None,
+    )
     print(f"{impl:7s} test accuracy after each epoch:", [f"{100 * e['accuracy']:.1f} %" for e in histories[impl].evals])
 
 # %%
@@ -129,8 +143,12 @@ fig, ax = plt.subplots(figsize=(6, 3.5))
 for impl, style in (("xla", "o-"), ("im2col", "x:")):
     epochs = range(1, len(histories[impl].train_loss) + 1)
     ax.plot(epochs, histories[impl].train_loss, style, label=f"{impl}: train")
-    ax.plot([e["epoch"] for e in histories[impl].evals], [e["loss"] for e in histories[impl].evals], style,
-            label=f"{impl}: test")
+    ax.plot(
+        [e["epoch"] for e in histories[impl].evals],
+        [e["loss"] for e in histories[impl].evals],
+        style,
+        label=f"{impl}: test",
+    )
 ax.set_xlabel("epoch")
 ax.set_ylabel("cross-entropy")
 ax.legend()

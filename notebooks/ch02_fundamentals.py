@@ -43,7 +43,7 @@ def show(obj):
     return Code(inspect.getsource(obj), language="python")
 
 
-X_train, X_test, y_train, y_test = boston_split()   # the book's standardisation and 354 / 152 split
+X_train, X_test, y_train, y_test = boston_split()  # the book's standardisation and 354 / 152 split
 print(X_train.shape, y_train.shape, X_test.shape, y_test.shape)
 
 # %% [markdown]
@@ -66,8 +66,9 @@ rng = np.random.RandomState(0)
 xb, yb = jnp.asarray(X_train[:23]), jnp.asarray(y_train[:23])
 for model in ("linear_regression", "neural_network"):
     init, forward, gradients, _ = F2.MODELS[model]
-    weights = {k: jnp.asarray(v) for k, v in (init(rng, 13) if model == "linear_regression"
-                                              else init(rng, 13, 13)).items()}
+    weights = {
+        k: jnp.asarray(v) for k, v in (init(rng, 13) if model == "linear_regression" else init(rng, 13, 13)).items()
+    }
     _, info = forward(xb, yb, weights)
     by_hand = gradients(info, weights, "mean")
     by_jax = jax.grad(lambda w, fwd=forward: fwd(xb, yb, w)[0])(weights)
@@ -110,15 +111,14 @@ for model, iters in (("linear_regression", 1000), ("neural_network", 3000)):
 ls = F2.least_squares(X_train, y_train)
 pred = F2.predict_regression("linear_regression", X_test, ls)
 mae, rmse = float(metrics.mae(pred, y_test)), float(metrics.rmse(pred, y_test))
-print(f"least squares          : test MAE {mae:.4f}  RMSE {rmse:.4f}",
-      f"(book {book.CH02['least squares']})")
+print(f"least squares          : test MAE {mae:.4f}  RMSE {rmse:.4f}", f"(book {book.CH02['least squares']})")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for ax, model in zip(axes, ("linear_regression", "neural_network"), strict=True):
     for reduction in ("book", "mean"):
         losses = runs[model, reduction]
-        smooth = np.convolve(losses, np.ones(50) / 50, mode="valid")   # running mean of 50 batch losses
+        smooth = np.convolve(losses, np.ones(50) / 50, mode="valid")  # running mean of 50 batch losses
         ax.plot(smooth, label=f"reduction={reduction!r}")
     ax.set_title(model)
     ax.set_xlabel("iteration")

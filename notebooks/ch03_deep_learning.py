@@ -103,21 +103,40 @@ models = {
 }
 histories = {}
 for name, net in models.items():
-    params, history = fdl.fit(net, fdl.mean_squared_error, fdl.optim.sgd(0.01), X_train, y_train, X_test, y_test,
-                              epochs=50, eval_every=10, batch_size=32, seed=20190501, log=None)
+    params, history = fdl.fit(
+        net,
+        fdl.mean_squared_error,
+        fdl.optim.sgd(0.01),
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        epochs=50,
+        eval_every=10,
+        batch_size=32,
+        seed=20190501,
+        log=None,
+    )
     histories[name] = history
     pred = fdl.predict(net, params, jnp.asarray(X_test, jnp.float32))
-    print(f"{name:18s} MAE {float(mae(pred, y_test)):.2f} RMSE {float(rmse(pred, y_test)):.2f}   "
-          f"(book: MAE {book.CH03[name]['mae']}, RMSE {book.CH03[name]['rmse']})")
+    print(
+        f"{name:18s} MAE {float(mae(pred, y_test)):.2f} RMSE {float(rmse(pred, y_test)):.2f}   "
+        f"(book: MAE {book.CH03[name]['mae']}, RMSE {book.CH03[name]['rmse']})"
+    )
     if history.stopped:
         print("   ", history.stopped)
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
 for name, history in histories.items():
-    line, = ax.plot(range(1, len(history.train_loss) + 1), history.train_loss, label=f"{name}: train")
-    ax.plot([e["epoch"] for e in history.evals], [e["loss"] for e in history.evals], "o--", color=line.get_color(),
-            label=f"{name}: test")
+    (line,) = ax.plot(range(1, len(history.train_loss) + 1), history.train_loss, label=f"{name}: train")
+    ax.plot(
+        [e["epoch"] for e in history.evals],
+        [e["loss"] for e in history.evals],
+        "o--",
+        color=line.get_color(),
+        label=f"{name}: test",
+    )
 ax.set_xlabel("epoch")
 ax.set_ylabel("mean squared error")
 ax.set_yscale("log")

@@ -72,10 +72,14 @@ def printed_by_the_book(z):
 
 
 returned = (p - y) / z.shape[0]
-print("|grad of the book's printed loss - (p - y)/n| =",
-      float(jnp.max(jnp.abs(jax.grad(printed_by_the_book)(z) - returned))))
-print("|grad of fdl's loss                - (p - y)/n| =",
-      float(jnp.max(jnp.abs(jax.grad(lambda z: fdl.softmax_cross_entropy(z, y, grad="autodiff"))(z) - returned))))
+print(
+    "|grad of the book's printed loss - (p - y)/n| =",
+    float(jnp.max(jnp.abs(jax.grad(printed_by_the_book)(z) - returned))),
+)
+print(
+    "|grad of fdl's loss                - (p - y)/n| =",
+    float(jnp.max(jnp.abs(jax.grad(lambda z: fdl.softmax_cross_entropy(z, y, grad="autodiff"))(z) - returned))),
+)
 check_op(fdl.softmax_cross_entropy, z, y)
 print("softmax_cross_entropy: hand-written == jax.grad")
 
@@ -151,7 +155,7 @@ print(5, "epochs, exponential:", np.round(fdl.optim.epoch_learning_rates(0.2, 0.
 # cross-entropy; with momentum; and with momentum, linear decay, Glorot initialisation and dropout.
 
 # %%
-X_train, y_train, X_test, y_test = load_mnist()            # cached in ~/.cache/fdl after the first call
+X_train, y_train, X_test, y_test = load_mnist()  # cached in ~/.cache/fdl after the first call
 X_train, X_test = mnist_preprocess(X_train[:6000], X_test[:1000])
 Y_train, Y_test = one_hot(y_train[:6000], 10), one_hot(y_test[:1000], 10)
 
@@ -160,13 +164,27 @@ rungs = {
     "+ momentum 0.9": (fdl.serial(fdl.dense(89, "tanh"), fdl.dense(10)), fdl.optim.momentum(0.1, 0.9)),
     "+ decay, Glorot, dropout": (
         fdl.serial(fdl.dense(89, "tanh", weight_init="glorot", keep_prob=0.8), fdl.dense(10, weight_init="glorot")),
-        fdl.optim.momentum(0.15, 0.9, final_lr=0.05, decay_type="linear")),
+        fdl.optim.momentum(0.15, 0.9, final_lr=0.05, decay_type="linear"),
+    ),
 }
 histories = {}
 for name, (net, optimizer) in rungs.items():
-    params, history = fdl.fit(net, fdl.softmax_cross_entropy, optimizer, X_train, Y_train, X_test, Y_test,
-                              epochs=5, eval_every=1, batch_size=60, seed=20190119, metrics={"accuracy": accuracy},
-                              early_stopping=False, log=None)
+    params, history = fdl.fit(
+        net,
+        fdl.softmax_cross_entropy,
+        optimizer,
+        X_train,
+        Y_train,
+        X_test,
+        Y_test,
+        epochs=5,
+        eval_every=1,
+        batch_size=60,
+        seed=20190119,
+        metrics={"accuracy": accuracy},
+        early_stopping=False,
+        log=None,
+    )
     histories[name] = history
     print(f"{name:26s} test accuracy {100 * history.evals[-1]['accuracy']:.2f} %")
 
@@ -174,7 +192,7 @@ for name, (net, optimizer) in rungs.items():
 fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
 for name, history in histories.items():
     epochs = [e["epoch"] for e in history.evals]
-    line, = ax_loss.plot(epochs, history.train_loss, label=f"{name}: train")
+    (line,) = ax_loss.plot(epochs, history.train_loss, label=f"{name}: train")
     ax_loss.plot(epochs, [e["loss"] for e in history.evals], "o--", color=line.get_color(), label=f"{name}: test")
     ax_acc.plot(epochs, [100 * e["accuracy"] for e in history.evals], "o-", label=name)
 ax_loss.set_xlabel("epoch")

@@ -80,8 +80,8 @@ show(fdl.ops.conv2d.backward)
 
 # %%
 kx, kw = jax.random.split(jax.random.key(0))
-x = jax.random.normal(kx, (2, 3, 7, 6), jnp.float64)     # (batch, in channels, height, width)
-W = jax.random.normal(kw, (3, 4, 3, 3), jnp.float64)     # (in channels, out channels, k, k)
+x = jax.random.normal(kx, (2, 3, 7, 6), jnp.float64)  # (batch, in channels, height, width)
+W = jax.random.normal(kw, (3, 4, 3, 3), jnp.float64)  # (in channels, out channels, k, k)
 check_op(fdl.ops.conv2d, x, W)
 check_op(fdl.ops.conv2d_loops, x, W)
 print("conv2d (XLA) and conv2d_loops (loops): hand-written == jax.grad")
@@ -97,7 +97,7 @@ print("same forward:", bool(jnp.allclose(fdl.ops.conv2d(x, W), fdl.ops.conv2d_lo
 # channels swapped:
 
 # %%
-g = jax.random.normal(jax.random.key(1), (2, 4, 7, 6), jnp.float64)   # a gradient arriving at the output
+g = jax.random.normal(jax.random.key(1), (2, 4, 7, 6), jnp.float64)  # a gradient arriving at the output
 _, vjp = jax.vjp(lambda x: fdl.ops.conv2d(x, W, grad="autodiff"), x)
 truth = vjp(g)[0]
 flipped = fdl.ops.conv2d(g, jnp.transpose(jnp.flip(W, (2, 3)), (1, 0, 2, 3)))
@@ -119,13 +119,27 @@ print("unflipped (the book):  largest error", float(jnp.max(jnp.abs(unflipped - 
 
 # %%
 X_train, y_train, X_test, y_test = load_mnist()
-X_train, X_test = mnist_preprocess(X_train[:4000], X_test[:1000], flatten=False)   # NCHW, one channel
+X_train, X_test = mnist_preprocess(X_train[:4000], X_test[:1000], flatten=False)  # NCHW, one channel
 Y_train, Y_test = one_hot(y_train[:4000], 10), one_hot(y_test[:1000], 10)
-cnn = fdl.serial(fdl.conv2d(16, 5, "tanh", weight_init="glorot", keep_prob=0.8, flatten=True),
-                 fdl.dense(10, weight_init="glorot"))
-params, history = fdl.fit(cnn, fdl.softmax_cross_entropy, fdl.optim.momentum(0.01, 0.9),
-                          X_train, Y_train, X_test, Y_test, epochs=3, eval_every=1, batch_size=60,
-                          seed=20190402, metrics={"accuracy": accuracy}, early_stopping=False, log=None)
+cnn = fdl.serial(
+    fdl.conv2d(16, 5, "tanh", weight_init="glorot", keep_prob=0.8, flatten=True), fdl.dense(10, weight_init="glorot")
+)
+params, history = fdl.fit(
+    cnn,
+    fdl.softmax_cross_entropy,
+    fdl.optim.momentum(0.01, 0.9),
+    X_train,
+    Y_train,
+    X_test,
+    Y_test,
+    epochs=3,
+    eval_every=1,
+    batch_size=60,
+    seed=20190402,
+    metrics={"accuracy": accuracy},
+    early_stopping=False,
+    log=None,
+)
 for e in history.evals:
     print(f"epoch {e['epoch']}: test loss {e['loss']:.3f}, accuracy {100 * e['accuracy']:.2f} %")
 
@@ -137,7 +151,7 @@ ax_loss.plot(epochs, [e["loss"] for e in history.evals], "o--", label="test")
 ax_loss.set_xlabel("epoch")
 ax_loss.set_ylabel("cross-entropy")
 ax_loss.legend()
-kernels = params[0]["W"][0]                                # (16, 5, 5): the learned kernels of the one input channel
+kernels = params[0]["W"][0]  # (16, 5, 5): the learned kernels of the one input channel
 ax_w.imshow(jnp.concatenate(list(kernels), axis=1), cmap="RdBu")
 ax_w.set_title("the 16 learned 5x5 kernels")
 ax_w.axis("off")

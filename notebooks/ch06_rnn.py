@@ -88,7 +88,7 @@ show(lstm_cell.node_backward)
 # checks the manual one against finite differences.
 
 # %%
-x = jax.random.normal(jax.random.key(0), (3, 6, 5), jnp.float64)          # (batch, time, features)
+x = jax.random.normal(jax.random.key(0), (3, 6, 5), jnp.float64)  # (batch, time, features)
 for kind in ("rnn", "lstm", "gru"):
     layer = rnn_layer(8, 4, kind)
     params = layer.init(jax.random.key(1), (5,), jnp.float64)
@@ -130,9 +130,14 @@ def loss(params):
 
 
 grads = jax.jit(jax.grad(loss))(params)
-hidden_row = vocab.size + 3                    # W_f multiplies [x, H]: rows past the vocabulary act on H
-for layer_index, name, index in [(0, "W_f", (hidden_row, 2)), (1, "W_o", (5, 7)), (1, "B_c", (0, 1)),
-                                 (1, "W_v", (2, 9))]:
+hidden_row = vocab.size + 3  # W_f multiplies [x, H]: rows past the vocabulary act on H
+for layer_index, name, index in [
+    (0, "W_f", (hidden_row, 2)),
+    (1, "W_o", (5, 7)),
+    (1, "B_c", (0, 1)),
+    (1, "W_v", (2, 9)),
+]:
+
     def nudged(delta, layer_index=layer_index, name=name, index=index):
         p = jax.tree.map(lambda a: a, params)
         p[layer_index] = {**p[layer_index], name: p[layer_index][name].at[index].add(delta)}
@@ -140,8 +145,10 @@ for layer_index, name, index in [(0, "W_f", (hidden_row, 2)), (1, "W_o", (5, 7))
 
     numeric = (nudged(1e-4) - nudged(-1e-4)) / 2e-4
     exact = float(grads[layer_index][name][index])
-    print(f"layer {layer_index} {name}{index}: finite difference {numeric:+.6e}, hand-written {exact:+.6e}, "
-          f"relative difference {abs(numeric - exact) / abs(exact):.1e}")
+    print(
+        f"layer {layer_index} {name}{index}: finite difference {numeric:+.6e}, hand-written {exact:+.6e}, "
+        f"relative difference {abs(numeric - exact) / abs(exact):.1e}"
+    )
 
 # %% [markdown]
 # ## Erratum 2: the book's GRU does not learn
@@ -153,8 +160,9 @@ for layer_index, name, index in [(0, "W_f", (hidden_row, 2)), (1, "W_o", (5, 7))
 # %%
 gru_model = stack(rnn_layer(16, vocab.size, "gru"))
 gru_params = gru_model.init(jax.random.key(3), (vocab.size,), jnp.float64)
-gru_grads = jax.jit(jax.grad(lambda p: fdl.softmax_cross_entropy(
-    gru_model.apply(p, X, gru_model.zero_state(jnp.float64))[0], Y)))(gru_params)[0]
+gru_grads = jax.jit(
+    jax.grad(lambda p: fdl.softmax_cross_entropy(gru_model.apply(p, X, gru_model.zero_state(jnp.float64))[0], Y))
+)(gru_params)[0]
 print({name: f"{float(jnp.max(jnp.abs(g))):.1e}" for name, g in gru_grads.items()})
 
 # %% [markdown]

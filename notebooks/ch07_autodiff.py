@@ -93,11 +93,26 @@ print(convnet, ": hand-written == jax.grad")
 X_train, X_test, y_train, y_test = boston_split()
 model = fdl.serial(fdl.dense(13, "tanh", weight_init="glorot", keep_prob=0.8), fdl.dense(1, weight_init="glorot"))
 runs = {}
-for label, optimizer, grad in [("SGD momentum, hand-written", optax.sgd(0.001, momentum=0.9), "manual"),
-                               ("SGD momentum, jax.grad", optax.sgd(0.001, momentum=0.9), "autodiff")]:
-    params, history = fdl.fit(model, fdl.mean_squared_error, optimizer, X_train, y_train, X_test, y_test,
-                              epochs=100, eval_every=10, batch_size=32, seed=0, grad=grad,
-                              early_stopping=False, log=None)
+for label, optimizer, grad in [
+    ("SGD momentum, hand-written", optax.sgd(0.001, momentum=0.9), "manual"),
+    ("SGD momentum, jax.grad", optax.sgd(0.001, momentum=0.9), "autodiff"),
+]:
+    params, history = fdl.fit(
+        model,
+        fdl.mean_squared_error,
+        optimizer,
+        X_train,
+        y_train,
+        X_test,
+        y_test,
+        epochs=100,
+        eval_every=10,
+        batch_size=32,
+        seed=0,
+        grad=grad,
+        early_stopping=False,
+        log=None,
+    )
     runs[label] = history
     print(f"{label:28s} test MSE {history.evals[-1]['loss']:.2f}   (book, PyTorch: {book.CH07['boston']['mse']})")
 a, b = (np.asarray(runs[k].train_loss) for k in ("SGD momentum, hand-written", "SGD momentum, jax.grad"))
@@ -107,7 +122,7 @@ print("largest relative difference of the two SGD training curves:", float(np.ma
 fig, ax = plt.subplots(figsize=(7, 4))
 for label, history in runs.items():
     style = ":" if "jax.grad" in label else "-"
-    line, = ax.plot(range(1, len(history.train_loss) + 1), history.train_loss, style, label=f"{label}: train")
+    (line,) = ax.plot(range(1, len(history.train_loss) + 1), history.train_loss, style, label=f"{label}: train")
     ax.plot([e["epoch"] for e in history.evals], [e["loss"] for e in history.evals], "o", color=line.get_color())
 ax.set_xlabel("epoch")
 ax.set_ylabel("mean squared error (dots: test)")

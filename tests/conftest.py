@@ -30,5 +30,6 @@ def key():
 def pytest_configure(config):
     # JAX reports an unreadable or unwritable cache entry as a UserWarning and compiles afresh: time lost, never a
     # result, so filterwarnings = error must not make it a failure
-    config.addinivalue_line("filterwarnings",
-                            "default:Error (reading|writing) persistent compilation cache entry:UserWarning")
+    config.addinivalue_line(
+        "filterwarnings", "default:Error (reading|writing) persistent compilation cache entry:UserWarning"
+    )

@@ -37,6 +37,7 @@ def normal(seed, shape, scale=1.0):
 
 # ---------------------------------------------------------------- files: a refusal reads or writes nothing
 
+
 def snapshot(folder: Path) -> dict:
     """Every file under ``folder`` and its bytes."""
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -64,6 +65,7 @@ def assert_refused_before_writing(folder: Path, call, message: str) -> None:
 
 # ---------------------------------------------------------------- references
 
+
 def conv2d_reference(x, W):
     """The same convolution from lax directly: kernel transposed to (out, in, k, k), default NCHW/OIHW."""
     k = W.shape[2]
@@ -73,8 +75,9 @@ def conv2d_reference(x, W):
 @functools.cache
 def mnist_tiny_arrays() -> tuple:
     """``(train_images, train_labels, test_images, test_labels)`` of ``fixtures/mnist_tiny``, parsed from its .gz."""
-    return tuple(parse_idx(gzip.decompress((MNIST_TINY / (sources.FILE_NAMES[k] + ".gz")).read_bytes()))
-                 for k in sources.KEYS)
+    return tuple(
+        parse_idx(gzip.decompress((MNIST_TINY / (sources.FILE_NAMES[k] + ".gz")).read_bytes())) for k in sources.KEYS
+    )
 
 
 # ---------------------------------------------------------------- the bad-input tests' small regression
@@ -95,6 +98,7 @@ def fit_tiny(X=TINY_X, Y=TINY_Y, *args, checkpoint=None, every=1, resume=False, 
 
 
 # ---------------------------------------------------------------- the trainer's tests' small regression
+
 
 def regression_data(n=103, features=4, seed=0):
     rng = np.random.RandomState(seed)

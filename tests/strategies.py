@@ -28,9 +28,13 @@ from hypothesis.extra import numpy as hnp
 from fdl.testing import random_like
 
 EXAMPLES = int(os.environ.get("FDL_HYPOTHESIS_EXAMPLES", 200))
-PROPERTY = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.filter_too_much])
+PROPERTY = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 RTOL, ATOL = 1e-9, 1e-12
 
 
@@ -71,6 +75,7 @@ def targets(data, shape, kind):
 
 # ---------------------------------------------------------------- the comparison: one jit per bundle and shape
 
+
 @functools.cache
 def _comparison(bundle: tuple):
     """Jitted ``(args by name, key) -> {name: (out_manual, out_autodiff, vjp_manual, vjp_autodiff)}``.
@@ -78,6 +83,7 @@ def _comparison(bundle: tuple):
     ``bundle`` is ``((name, f, n_diff), ...)`` with ``f(grad, *args)``; the first ``n_diff`` args are
     differentiated, the rest (masks, keys, targets) are held fixed.
     """
+
     def run(args, key):
         results = {}
         for i, (name, f, n_diff) in enumerate(bundle):
@@ -99,8 +105,9 @@ def assert_close(got, want, what):
         finite = w[np.isfinite(w)]
         scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0  # infinities compare exactly
         assert not np.isnan(g).any() and not np.isnan(w).any(), f"{what}{jax.tree_util.keystr(path)}: NaN"
-        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL * scale,
-                                   err_msg=f"{what}{jax.tree_util.keystr(path)}: manual vs autodiff")
+        np.testing.assert_allclose(
+            g, w, rtol=RTOL, atol=ATOL * scale, err_msg=f"{what}{jax.tree_util.keystr(path)}: manual vs autodiff"
+        )
 
 
 def assert_vjps_agree(cases: dict, key_seed: int = 0):

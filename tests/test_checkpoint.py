@@ -62,8 +62,11 @@ def _run_until(path, stop_after):
             train(checkpoint=path, every=1)
     finally:
         checkpoint.save = real_save
-    return checkpoint.load(path, params_like=MODEL.init(jax.random.key(0), (5,)),
-                           opt_state_like=OPT(6, 5).init(MODEL.init(jax.random.key(0), (5,))))
+    return checkpoint.load(
+        path,
+        params_like=MODEL.init(jax.random.key(0), (5,)),
+        opt_state_like=OPT(6, 5).init(MODEL.init(jax.random.key(0), (5,))),
+    )
 
 
 def test_checkpoint_of_another_model_is_refused_and_kept(tmp_path):
@@ -72,8 +75,17 @@ def test_checkpoint_of_another_model_is_refused_and_kept(tmp_path):
     before = path.read_bytes()
     other = serial(dense(9, "tanh"), dense(2))
     with pytest.raises(checkpoint.CheckpointError, match="another model"):
-        fit(other, mean_squared_error, OPT, X, Y, epochs=2, batch_size=16, log=None,
-            plugins=[Checkpoint(path, resume=True)])
+        fit(
+            other,
+            mean_squared_error,
+            OPT,
+            X,
+            Y,
+            epochs=2,
+            batch_size=16,
+            log=None,
+            plugins=[Checkpoint(path, resume=True)],
+        )
     assert path.read_bytes() == before
 
 
@@ -116,6 +128,7 @@ def test_missing_file_starts_fresh(tmp_path):
 
 # ---------------------------------------------------------------- every kind of damage (the bad-input catalogue's)
 
+
 def _checkpoint(tmp_path):
     path = tmp_path / "run.npz"
     fit_tiny(checkpoint=path)
@@ -127,12 +140,26 @@ CORRUPTIONS = {
     "garbage": (lambda p: p.write_bytes(b"\x00" * 64), "not a readable fdl checkpoint"),
     "empty": (lambda p: p.write_bytes(b""), "not a readable fdl checkpoint"),
     "plain npz": (lambda p: np.savez(p, W=np.ones(3)), "not an fdl checkpoint .*fdl-checkpoint-1"),
-    "another model": (lambda p: checkpoint.save(p, params=serial(dense(5), dense(1), dense(1)).init(
-        jax.random.key(0), (4,)), opt_state=(), key=jax.random.key(0), epoch=1),
-        r"checkpoint is of another model or optimizer: unexpected params/2/. \(0 missing, 2 unexpected entries\)"),
-    "another shape": (lambda p: checkpoint.save(p, params=serial(dense(5, "tanh"), dense(1)).init(
-        jax.random.key(0), (3,)), opt_state=(), key=jax.random.key(0), epoch=1),
-        r"params/0/W is float32\[3, 5\] in the file, expected float32\[4, 5\]"),
+    "another model": (
+        lambda p: checkpoint.save(
+            p,
+            params=serial(dense(5), dense(1), dense(1)).init(jax.random.key(0), (4,)),
+            opt_state=(),
+            key=jax.random.key(0),
+            epoch=1,
+        ),
+        r"checkpoint is of another model or optimizer: unexpected params/2/. \(0 missing, 2 unexpected entries\)",
+    ),
+    "another shape": (
+        lambda p: checkpoint.save(
+            p,
+            params=serial(dense(5, "tanh"), dense(1)).init(jax.random.key(0), (3,)),
+            opt_state=(),
+            key=jax.random.key(0),
+            epoch=1,
+        ),
+        r"params/0/W is float32\[3, 5\] in the file, expected float32\[4, 5\]",
+    ),
 }
 
 
@@ -149,6 +176,7 @@ def test_corrupt_checkpoint(tmp_path, case):
 
 
 # ---------------------------------------------------------------- params files: save_params / load_params
+
 
 def _model():
     model = serial(flatten(), dense(4, "tanh"), dense(2))
@@ -179,8 +207,11 @@ def test_a_mismatched_tree_is_refused_with_the_first_difference(tmp_path):
     _, params = _model()
     save_params(tmp_path / "p.npz", params)
     other = serial(flatten(), dense(5, "tanh"), dense(2)).init(jax.random.key(0), (2, 3))
-    with pytest.raises(CheckpointError, match=r"params of another model \(not the structure of like=\): "
-                                              r"params/1/B is float32\[1, 4\] in the file, expected float32\[1, 5\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"params of another model \(not the structure of like=\): "
+        r"params/1/B is float32\[1, 4\] in the file, expected float32\[1, 5\]",
+    ):
         load_params(tmp_path / "p.npz", like=other)
     with pytest.raises(CheckpointError, match="missing params/0/W"):
         load_params(tmp_path / "p.npz", like=[{"W": jnp.ones(2)}])
@@ -194,8 +225,11 @@ def test_other_files_are_refused(tmp_path):
         load_params(tmp_path / "junk.npz")
     _, params = _model()
     checkpoint.save(tmp_path / "full.npz", params=params, opt_state=(), key=jax.random.key(0), epoch=1)
-    with pytest.raises(CheckpointError, match="format 'fdl-checkpoint-1', expected 'fdl-params-1' "
-                                              r"\(a full checkpoint: use fdl.checkpoint.load\)"):
+    with pytest.raises(
+        CheckpointError,
+        match="format 'fdl-checkpoint-1', expected 'fdl-params-1' "
+        r"\(a full checkpoint: use fdl.checkpoint.load\)",
+    ):
         load_params(tmp_path / "full.npz")
     save_params(tmp_path / "params.npz", params)
     with pytest.raises(CheckpointError, match=r"params alone: use fdl.checkpoint.load_params"):

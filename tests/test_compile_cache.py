@@ -51,12 +51,22 @@ print(json.dumps({"counts": counts, "dir": str(fdl.compile_cache.cache_dir()),
 
 def run_worker(tmp_path, prefix=(), args=(), **env):
     """Run :data:`WORKER` in a fresh process with only ``env`` configuring the caches; its JSON and its stderr."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE",
-                                                                      "JAX_ENABLE_COMPILATION_CACHE", "FDL_"))}
-    base.update(PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                HOME=str(tmp_path / "home"), **env)
-    proc = subprocess.run([*prefix, sys.executable, "-c", WORKER, *args], env=base, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE", "JAX_ENABLE_COMPILATION_CACHE", "FDL_"))
+    }
+    base.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), HOME=str(tmp_path / "home"), **env
+    )
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", WORKER, *args],
+        env=base,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1]), proc.stderr
 
@@ -89,7 +99,7 @@ def test_a_second_process_compiles_nothing_new(cold_warm, uncached):
     cache, first, second, entries = cold_warm
     assert first["dir"] == second["dir"] == str(cache)
     requests = first["counts"]["compile_requests_use_cache"]
-    assert requests > 3   # initialisation, the training chunk, eager ops
+    assert requests > 3  # initialisation, the training chunk, eager ops
     # The first process writes every program it compiles, however small; the second loads every one of them.
     assert first["counts"].get("cache_misses") == requests and "cache_hits" not in first["counts"]
     assert second["counts"]["compile_requests_use_cache"] == requests
@@ -103,7 +113,7 @@ def _corrupt_entries(cache: Path) -> None:
     entries = sorted(cache.glob("*-cache"))
     for i, entry in enumerate(entries):
         data = entry.read_bytes()
-        entry.write_bytes(data[:len(data) // 2] if i % 2 else b"not an executable" * 8)
+        entry.write_bytes(data[: len(data) // 2] if i % 2 else b"not an executable" * 8)
     (cache / "junk.bin").write_bytes(bytes(100))
     (cache / "x-cache").write_bytes(b"x")
     (cache / "a-directory-cache").mkdir()
@@ -114,8 +124,7 @@ def _read_only(cache: Path) -> None:
     cache.chmod(0o555)
 
 
-BROKEN = {"a file in its place": lambda cache: cache.write_bytes(b"not a directory"),
-          "read-only": _read_only}
+BROKEN = {"a file in its place": lambda cache: cache.write_bytes(b"not a directory"), "read-only": _read_only}
 
 
 @pytest.mark.parametrize("broken", BROKEN)
@@ -123,7 +132,7 @@ def test_an_unusable_directory_turns_the_cache_off_with_one_message(broken, tmp_
     cache = tmp_path / "jax"
     BROKEN[broken](cache)
     prefix = ()
-    if broken == "read-only" and os.geteuid() == 0:   # root writes anywhere unless it gives up DAC override
+    if broken == "read-only" and os.geteuid() == 0:  # root writes anywhere unless it gives up DAC override
         if not shutil.which("setpriv"):
             pytest.skip("running as root without setpriv: a read-only directory is writable")
         drop = "-dac_override,-dac_read_search"
@@ -135,19 +144,20 @@ def test_an_unusable_directory_turns_the_cache_off_with_one_message(broken, tmp_
 
 def test_corrupt_entries_are_compiled_afresh_with_the_same_results(cold_warm, uncached):
     cache, *_ = cold_warm
-    _corrupt_entries(cache)   # after both runs of the fixture; entries are keyed on this path, so corrupt in place
+    _corrupt_entries(cache)  # after both runs of the fixture; entries are keyed on this path, so corrupt in place
     out, stderr = run_worker(cache.parent, FDL_JAX_CACHE=str(cache))
     assert "cache_hits" not in out["counts"]
     assert out["params"] == uncached["params"]
-    assert "Error reading persistent compilation cache entry" in stderr   # JAX warns and compiles again
+    assert "Error reading persistent compilation cache entry" in stderr  # JAX warns and compiles again
 
 
 def test_the_users_own_jax_cache_is_left_alone(tmp_path):
     theirs, ours = tmp_path / "theirs", tmp_path / "ours"
-    out, _ = run_worker(tmp_path, args=["--import-only"], JAX_COMPILATION_CACHE_DIR=str(theirs),
-                        FDL_JAX_CACHE=str(ours))
+    out, _ = run_worker(
+        tmp_path, args=["--import-only"], JAX_COMPILATION_CACHE_DIR=str(theirs), FDL_JAX_CACHE=str(ours)
+    )
     assert out["dir"] == str(theirs) and not ours.exists()
-    assert out["thresholds"] == [1.0, 0]   # JAX's defaults: fdl lowers them only for its own cache
+    assert out["thresholds"] == [1.0, 0]  # JAX's defaults: fdl lowers them only for its own cache
 
 
 def test_the_default_directory_is_under_fdls_cache(monkeypatch, tmp_path):
@@ -170,7 +180,7 @@ def restore_cache():
 def test_enable_and_disable_in_a_running_program(tmp_path, restore_cache):
     compile_cache.disable()
     assert compile_cache.cache_dir() is None
-    assert compile_cache.enable(tmp_path / "c") == tmp_path / "c"   # after compiles already happened: it still works
+    assert compile_cache.enable(tmp_path / "c") == tmp_path / "c"  # after compiles already happened: it still works
     jax.jit(lambda x: x * 7.25 + 1.0)(jnp.arange(3.0)).block_until_ready()
     assert list((tmp_path / "c").glob("jit__lambda-*-cache"))
     compile_cache.disable()
@@ -185,13 +195,14 @@ def test_an_unusable_directory_is_reported_once_and_never_raises(tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="fdl.compile_cache"):
         assert compile_cache.enable(tmp_path / "file" / "jax") is None
     assert len(caplog.records) == 1 and "cannot create" in caplog.text
-    assert compile_cache.cache_dir() == before   # the cache in use, if any, is kept
+    assert compile_cache.cache_dir() == before  # the cache in use, if any, is kept
 
 
 def test_a_cache_warning_is_not_a_test_failure():
     # JAX reports a bad entry as a UserWarning and compiles afresh; tests/conftest.py keeps filterwarnings = error
     # from turning that into a failure
     with warnings.catch_warnings(record=True) as caught:
-        warnings.warn("Error reading persistent compilation cache entry for 'jit_f': error: truncated", UserWarning,
-                      stacklevel=1)
+        warnings.warn(
+            "Error reading persistent compilation cache entry for 'jit_f': error: truncated", UserWarning, stacklevel=1
+        )
     assert len(caught) == 1

@@ -21,16 +21,38 @@ pytest.importorskip("material", reason=REASON)
 pytest.importorskip("mkdocstrings_handlers.python", reason=REASON)
 pytest.importorskip("mkdocs_jupyter", reason=REASON)
 
-API_PAGES = ["ops", "layers", "recurrent", "losses", "optim", "train", "testing", "data", "checkpoint", "parallel",
-             "init", "metrics", "precision", "compile_cache", "chapters", "harness"]
+API_PAGES = [
+    "ops",
+    "layers",
+    "recurrent",
+    "losses",
+    "optim",
+    "train",
+    "testing",
+    "data",
+    "checkpoint",
+    "parallel",
+    "init",
+    "metrics",
+    "precision",
+    "compile_cache",
+    "chapters",
+    "harness",
+]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "FDL_DOCS_EXECUTE": "false", "NO_MKDOCS_2_WARNING": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert "WARNING" not in proc.stderr, proc.stderr[-5000:]
     return out
@@ -40,14 +62,14 @@ def test_every_notebook_is_a_page(site):
     for notebook in (ROOT / "notebooks").glob("*.py"):
         page = (site / "notebooks" / f"{notebook.stem}.html").read_text(encoding="utf-8")
         assert "hand-written" in page, notebook.name
-        assert "../experiments/" in page and ".py\"" not in page.split("../experiments/")[1][:60], notebook.name
+        assert "../experiments/" in page and '.py"' not in page.split("../experiments/")[1][:60], notebook.name
 
 
 def test_every_api_module_is_documented(site):
     for name in API_PAGES:
         page = (site / "api" / f"{name}.html").read_text(encoding="utf-8")
         assert f'id="fdl.{name}"' in page, name
-        prose = re.sub(r"<pre.*?</pre>", "", page, flags=re.S)   # the "source" listings keep the roles, rightly
+        prose = re.sub(r"<pre.*?</pre>", "", page, flags=re.S)  # the "source" listings keep the roles, rightly
         assert ":func:`" not in prose and ":class:`" not in prose, f"{name}: a Sphinx role was rendered verbatim"
     train = (site / "api" / "train.html").read_text(encoding="utf-8")
     assert re.search(r'id="fdl\.train\.[\w.]*fit"', train), "fdl.train: fit is not documented"
@@ -59,7 +81,7 @@ def test_experiment_pages_hold_their_scripts(site):
         assert script.name in page
 
 
-PAGES = sorted((ROOT / "docs").glob("*.md"))   # the site's own pages, which the README links
+PAGES = sorted((ROOT / "docs").glob("*.md"))  # the site's own pages, which the README links
 
 
 def test_every_page_is_in_the_nav_and_built(site):

@@ -10,9 +10,16 @@ import pytest
 from fdl.init import INITIALISERS, bias_initialiser, check_initialiser, init_scale, initialise
 
 
-@pytest.mark.parametrize("name, expected", [("standard", 1.0), ("glorot", math.sqrt(2 / 150)),
-                                            ("book_glorot", 2 / 150), ("pytorch_uniform", 1 / math.sqrt(300)),
-                                            ("zeros", 0.0)])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("standard", 1.0),
+        ("glorot", math.sqrt(2 / 150)),
+        ("book_glorot", 2 / 150),
+        ("pytorch_uniform", 1 / math.sqrt(300)),
+        ("zeros", 0.0),
+    ],
+)
 def test_init_scale_is_the_standard_deviation(name, expected):
     assert init_scale(name, 100, 50) == pytest.approx(expected)
     draws = initialise(name, jax.random.key(0), (200, 200), 100, 50)

@@ -13,11 +13,22 @@ PACKAGE = ROOT / "fdl"
 # Each unit may import only from units of a lower level (or from itself). Library first, then the chapter
 # demos, then the reproduction harness; a new module must be placed here.
 LEVELS = {
-    "fdl._checks": 0, "fdl._io": 0, "fdl._moved": 0, "fdl.precision": 0,
-    "fdl.ops": 1, "fdl.init": 1, "fdl.optim": 1, "fdl.data": 1, "fdl.checkpoint": 1,
-    "fdl.parallel": 1, "fdl.testing": 1,
-    "fdl.losses": 2, "fdl.layers": 2, "fdl.compile_cache": 2,
-    "fdl.train": 3, "fdl.metrics": 3,  # metrics: the label checks of fdl.losses
+    "fdl._checks": 0,
+    "fdl._io": 0,
+    "fdl._moved": 0,
+    "fdl.precision": 0,
+    "fdl.ops": 1,
+    "fdl.init": 1,
+    "fdl.optim": 1,
+    "fdl.data": 1,
+    "fdl.checkpoint": 1,
+    "fdl.parallel": 1,
+    "fdl.testing": 1,
+    "fdl.losses": 2,
+    "fdl.layers": 2,
+    "fdl.compile_cache": 2,
+    "fdl.train": 3,
+    "fdl.metrics": 3,  # metrics: the label checks of fdl.losses
     "fdl.recurrent": 4,
     "fdl": 5,  # the package's __init__: the library's public names
     "fdl.chapters": 6,
@@ -43,7 +54,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1]
+                base = package[: len(package) - node.level + 1]
                 if node.module:
                     found.append((node.lineno, ".".join([*base, node.module])))
                 else:
@@ -72,8 +83,11 @@ def test_every_unit_has_a_tier():
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_imports_upward(path):
     unit = _unit(_module(path))
-    upward = [f"line {line}: {target}" for line, target in _imports(path)
-              if _unit(target) != unit and LEVELS[_unit(target)] >= LEVELS[unit]]
+    upward = [
+        f"line {line}: {target}"
+        for line, target in _imports(path)
+        if _unit(target) != unit and LEVELS[_unit(target)] >= LEVELS[unit]
+    ]
     assert not upward, f"{path.relative_to(ROOT)} ({unit}, tier {LEVELS[unit]}) imports upward: {upward}"
 
 
@@ -110,10 +124,14 @@ def test_what_is_where_names_paths_that_exist():
 
 def test_what_is_where_covers_the_package_and_the_tests():
     named = {p.rstrip("/") for p in _what_is_where()}
-    entries = [p for p in sorted(PACKAGE.iterdir()) if p.name not in {"__init__.py", "__main__.py", "py.typed",
-                                                                       "__pycache__"}]
+    entries = [
+        p for p in sorted(PACKAGE.iterdir()) if p.name not in {"__init__.py", "__main__.py", "py.typed", "__pycache__"}
+    ]
     entries += [p for p in sorted((ROOT / "tests").iterdir()) if p.is_dir() and p.name != "__pycache__"]
-    unnamed = [str(p.relative_to(ROOT)) for p in entries
-               if str(p.relative_to(ROOT)) not in named and not any(n.startswith(str(p.relative_to(ROOT)) + "/")
-                                                                    for n in named)]
+    unnamed = [
+        str(p.relative_to(ROOT))
+        for p in entries
+        if str(p.relative_to(ROOT)) not in named
+        and not any(n.startswith(str(p.relative_to(ROOT)) + "/") for n in named)
+    ]
     assert not unnamed, f"README 'What is where' does not mention: {unnamed}"

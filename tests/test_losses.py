@@ -87,6 +87,7 @@ def test_mse_over_elements_is_the_per_pixel_mean():
 
 # ---------------------------------------------------------------- infinite logits (both gradient modes)
 
+
 def value_and_grad(loss, z, y, mode):
     return jax.value_and_grad(lambda v: loss(v, y, grad=mode))(z)
 
@@ -137,6 +138,7 @@ def test_infinite_logits_pass_the_harness_without_finite_differences():
 
 # ---------------------------------------------------------------- degenerate shapes, integer labels and targets
 
+
 def test_single_class_column_is_refused_with_the_binary_recipe():
     # Before: loss 0.0 and gradient 0 (softmax of one logit is 1), training silently did nothing.
     with pytest.raises(ValueError, match=r"single class column.*dense\(2\).*fdl\.data\.one_hot\(labels, 2\)"):
@@ -145,16 +147,19 @@ def test_single_class_column_is_refused_with_the_binary_recipe():
         metrics.accuracy(jnp.ones((4, 1)), jnp.ones((4, 1)))
 
 
-@pytest.mark.parametrize("loss,p,y,match", [
-    (softmax_cross_entropy, jnp.ones((0, 3)), jnp.ones((0, 3)), "non-empty batch"),
-    (softmax_cross_entropy, jnp.ones((2, 0)), jnp.ones((2, 0)), "non-empty batch"),
-    (softmax_cross_entropy, jnp.ones((2, 3)), jnp.ones((3, 2)), "must have the same shape"),
-    (softmax_cross_entropy, jnp.ones(3), jnp.ones(3), "2-D"),
-    (mean_squared_error, jnp.ones((0, 1)), jnp.ones((0, 1)), "non-empty batch"),
-    (mean_squared_error, jnp.ones((3, 0)), jnp.ones((3, 0)), "non-empty batch"),
-    (mean_squared_error, jnp.ones(()), jnp.ones(()), "non-empty batch"),
-    (mean_squared_error, jnp.ones((3, 1)), jnp.ones(3), "must have the same shape"),
-])
+@pytest.mark.parametrize(
+    "loss,p,y,match",
+    [
+        (softmax_cross_entropy, jnp.ones((0, 3)), jnp.ones((0, 3)), "non-empty batch"),
+        (softmax_cross_entropy, jnp.ones((2, 0)), jnp.ones((2, 0)), "non-empty batch"),
+        (softmax_cross_entropy, jnp.ones((2, 3)), jnp.ones((3, 2)), "must have the same shape"),
+        (softmax_cross_entropy, jnp.ones(3), jnp.ones(3), "2-D"),
+        (mean_squared_error, jnp.ones((0, 1)), jnp.ones((0, 1)), "non-empty batch"),
+        (mean_squared_error, jnp.ones((3, 0)), jnp.ones((3, 0)), "non-empty batch"),
+        (mean_squared_error, jnp.ones(()), jnp.ones(()), "non-empty batch"),
+        (mean_squared_error, jnp.ones((3, 1)), jnp.ones(3), "must have the same shape"),
+    ],
+)
 @pytest.mark.parametrize("mode", MODES)
 def test_degenerate_shapes_are_refused(loss, p, y, match, mode):
     with pytest.raises(ValueError, match=match):
@@ -192,23 +197,35 @@ def test_integer_targets_get_a_float0_gradient():
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
 
+
 @PROPERTY
-@given(st.data(), st.sampled_from(((1, 2), (3, 4), (8, 10), (2, 3, 5))), st.sampled_from((5.0, 1e2, 1e4)),
-       st.sampled_from(("one_hot", "probabilities", "weights")))
+@given(
+    st.data(),
+    st.sampled_from(((1, 2), (3, 4), (8, 10), (2, 3, 5))),
+    st.sampled_from((5.0, 1e2, 1e4)),
+    st.sampled_from(("one_hot", "probabilities", "weights")),
+)
 def test_losses(data, shape, bound, kind):
     """mean_squared_error (both reductions) and softmax_cross_entropy, logits up to 1e4 (a naive softmax overflows)."""
     p, y = draw(data, shape), draw(data, shape)
-    assert_vjps_agree({
-        "mean_squared_error(over=batch)": (call(losses.mean_squared_error), (p, y), 2),
-        "mean_squared_error(over=elements)": (call(losses.mean_squared_error, over="elements"), (p, y), 2),
-        "softmax_cross_entropy": (call(losses.softmax_cross_entropy), (draw(data, shape, bound),
-                                                                       targets(data, shape, kind)), 2),
-    }, seed(data))
+    assert_vjps_agree(
+        {
+            "mean_squared_error(over=batch)": (call(losses.mean_squared_error), (p, y), 2),
+            "mean_squared_error(over=elements)": (call(losses.mean_squared_error, over="elements"), (p, y), 2),
+            "softmax_cross_entropy": (
+                call(losses.softmax_cross_entropy),
+                (draw(data, shape, bound), targets(data, shape, kind)),
+                2,
+            ),
+        },
+        seed(data),
+    )
 
 
 @PROPERTY
-@given(st.data(), st.sampled_from(((1, 2), (3, 4), (2, 3, 5))),
-       st.sampled_from(("one_hot", "probabilities", "weights")))
+@given(
+    st.data(), st.sampled_from(((1, 2), (3, 4), (2, 3, 5))), st.sampled_from(("one_hot", "probabilities", "weights"))
+)
 def test_softmax_cross_entropy_at_infinite_logits(data, shape, kind):
     """Logits of -inf (masking) and +inf drawn often: both paths agree, infinities included, and nothing is NaN.
 
@@ -216,17 +233,29 @@ def test_softmax_cross_entropy_at_infinite_logits(data, shape, kind):
     there); a target on a class of probability 0 gives +inf. See fdl.losses.softmax_cross_entropy.
     """
     z = draw(data, shape, elements=INFINITE_LOGITS)
-    assert_vjps_agree({"softmax_cross_entropy (+-inf logits)": (call(losses.softmax_cross_entropy),
-                                                                (z, targets(data, shape, kind)), 2)}, seed(data))
+    assert_vjps_agree(
+        {
+            "softmax_cross_entropy (+-inf logits)": (
+                call(losses.softmax_cross_entropy),
+                (z, targets(data, shape, kind)),
+                2,
+            )
+        },
+        seed(data),
+    )
 
 
 # ---------------------------------------------------------------- the bad-input catalogue's cases
 
 WRONG_SHAPES = {
-    "mse shapes": (lambda: losses.mean_squared_error(jnp.zeros((4, 1)), jnp.zeros((4,))),
-                   r"mean_squared_error: predictions and targets must have the same shape, got \(4, 1\) and \(4,\)"),
-    "softmax rank": (lambda: losses.softmax_cross_entropy(jnp.zeros(3), jnp.zeros(3)),
-                     r"softmax_cross_entropy logits: expected a 2-D array \(batch, classes\), got shape \(3,\)"),
+    "mse shapes": (
+        lambda: losses.mean_squared_error(jnp.zeros((4, 1)), jnp.zeros((4,))),
+        r"mean_squared_error: predictions and targets must have the same shape, got \(4, 1\) and \(4,\)",
+    ),
+    "softmax rank": (
+        lambda: losses.softmax_cross_entropy(jnp.zeros(3), jnp.zeros(3)),
+        r"softmax_cross_entropy logits: expected a 2-D array \(batch, classes\), got shape \(3,\)",
+    ),
 }
 
 
@@ -249,8 +278,10 @@ def test_labels_instead_of_one_hot_targets():
 
 
 EMPTY = {
-    "mean_squared_error": (lambda: losses.mean_squared_error(jnp.zeros((0, 1)), jnp.zeros((0, 1))),
-                           r"expected a non-empty batch, got shape \(0, 1\)"),
+    "mean_squared_error": (
+        lambda: losses.mean_squared_error(jnp.zeros((0, 1)), jnp.zeros((0, 1))),
+        r"expected a non-empty batch, got shape \(0, 1\)",
+    ),
 }
 
 
@@ -268,8 +299,10 @@ def test_softmax_cross_entropy_of_an_empty_batch():
 
 UNKNOWN_NAMES = {
     "loss lookup": (lambda: losses.get_loss("hinge"), "unknown loss 'hinge'; choose one of"),
-    "mse reduction": (lambda: losses.mean_squared_error(jnp.ones((2, 1)), jnp.ones((2, 1)), over="mean"),
-                      "over must be one of"),
+    "mse reduction": (
+        lambda: losses.mean_squared_error(jnp.ones((2, 1)), jnp.ones((2, 1)), over="mean"),
+        "over must be one of",
+    ),
 }
 
 
@@ -283,8 +316,11 @@ def test_unknown_names(case):
 # ---------------------------------------------------------------- non-finite predictions: a NaN loss, never finite
 
 NAN = float("nan")
-NAN_TARGETS = {"one_hot": jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), "labels": jnp.array([1, 2]),
-               "probabilities": jnp.array([[0.2, 0.5, 0.3], [0.1, 0.0, 0.9]])}
+NAN_TARGETS = {
+    "one_hot": jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+    "labels": jnp.array([1, 2]),
+    "probabilities": jnp.array([[0.2, 0.5, 0.3], [0.1, 0.0, 0.9]]),
+}
 
 
 @pytest.mark.parametrize("row", [[NAN, 0.0, 5.0], [NAN, INF, 0.0], [INF, NAN, 0.0], [NAN, -INF, 0.0], [NAN] * 3])
@@ -308,7 +344,7 @@ def test_a_nan_prediction_or_target_gives_a_nan_mse(mode):
     value, g = value_and_grad(mean_squared_error, p, y, mode)
     assert np.isnan(float(value)) and np.isnan(float(jax.jit(mean_squared_error)(p, y)))
     assert float(g[0, 0]) == 1.0 and np.isnan(float(g[1, 0]))
-    assert np.isnan(float(mean_squared_error(y, p, grad=mode)))      # a NaN target too
+    assert np.isnan(float(mean_squared_error(y, p, grad=mode)))  # a NaN target too
     assert float(mean_squared_error(jnp.array([[1.0], [INF]]), y, grad=mode)) == INF
 
 
@@ -322,33 +358,43 @@ def test_nan_in_one_run_stays_in_that_run_under_lax_map(loss):
 
 # ---------------------------------------------------------------- regression targets that are not the outputs' shape
 
+
 def test_integer_regression_targets_of_shape_n_are_told_to_reshape_and_cast():
     # Before (inside fit): "integer class labels must lie in [0, 1) for the model's 1 outputs"; mean_squared_error
     # itself named the shapes but not the fix.
     p = jnp.zeros((4, 1))
-    with pytest.raises(ValueError, match=r"got \(4, 1\) and \(4,\); reshape the targets to \(4, 1\): "
-                                         r"y\.reshape\(-1, 1\)\.astype\('float32'\) \(integer targets are regression"):
+    with pytest.raises(
+        ValueError,
+        match=r"got \(4, 1\) and \(4,\); reshape the targets to \(4, 1\): "
+        r"y\.reshape\(-1, 1\)\.astype\('float32'\) \(integer targets are regression",
+    ):
         mean_squared_error(p, jnp.array([22, 35, 18, 40]))
     with pytest.raises(ValueError, match=r"reshape the targets to \(4, 1\): y\.reshape\(-1, 1\)") as float_case:
         mean_squared_error(p, jnp.array([22.0, 35.0, 18.0, 40.0]))
-    assert "astype" not in str(float_case.value)                             # float targets: reshape only
+    assert "astype" not in str(float_case.value)  # float targets: reshape only
     with pytest.raises(ValueError, match=r"got \(4, 2\) and \(4, 3\)") as other:
         mean_squared_error(jnp.zeros((4, 2)), jnp.zeros((4, 3)))
-    assert "reshape" not in str(other.value)                                 # no reshape would do
+    assert "reshape" not in str(other.value)  # no reshape would do
 
 
 def test_check_targets_names_the_fix_for_the_loss():
     """fit's check before training (fdl.train calls it): regression targets for MSE, class labels otherwise."""
     y = np.array([22, 35, 18, 40])
-    for labels in (y, np.array([0, 1, 1, 0])):    # Boston-like values, and 0/1 values for one sigmoid output
-        with pytest.raises(ValueError, match=r"fit: mean_squared_error takes targets of the model's output shape "
-                                             r"\(1,\) per example, got \(\) \(targets of shape \(4,\)\); reshape the "
-                                             r"targets to \(4, 1\): y\.reshape\(-1, 1\)\.astype\('float32'\)"):
+    for labels in (y, np.array([0, 1, 1, 0])):  # Boston-like values, and 0/1 values for one sigmoid output
+        with pytest.raises(
+            ValueError,
+            match=r"fit: mean_squared_error takes targets of the model's output shape "
+            r"\(1,\) per example, got \(\) \(targets of shape \(4,\)\); reshape the "
+            r"targets to \(4, 1\): y\.reshape\(-1, 1\)\.astype\('float32'\)",
+        ):
             losses.check_targets(mean_squared_error, (1,), labels)
     losses.check_targets("mse", (1,), y.reshape(-1, 1).astype("float32"))
     losses.check_targets(softmax_cross_entropy, (3,), np.array([0, 2, 1]))
     # the class-label message stays where the targets are class labels: softmax_cross_entropy, or a loss of one's own
     for loss in (softmax_cross_entropy, lambda p, t, grad="manual": jnp.mean(p)):
-        with pytest.raises(ValueError, match=r"fit: integer class labels must lie in \[0, 3\) for the model's 3 "
-                                             r"outputs, got labels from 0 to 3; give the last layer one output"):
+        with pytest.raises(
+            ValueError,
+            match=r"fit: integer class labels must lie in \[0, 3\) for the model's 3 "
+            r"outputs, got labels from 0 to 3; give the last layer one output",
+        ):
             losses.check_targets(loss, (3,), np.array([0, 3, 1]))

@@ -33,8 +33,15 @@ def _resolve(dotted: str):
 
 
 def test_the_table_holds_the_modules_that_left_the_top_level():
-    assert MODULES == ["fdl.autodiff", "fdl.book", "fdl.cli", "fdl.experiment", "fdl.foundations",
-                       "fdl.fundamentals", "fdl.text"]
+    assert MODULES == [
+        "fdl.autodiff",
+        "fdl.book",
+        "fdl.cli",
+        "fdl.experiment",
+        "fdl.foundations",
+        "fdl.fundamentals",
+        "fdl.text",
+    ]
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -53,8 +60,11 @@ def test_each_entry_is_dated_and_goes_before_its_version(old):
 @pytest.mark.parametrize("old", MODULES)
 def test_a_moved_module_fails_naming_the_new_one(old):
     new = MOVED[old].new.split(" ")[0]
-    with pytest.raises(AttributeError, match=rf"{old} was moved or renamed in fdl 0\.2 \(2026-12-01\); use {new} "
-                                             r".*goes in fdl 0\.4"):
+    with pytest.raises(
+        AttributeError,
+        match=rf"{old} was moved or renamed in fdl 0\.2 \(2026-12-01\); use {new} "
+        r".*goes in fdl 0\.4",
+    ):
         getattr(fdl, old.split(".")[1])
     # imported, it is Python's own error: fdl hooks no import
     with pytest.raises(ModuleNotFoundError, match=f"No module named '{old}'"):
@@ -97,8 +107,17 @@ CALLS = {
 }
 # fdl 0.1's keywords, gone in 0.2 (fit's restart= in 0.3); CHANGELOG.md's migration table names their replacements
 OLD_KEYWORDS = {
-    "fit": ["checkpoint", "checkpoint_every", "devices", "eval_batch_size", "opt_state", "params", "progress",
-            "restart", "resume"],
+    "fit": [
+        "checkpoint",
+        "checkpoint_every",
+        "devices",
+        "eval_batch_size",
+        "opt_state",
+        "params",
+        "progress",
+        "restart",
+        "resume",
+    ],
     "dense": ["dropout"],
     "conv2d": ["dropout"],
     "make_train_step": ["grad"],

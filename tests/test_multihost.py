@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     role, pid, count, port, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], Path(sys.argv[5])
@@ -125,7 +125,7 @@ WORKER = textwrap.dedent('''
     if role == "pair":
         train(X_train, Y_train, plugins=[Checkpoint(folder / "run.npz", resume=True), Stall()])
         raise AssertionError("the checkpointed run was not stopped")
-''')
+""")
 
 
 def free_port() -> int:
@@ -138,14 +138,25 @@ def launch(script: str, role: str, count: int, out: Path, *, devices: int) -> li
     """Start ``count`` processes of ``script`` (one job: ``python -c script role i count port out``), each with
     ``devices`` CPU devices, output to ``out/<role><i>.log``."""
     port = free_port()
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        PYTHONPATH=str(ROOT),
+    )
     procs = []
     for i in range(count):
         env["FDL_JAX_CACHE"] = str(out / f"cache-{role}-{i}" if role == "reference" else out / f"cache-{i}")
         log = open(out / f"{role}{i}.log", "w")
-        procs.append(subprocess.Popen([sys.executable, "-c", script, role, str(i), str(count), str(port), str(out)],
-                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script, role, str(i), str(count), str(port), str(out)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=out,
+            )
+        )
         log.close()
     return procs
 
@@ -163,8 +174,9 @@ def finish(procs: list[subprocess.Popen], out: Path, role: str, deadline: float)
                 p.kill()
                 p.wait()
     for i, p in enumerate(procs):
-        assert p.returncode == 0, f"{role} process {i} ended with {p.returncode}:\n" + \
-            (out / f"{role}{i}.log").read_text()[-4000:]
+        assert p.returncode == 0, (
+            f"{role} process {i} ended with {p.returncode}:\n" + (out / f"{role}{i}.log").read_text()[-4000:]
+        )
 
 
 def wait_for(procs, out: Path, role: str, word: str, deadline: float) -> None:
@@ -227,5 +239,4 @@ def test_two_processes_train_as_one(tmp_path):
     assert any(line.startswith("Validation loss after 1 epochs") for line in logs[0]) and logs[1] == []
     resumed = [json.loads((tmp_path / f"resume{i}_logs.json").read_text())["resumed"] for i in range(2)]
     assert resumed[0][0].startswith("Resuming from") and "after epoch 2" in resumed[0][0] and resumed[1] == []
-    print(f"two processes x 2 against one x 4: max |diff| {max_diff(full[0], one):.3g}; "
-          f"{time.monotonic() - tic:.1f} s")
+    print(f"two processes x 2 against one x 4: max |diff| {max_diff(full[0], one):.3g}; {time.monotonic() - tic:.1f} s")

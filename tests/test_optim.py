@@ -37,8 +37,15 @@ def test_single_epoch_has_no_decay_and_no_division_by_zero():
     assert optim.epoch_learning_rates(0.1, 0.05, "exponential", 1) == [0.1]
 
 
-@pytest.mark.parametrize("bad", [dict(final_lr=0.05), dict(decay_type="linear"),
-                                 dict(final_lr=0.05, decay_type="cosine"), dict(final_lr=-1.0, decay_type="linear")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(final_lr=0.05),
+        dict(decay_type="linear"),
+        dict(final_lr=0.05, decay_type="cosine"),
+        dict(final_lr=-1.0, decay_type="linear"),
+    ],
+)
 def test_bad_decay_arguments(bad):
     with pytest.raises(ValueError):
         optim.epoch_learning_rates(0.1, bad.get("final_lr"), bad.get("decay_type"), 3)
@@ -62,8 +69,7 @@ def test_book_momentum_with_decaying_rate_matches_the_book_rule():
         p = p - v
         np.testing.assert_allclose(got[t], p, rtol=1e-6, atol=1e-7)
     # optax's momentum scales after accumulating, which differs once the rate changes
-    optax_tx = optax.sgd(optim.per_epoch_schedule(0.2, 0.05, "exponential", epochs=3, steps_per_epoch=2),
-                         momentum=mu)
+    optax_tx = optax.sgd(optim.per_epoch_schedule(0.2, 0.05, "exponential", epochs=3, steps_per_epoch=2), momentum=mu)
     assert not np.allclose(run(optax_tx, grads, np.zeros(4))[-1], p, rtol=1e-3)
 
 
@@ -113,14 +119,18 @@ def test_jit_compatible():
 
 # ---------------------------------------------------------------- optimizer constructors passed uncalled
 
-@pytest.mark.parametrize("constructor, message", [
-    (optax.adam, r"pass optax\.adam\(0\.001\), not optax\.adam"),
-    (optax.sgd, r"pass optax\.sgd\(0\.001\), not optax\.sgd"),
-    (functools.partial(optax.adam, b1=0.8), r"pass optax\.adam\(0\.001\), not optax\.adam"),
-    (optim.sgd, r"pass fdl\.optim\.sgd\(0\.01\), not fdl\.optim\.sgd"),
-    (optim.momentum, r"pass fdl\.optim\.momentum\(0\.01, 0\.9\), not fdl\.optim\.momentum"),
-    (optim.adagrad, r"pass fdl\.optim\.adagrad\(0\.01\), not fdl\.optim\.adagrad"),
-])
+
+@pytest.mark.parametrize(
+    "constructor, message",
+    [
+        (optax.adam, r"pass optax\.adam\(0\.001\), not optax\.adam"),
+        (optax.sgd, r"pass optax\.sgd\(0\.001\), not optax\.sgd"),
+        (functools.partial(optax.adam, b1=0.8), r"pass optax\.adam\(0\.001\), not optax\.adam"),
+        (optim.sgd, r"pass fdl\.optim\.sgd\(0\.01\), not fdl\.optim\.sgd"),
+        (optim.momentum, r"pass fdl\.optim\.momentum\(0\.01, 0\.9\), not fdl\.optim\.momentum"),
+        (optim.adagrad, r"pass fdl\.optim\.adagrad\(0\.01\), not fdl\.optim\.adagrad"),
+    ],
+)
 def test_build_refuses_an_uncalled_constructor(constructor, message):
     with pytest.raises(TypeError, match=message):
         optim.build(constructor, 10, 5)

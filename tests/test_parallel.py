@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import json, sys
     import jax, numpy as np
     from fdl import dense, fit, serial
@@ -101,7 +101,7 @@ WORKER = textwrap.dedent('''
                             for a, b in zip(jax.tree.leaves(both[0]), jax.tree.leaves(both[1]))),
             "spec": str(Xg.sharding.spec), "shape": list(Xg.shape)}
     json.dump({"cases": out, "runs": runs, "rows": rows}, sys.stdout)
-''')
+""")
 
 
 def test_eight_cpu_devices_match_one():
@@ -128,6 +128,7 @@ def test_batch_must_divide_among_devices():
     import jax
 
     from fdl.parallel import check_divisible, make_mesh
+
     mesh = make_mesh(1)
     check_divisible(7, mesh)
     with pytest.raises(ValueError, match="asked for 99 devices"):
@@ -135,14 +136,18 @@ def test_batch_must_divide_among_devices():
     assert len(jax.devices()) >= 1
 
 
-@pytest.mark.parametrize("devices,error,match", [
-    ("nosuchplatform", ValueError, "no such platform here"),
-    (2.5, TypeError, "a platform name, a count or a list"),
-    (["cpu"], TypeError, "expected jax.Device objects"),
-    ([], ValueError, "at least one device"),
-])
+@pytest.mark.parametrize(
+    "devices,error,match",
+    [
+        ("nosuchplatform", ValueError, "no such platform here"),
+        (2.5, TypeError, "a platform name, a count or a list"),
+        (["cpu"], TypeError, "expected jax.Device objects"),
+        ([], ValueError, "at least one device"),
+    ],
+)
 def test_bad_device_specs_say_what_to_pass(devices, error, match):
     from fdl.train import DataParallel
+
     with pytest.raises(error, match=match):
         DataParallel(devices)
 
@@ -151,6 +156,7 @@ def test_devices_by_platform_name():
     import jax
 
     from fdl.parallel import make_mesh
+
     assert make_mesh("cpu").devices.size == len(jax.devices("cpu"))
 
 
@@ -158,9 +164,13 @@ def test_mesh_must_hold_every_process(monkeypatch):
     import jax
 
     from fdl.parallel import make_mesh
+
     monkeypatch.setattr(jax, "process_count", lambda: 2)  # this process's devices are all of process 0
-    with pytest.raises(ValueError, match=r"leaves out process\(es\) \[1\] of the 2 processes.*"
-                                         r"this process's devices only.*DataParallel\('all'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"leaves out process\(es\) \[1\] of the 2 processes.*"
+        r"this process's devices only.*DataParallel\('all'\)",
+    ):
         make_mesh("all")
 
 
@@ -168,6 +178,7 @@ def test_one_voice_and_a_switch(monkeypatch):
     import jax
 
     from fdl import parallel
+
     lines = []
     log = lines.append
     assert parallel.voice(log) is log and parallel.speaks()  # one process: unchanged
@@ -189,6 +200,7 @@ def _two_processes(monkeypatch, other):
     import jax
 
     from fdl import parallel
+
     monkeypatch.setattr(jax, "process_count", lambda: 2)
     monkeypatch.setattr(jax, "process_index", lambda: 0)
     monkeypatch.setattr(parallel, "_allgather", lambda a: np.stack([a, other(a)]))
@@ -198,10 +210,15 @@ def _two_processes(monkeypatch, other):
 def test_disagreeing_processes_get_fdls_message(monkeypatch):
     parallel = _two_processes(monkeypatch, lambda a: a + np.array([0, 1], a.dtype))
     parallel.agree({})
-    with pytest.raises(parallel.ProcessMismatch, match=r"^the processes of this job disagree on the test data "
-                                                       r"\(processes 0 \| 1\): load it the same way$"):
-        parallel.agree({"the training data": 7, "the test data": parallel.fingerprint(np.arange(3.0))},
-                       hint={"the test data": "load it the same way"})
+    with pytest.raises(
+        parallel.ProcessMismatch,
+        match=r"^the processes of this job disagree on the test data "
+        r"\(processes 0 \| 1\): load it the same way$",
+    ):
+        parallel.agree(
+            {"the training data": 7, "the test data": parallel.fingerprint(np.arange(3.0))},
+            hint={"the test data": "load it the same way"},
+        )
 
 
 def test_a_check_that_fails_on_one_process_fails_on_all(monkeypatch):
@@ -210,7 +227,7 @@ def test_a_check_that_fails_on_one_process_fails_on_all(monkeypatch):
     def error_on_process_1(mine):
         text = json.dumps(["fdl.checkpoint", "CheckpointError", "run.npz: not an fdl checkpoint"]).encode()
         row = np.zeros_like(mine)
-        row[0], row[1:1 + len(text)] = 1, np.frombuffer(text, np.uint8)
+        row[0], row[1 : 1 + len(text)] = 1, np.frombuffer(text, np.uint8)
         return row
 
     parallel = _two_processes(monkeypatch, error_on_process_1)
@@ -226,6 +243,7 @@ def test_fingerprints_and_broadcast_on_one_process():
     import jax
 
     from fdl import parallel
+
     tree = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.float32(-0.0), "k": jax.random.key(3)}
     assert parallel.fingerprint(tree) == parallel.fingerprint(dict(tree))
     assert parallel.fingerprint(tree) != parallel.fingerprint({**tree, "b": np.float32(0.0)})  # bits, not values
@@ -237,6 +255,7 @@ def test_fingerprints_and_broadcast_on_one_process():
 @pytest.mark.parametrize("axis", ["rows", None])
 def test_bad_axis_is_refused(axis):
     from fdl.train import DataParallel
+
     with pytest.raises(ValueError, match="axis must be 'batch'.*or 'runs'"):
         DataParallel(1, axis=axis)
 
@@ -245,6 +264,7 @@ def test_results_json_from_process_0_alone(tmp_path, monkeypatch):
     import jax
 
     from fdl.harness.experiment import Results
+
     results = Results("ch00")
     results.add("row", "accuracy", 0.5)
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: True)

@@ -19,9 +19,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = "# not run"
 README = ROOT / "README.md"
-PAGES = sorted((ROOT / "docs").glob("*.md"))   # the site's own pages (not docs/api/, not the benchmark archives)
+PAGES = sorted((ROOT / "docs").glob("*.md"))  # the site's own pages (not docs/api/, not the benchmark archives)
 TEXTS = [README, *PAGES]
-README_LINES = 250   # "a README read in five minutes": what does not fit goes to a page of docs/
+README_LINES = 250  # "a README read in five minutes": what does not fit goes to a page of docs/
 
 
 def python_blocks(text: str) -> list[tuple[str, str]]:
@@ -36,7 +36,7 @@ def python_blocks(text: str) -> list[tuple[str, str]]:
         if line.strip() == "```python":
             end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), len(lines))
             slug = re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")[:40]
-            blocks.append((f"line{i + 1}-{slug}", "\n".join(lines[i + 1:end]) + "\n"))
+            blocks.append((f"line{i + 1}-{slug}", "\n".join(lines[i + 1 : end]) + "\n"))
             i = end
         i += 1
     return blocks
@@ -47,8 +47,9 @@ def test_blocks_are_found():
     assert found == [("line2-a", "x = 1\n"), ("line7-b-c", "# not run\n...\n")]
 
 
-BLOCKS = [(f"{path.relative_to(ROOT)}:{name}", code)
-          for path in TEXTS for name, code in python_blocks(path.read_text())]
+BLOCKS = [
+    (f"{path.relative_to(ROOT)}:{name}", code) for path in TEXTS for name, code in python_blocks(path.read_text())
+]
 
 
 def test_the_readme_and_the_pages_have_blocks():
@@ -63,8 +64,9 @@ def test_readme_block_runs_as_written(code, tmp_path):
         pytest.skip("marked '# not run'")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "FDL_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, f"the block fails as written:\n{code}\n--- stderr ---\n{proc.stderr[-3000:]}"
 
 
@@ -87,8 +89,11 @@ def github_slug(heading: str) -> str:
 
 
 def anchors(path: Path) -> set[str]:
-    return {github_slug(line.lstrip("#")) for line in _outside_code(path.read_text()).splitlines()
-            if re.match(r"#{1,6} ", line)}
+    return {
+        github_slug(line.lstrip("#"))
+        for line in _outside_code(path.read_text()).splitlines()
+        if re.match(r"#{1,6} ", line)
+    }
 
 
 def links(path: Path) -> list[str]:

@@ -20,13 +20,16 @@ def wrong(backward, name):
     return ops.Op(ops.weight_multiply.forward, backward, name)
 
 
-@pytest.mark.parametrize("op", [
-    wrong(lambda g, out, x, W: (-(g @ W.T), x.T @ g), "sign_flipped"),
-    wrong(lambda g, out, x, W: (g @ W.T, (x.T @ g) / x.shape[0]), "averaged_param_grad"),
-    wrong(lambda g, out, x, W: (g @ W.T, x.T @ g * 1.001), "off_by_0.1_percent"),
-    ops.Op(ops.relu.forward, lambda g, out, x: (jnp.where(out >= 0, g, 0.0),), "book_relu_erratum_3"),
-    ops.Op(ops.sigmoid.forward, lambda g, out, x: (g * out,), "missing_term"),
-])
+@pytest.mark.parametrize(
+    "op",
+    [
+        wrong(lambda g, out, x, W: (-(g @ W.T), x.T @ g), "sign_flipped"),
+        wrong(lambda g, out, x, W: (g @ W.T, (x.T @ g) / x.shape[0]), "averaged_param_grad"),
+        wrong(lambda g, out, x, W: (g @ W.T, x.T @ g * 1.001), "off_by_0.1_percent"),
+        ops.Op(ops.relu.forward, lambda g, out, x: (jnp.where(out >= 0, g, 0.0),), "book_relu_erratum_3"),
+        ops.Op(ops.sigmoid.forward, lambda g, out, x: (g * out,), "missing_term"),
+    ],
+)
 def test_harness_catches_wrong_backward(op):
     args = (X, W) if op.forward is ops.weight_multiply.forward else (X,)
     with pytest.raises(AssertionError):
@@ -54,12 +57,19 @@ def test_forward_mismatch_is_reported():
         check_vjp(jnp.sin, jnp.cos, [X], numerical=False)
 
 
-@pytest.mark.parametrize("op,match", [
-    (wrong(lambda g, out, x, W: (-(g @ W.T), x.T @ g), "sign_flipped"),
-     r"manual vs autodiff \(check b: VJPs\): gradient of sign_flipped argument 0"),
-    (wrong(lambda g, out, x, W: (g @ W.T, (x.T @ g) / x.shape[0]), "averaged_param_grad"),
-     r"manual vs autodiff \(check b: VJPs\): gradient of averaged_param_grad argument 1"),
-])
+@pytest.mark.parametrize(
+    "op,match",
+    [
+        (
+            wrong(lambda g, out, x, W: (-(g @ W.T), x.T @ g), "sign_flipped"),
+            r"manual vs autodiff \(check b: VJPs\): gradient of sign_flipped argument 0",
+        ),
+        (
+            wrong(lambda g, out, x, W: (g @ W.T, (x.T @ g) / x.shape[0]), "averaged_param_grad"),
+            r"manual vs autodiff \(check b: VJPs\): gradient of averaged_param_grad argument 1",
+        ),
+    ],
+)
 def test_failures_name_the_check_and_the_argument(op, match):
     with pytest.raises(AssertionError, match=match):
         check_op(op, X, W)
@@ -75,17 +85,16 @@ def test_gradient_agreement_is_tiny_for_a_right_model_and_large_for_a_wrong_one(
     import fdl
     from fdl.ops import op
     from fdl.testing import gradient_agreement
+
     model = fdl.serial(fdl.dense(4, "tanh"), fdl.dense(2))
-    params = model.init(jax.random.key(0), (3,))           # float32: gradient_agreement casts to float64
+    params = model.init(jax.random.key(0), (3,))  # float32: gradient_agreement casts to float64
     x, y = np.random.RandomState(0).randn(5, 3), np.random.RandomState(1).randn(5, 2)
     loss_of = lambda g: lambda p, x, y: fdl.mean_squared_error(model.apply(p, x, grad=g), y, grad=g)
     assert gradient_agreement(loss_of, params, x, y) < 1e-12
 
-    wrong = op(lambda g, out, x: (-g,))(lambda x: x)      # identity with a flipped backward
-    loss_wrong = lambda g: lambda p, x, y: fdl.mean_squared_error(wrong(model.apply(p, x, grad=g), grad=g), y,
-                                                                  grad=g)
+    wrong = op(lambda g, out, x: (-g,))(lambda x: x)  # identity with a flipped backward
+    loss_wrong = lambda g: lambda p, x, y: fdl.mean_squared_error(wrong(model.apply(p, x, grad=g), grad=g), y, grad=g)
     assert gradient_agreement(loss_wrong, params, x, y) == pytest.approx(2.0)
-
 
 
 _LOWERED: list = []  # the list each program lowered (compiled, or loaded from the disk cache) goes to while counting
@@ -105,6 +114,7 @@ def test_gradient_agreement_is_three_programs_and_the_eager_number_bit_for_bit()
     import fdl
     from fdl.precision import matmul_precision
     from fdl.testing import gradient_agreement
+
     model = fdl.serial(fdl.dense(5, "tanh"), fdl.dense(4, "sigmoid"), fdl.dense(2))
     params = model.init(jax.random.key(0), (3,))
     x, y = np.random.RandomState(0).randn(6, 3).astype(np.float32), np.random.RandomState(1).randn(6, 2)
@@ -119,28 +129,37 @@ def test_gradient_agreement_is_three_programs_and_the_eager_number_bit_for_bit()
     with matmul_precision("highest"):
         p64, x64 = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (params, x))
         manual, auto = (jax.tree.leaves(jax.jit(jax.grad(loss_of(g)))(p64, x64, y)) for g in ("manual", "autodiff"))
-    eager = (max(float(jnp.max(jnp.abs(m - a))) for m, a in zip(manual, auto, strict=True))
-             / max(float(jnp.max(jnp.abs(a))) for a in auto))
+    eager = max(float(jnp.max(jnp.abs(m - a))) for m, a in zip(manual, auto, strict=True)) / max(
+        float(jnp.max(jnp.abs(a))) for a in auto
+    )
     assert agreement == eager
 
 
 # ---------------------------------------------------------------- the messages; kinks in check (c)
+
 
 def test_harness_names_a_leaf_whose_gradient_has_the_wrong_dtype():
     @jax.custom_vjp
     def scale(x, w):
         return x * w
 
-    scale.defvjp(lambda x, w: (x * w, (x, w)),
-                 lambda res, g: ((g * res[1]).astype(jnp.float64), jnp.sum(g * res[0]).astype(jnp.float64)))
+    scale.defvjp(
+        lambda x, w: (x * w, (x, w)),
+        lambda res, g: ((g * res[1]).astype(jnp.float64), jnp.sum(g * res[0]).astype(jnp.float64)),
+    )
     x, w = jnp.ones(3, jnp.float64), jnp.asarray(2.0, jnp.float32)
-    with pytest.raises(AssertionError, match=r"cotangent dtypes \(check d\): the gradient of w is float64 but its "
-                                             r"input is float32"):
+    with pytest.raises(
+        AssertionError,
+        match=r"cotangent dtypes \(check d\): the gradient of w is float64 but its "
+        r"input is float32",
+    ):
         check_cotangent_dtypes(lambda x, w: scale(x, w).sum(), (x, w), arg_names=("x", "w"))
-    with pytest.raises(AssertionError, match=r"check d.*argument 0 is float64 but its input is float32.*argument 0 "
-                                             r"in float32"):
-        check_vjp(lambda a, b: scale(a, b).sum(), lambda a, b: (a * b).sum(), (x, jnp.asarray(2.0)),
-                  mixed_dtypes=True)
+    with pytest.raises(
+        AssertionError,
+        match=r"check d.*argument 0 is float64 but its input is float32.*argument 0 "
+        r"in float32",
+    ):
+        check_vjp(lambda a, b: scale(a, b).sum(), lambda a, b: (a * b).sum(), (x, jnp.asarray(2.0)), mixed_dtypes=True)
 
 
 def mnist_like(seed, n=2, size=8):
@@ -165,6 +184,7 @@ def test_a_correct_relu_conv_net_on_zero_backgrounds_passes_check_model():
 def test_the_kink_is_crossed_at_the_given_point_so_check_c_needs_the_nudged_points(monkeypatch):
     # The background pixels put exact zeros into the conv's relu; a finite difference in x crosses the kink.
     import fdl.testing
+
     model = relu_conv_net()
     params = model.init(jax.random.key(0), (1, 8, 8), jnp.float64)
     assert int(jnp.sum(ops.conv2d(mnist_like(0), params[0]["W"]) == 0.0)) > 0
@@ -189,8 +209,11 @@ def test_harness_names_the_check_layer_and_parameter():
     model = serial(dense(4, "tanh"), wrong_bias_dense(2))
     params = model.init(jax.random.key(0), (3,), jnp.float64)
     x, y = jax.random.normal(jax.random.key(1), (5, 3), jnp.float64), jnp.zeros((5, 2), jnp.float64)
-    with pytest.raises(AssertionError, match=r"manual vs autodiff \(check b: VJPs\): gradient of params\[1\]\['B'\] "
-                                             r"\(layer 1, parameter 'B'\)"):
+    with pytest.raises(
+        AssertionError,
+        match=r"manual vs autodiff \(check b: VJPs\): gradient of params\[1\]\['B'\] "
+        r"\(layer 1, parameter 'B'\)",
+    ):
         check_model(model, params, x, y, mean_squared_error)
 
 
@@ -203,8 +226,11 @@ def test_finite_difference_failures_name_the_leaf():
     def f(p):
         return mean_squared_error(model.apply(p, x), y)
 
-    with pytest.raises(AssertionError, match=r"finite differences \(check c\): the hand-written gradient of "
-                                             r"params\[1\]\['B'\] \(layer 1, parameter 'B'\) disagrees"):
+    with pytest.raises(
+        AssertionError,
+        match=r"finite differences \(check c\): the hand-written gradient of "
+        r"params\[1\]\['B'\] \(layer 1, parameter 'B'\) disagrees",
+    ):
         check_vjp(f, f, (params,), arg_names=("params",))
 
 
@@ -215,13 +241,17 @@ def test_forward_mismatch_names_the_check():
 
 # ---------------------------------------------------------------- float32 params: the cause and the fix
 
+
 def test_float32_params_are_refused_naming_model_init():
     model = serial(dense(2))
     params = model.init(jax.random.key(0), (3,))  # float32 by default, even with x64 on
     x, y = jnp.ones((4, 3)), jnp.zeros((4, 2))
-    with pytest.raises(ValueError, match=r"got float32 for params\[0\]\['B'\] \(layer 0, parameter 'B'\)\. "
-                                         r"model\.init returns float32 params by default, even with x64 on: .*"
-                                         r"model\.init\(key, input_shape, dtype=jnp\.float64\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"got float32 for params\[0\]\['B'\] \(layer 0, parameter 'B'\)\. "
+        r"model\.init returns float32 params by default, even with x64 on: .*"
+        r"model\.init\(key, input_shape, dtype=jnp\.float64\)",
+    ):
         check_model(model, params, x, y, mean_squared_error)
     with pytest.raises(ValueError, match=r"got float32 for relu argument 0\. Convert it with x\.astype"):
         check_op(ops.relu, jnp.ones(3, jnp.float32))

@@ -21,10 +21,12 @@ EXPERIMENT_LINK = re.compile(r'href="\.\./experiments/(ch\d\d_\w+)\.py"')
 
 def experiment_page(path: Path) -> str:
     source = path.read_text(encoding="utf-8")
-    return (f"# `experiments/{path.name}`\n\n"
-            f"Run it from the repository root: `python experiments/{path.name} --help` lists its options; "
-            f"`--quick` is a smoke run on a subset.\n\n"
-            f"````python\n{source}````\n")
+    return (
+        f"# `experiments/{path.name}`\n\n"
+        f"Run it from the repository root: `python experiments/{path.name} --help` lists its options; "
+        f"`--quick` is a smoke run on a subset.\n\n"
+        f"````python\n{source}````\n"
+    )
 
 
 @event_priority(100)  # before mkdocs-jupyter's on_files, which claims the notebooks

@@ -25,6 +25,7 @@ def array_module(*arrays):
 
 # --- One input: a function and its derivative --------------------------------------------------------------
 
+
 def deriv(f: Callable, x, delta: float = 0.001):
     """Central difference ``(f(x + d) - f(x - d)) / (2 d)`` of an elementwise ``f`` (book ch. 1: ``deriv``)."""
     return (f(x + delta) - f(x - delta)) / (2 * delta)
@@ -78,6 +79,7 @@ FUNCTIONS = {
 
 # --- Chains of functions ------------------------------------------------------------------------------------
 
+
 def chain(*fs: Callable) -> Callable:
     """``chain(f1, f2, f3)(x) = f3(f2(f1(x)))``, any length >= 1 (book: ``chain_length_2``, ``chain_length_3``).
 
@@ -119,6 +121,7 @@ def chain_deriv(fns: Sequence[Fn | tuple[Callable, Callable]], x):
 
 # --- Several inputs -----------------------------------------------------------------------------------------
 
+
 def add_forward(x, y, fn: Fn = FUNCTIONS["sigmoid"]):
     """``s = f(x + y)`` for arrays that broadcast (book ch. 1: ``multiple_inputs_add``)."""
     return fn.f(x + y)
@@ -146,10 +149,12 @@ def multiply_backward(x, y, fn: Fn = FUNCTIONS["sigmoid"]):
 
 # --- Functions of matrices ----------------------------------------------------------------------------------
 
+
 def _check_matmul(X, W, what: str) -> None:
     if np.ndim(X) != 2 or np.ndim(W) != 2 or np.shape(X)[1] != np.shape(W)[0]:
-        raise ValueError(f"{what}: expected X (n, k) and W (k, m), got X {tuple(np.shape(X))} "
-                         f"and W {tuple(np.shape(W))}")
+        raise ValueError(
+            f"{what}: expected X (n, k) and W (k, m), got X {tuple(np.shape(X))} and W {tuple(np.shape(W))}"
+        )
 
 
 def matmul_forward(X, W, fn: Fn = FUNCTIONS["sigmoid"]):

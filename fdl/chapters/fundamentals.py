@@ -38,6 +38,7 @@ def _check_batch(X, y, n_in: int, what: str) -> None:
 
 # --- Linear regression --------------------------------------------------------------------------------------
 
+
 def init_linear_regression(rng: np.random.RandomState, n_in: int) -> dict:
     """``W`` (n_in, 1) then ``B`` (1, 1), float64 standard normal in the book's order (ch. 2: ``init_weights``)."""
     return {"W": rng.randn(n_in, 1), "B": rng.randn(1, 1)}
@@ -83,13 +84,18 @@ def predict_linear_regression(X, weights: dict):
 
 # --- The two-layer network: 13 -> 13 (sigmoid) -> 1 ---------------------------------------------------------
 
+
 def init_neural_network(rng: np.random.RandomState, n_in: int, hidden: int = 13) -> dict:
     """``W1`` (n_in, hidden), ``B1`` (1, hidden), ``W2`` (hidden, 1), ``B2`` (1, 1), float64 standard normal.
 
     Drawn in the book's order (book ch. 2: ``init_weights``).
     """
-    return {"W1": rng.randn(n_in, hidden), "B1": rng.randn(1, hidden),
-            "W2": rng.randn(hidden, 1), "B2": rng.randn(1, 1)}
+    return {
+        "W1": rng.randn(n_in, hidden),
+        "B1": rng.randn(1, hidden),
+        "W2": rng.randn(hidden, 1),
+        "B2": rng.randn(1, 1),
+    }
 
 
 def forward_neural_network(X, y, weights: dict):
@@ -145,14 +151,13 @@ def predict_neural_network(X, weights: dict):
 
 
 MODELS = {
-    "linear_regression": (init_linear_regression, forward_linear_regression, loss_gradients,
-                          predict_linear_regression),
-    "neural_network": (init_neural_network, forward_neural_network, neural_network_gradients,
-                       predict_neural_network),
+    "linear_regression": (init_linear_regression, forward_linear_regression, loss_gradients, predict_linear_regression),
+    "neural_network": (init_neural_network, forward_neural_network, neural_network_gradients, predict_neural_network),
 }
 
 
 # --- Training -----------------------------------------------------------------------------------------------
+
 
 def batches(rng: np.random.RandomState, X, y, batch_size: int, n_iter: int):
     """Yield ``n_iter`` batches the book's way: permute the rows, walk through them ``batch_size`` at a time
@@ -169,13 +174,24 @@ def batches(rng: np.random.RandomState, X, y, batch_size: int, n_iter: int):
             perm = rng.permutation(n)
             X, y = X[perm], y[perm]
             start = 0
-        yield X[start:start + batch_size], y[start:start + batch_size]
+        yield X[start : start + batch_size], y[start : start + batch_size]
         start += batch_size
 
 
-def train_regression(model: str, X, y, *, n_iter: int = 1000, learning_rate: float = 0.001, batch_size: int = 23,
-                     seed: int | None = None, reduction: str = "mean", hidden: int = 13, log_every: int = 0,
-                     log: Callable | None = print):
+def train_regression(
+    model: str,
+    X,
+    y,
+    *,
+    n_iter: int = 1000,
+    learning_rate: float = 0.001,
+    batch_size: int = 23,
+    seed: int | None = None,
+    reduction: str = "mean",
+    hidden: int = 13,
+    log_every: int = 0,
+    log: Callable | None = print,
+):
     """Plain SGD on ``model`` (``"linear_regression"`` or ``"neural_network"``). Returns ``(weights, losses)``.
 
     The book's ``train``: one ``RandomState(seed)`` draws the weights, then :func:`batches`' permutations
@@ -201,7 +217,7 @@ def train_regression(model: str, X, y, *, n_iter: int = 1000, learning_rate: flo
         for k in weights:
             weights[k] = weights[k] - learning_rate * grads[k]
         if log is not None and log_every and (i + 1) % log_every == 0:
-            log(f"iteration {i + 1}: mean training loss {losses[i + 1 - log_every:i + 1].mean():.3f}")
+            log(f"iteration {i + 1}: mean training loss {losses[i + 1 - log_every : i + 1].mean():.3f}")
     return weights, losses
 
 
@@ -226,7 +242,6 @@ def least_squares(X, y) -> dict:
     _check_batch(X, y, X.shape[1] if X.ndim == 2 else -1, "least_squares")
     coef = np.linalg.lstsq(np.hstack([X, np.ones((X.shape[0], 1))]), y, rcond=None)[0]
     return {"W": coef[:-1], "B": coef[-1:]}
-
 
 
 def __getattr__(name):

@@ -8,5 +8,12 @@ from fdl.data.mnist import MnistUnavailableError, load_mnist
 from fdl.data.preprocess import mnist_preprocess, one_hot
 from fdl.data.text import load_text
 
-__all__ = ["MnistUnavailableError", "boston_split", "load_boston", "load_mnist", "load_text", "mnist_preprocess",
-           "one_hot"]
+__all__ = [
+    "MnistUnavailableError",
+    "boston_split",
+    "load_boston",
+    "load_mnist",
+    "load_text",
+    "mnist_preprocess",
+    "one_hot",
+]

@@ -28,6 +28,8 @@ def read_verified(path: Path, expected_sha256: str, what: str) -> bytes:
     data = path.read_bytes()
     actual = sha256_bytes(data)
     if actual != expected_sha256:
-        raise ValueError(f"{what}: {path} has SHA-256 {actual}, expected {expected_sha256} "
-                         "(see fdl/data/PROVENANCE.md); the file was altered or truncated, reinstall fdl")
+        raise ValueError(
+            f"{what}: {path} has SHA-256 {actual}, expected {expected_sha256} "
+            "(see fdl/data/PROVENANCE.md); the file was altered or truncated, reinstall fdl"
+        )
     return data

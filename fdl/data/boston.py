@@ -74,8 +74,10 @@ def _n_test(test_size) -> int:
     elif isinstance(test_size, (float, np.floating)) and 0.0 < test_size < 1.0:
         n_test = int(np.ceil(test_size * N_ROWS))
     else:
-        raise ValueError(f"boston_split: test_size must be a fraction in (0, 1) or a row count in "
-                         f"[1, {N_ROWS - 1}], got {test_size!r}")
+        raise ValueError(
+            f"boston_split: test_size must be a fraction in (0, 1) or a row count in "
+            f"[1, {N_ROWS - 1}], got {test_size!r}"
+        )
     if not 1 <= n_test <= N_ROWS - 1:
         raise ValueError(f"boston_split: test_size gives {n_test} test rows; need between 1 and {N_ROWS - 1}")
     return n_test

@@ -49,8 +49,10 @@ def parse_idx(data: bytes, what: str = "IDX data") -> np.ndarray:
     dtype = np.dtype(IDX_DTYPES[code])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
-        raise ValueError(f"{what}: IDX header says shape {shape} ({expected} bytes in all) but the file has "
-                         f"{len(data)} bytes; it is truncated or corrupt")
+        raise ValueError(
+            f"{what}: IDX header says shape {shape} ({expected} bytes in all) but the file has "
+            f"{len(data)} bytes; it is truncated or corrupt"
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
@@ -67,17 +69,21 @@ def read_idx(path: str | os.PathLike, magic: int | None = None) -> np.ndarray:
             with gzip.open(path, "rb") as fh:
                 data = fh.read()
         except (gzip.BadGzipFile, EOFError, zlib.error) as err:
-            raise ValueError(f"{path}: the gzip file is corrupt or truncated ({type(err).__name__}: {err}); "
-                             "download it again, or replace it with the uncompressed file "
-                             f"({os.path.basename(str(path))[:-3]})") from None
+            raise ValueError(
+                f"{path}: the gzip file is corrupt or truncated ({type(err).__name__}: {err}); "
+                "download it again, or replace it with the uncompressed file "
+                f"({os.path.basename(str(path))[:-3]})"
+            ) from None
     else:
         with open(path, "rb") as fh:
             data = fh.read()
     if magic is not None and len(data) >= 4:
         found = struct.unpack(">I", data[:4])[0]
         if found != magic:
-            raise ValueError(f"{path}: IDX magic number 0x{found:08X}, expected 0x{magic:08X} "
-                             f"({'images' if magic == MAGIC_IMAGES else 'labels'})")
+            raise ValueError(
+                f"{path}: IDX magic number 0x{found:08X}, expected 0x{magic:08X} "
+                f"({'images' if magic == MAGIC_IMAGES else 'labels'})"
+            )
     return parse_idx(data, what=str(path))
 
 

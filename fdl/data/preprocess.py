@@ -37,8 +37,9 @@ def mnist_preprocess(X_train, X_test, flatten: bool = True) -> tuple[np.ndarray,
         if np.issubdtype(X.dtype, np.floating) and not np.all(np.isfinite(X)):
             raise ValueError(f"mnist_preprocess: {name} contains NaN or Inf; clean or drop those images first")
     if X_train.shape[1:] != X_test.shape[1:]:
-        raise ValueError(f"mnist_preprocess: X_train and X_test images differ in shape: {X_train.shape[1:]} "
-                         f"and {X_test.shape[1:]}")
+        raise ValueError(
+            f"mnist_preprocess: X_train and X_test images differ in shape: {X_train.shape[1:]} and {X_test.shape[1:]}"
+        )
     if X_train.shape[0] == 0:
         raise ValueError("mnist_preprocess: X_train is empty; the mean and std come from it")
     mean = X_train.mean(dtype=np.float64)
@@ -71,8 +72,10 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
         raise ValueError(f"one_hot: n_classes must be a positive integer, got {n_classes!r}")
     labels = np.asarray(labels)
     if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"one_hot: labels must be integers, got dtype {labels.dtype}; pass class indices "
-                        "(e.g. labels.astype(int)), not scores or one-hot rows")
+        raise TypeError(
+            f"one_hot: labels must be integers, got dtype {labels.dtype}; pass class indices "
+            "(e.g. labels.astype(int)), not scores or one-hot rows"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
         bad = labels[(labels < 0) | (labels >= n_classes)]
         raise ValueError(f"one_hot: labels must be in [0, {n_classes}), found {bad.ravel()[:5].tolist()}")

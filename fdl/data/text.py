@@ -49,8 +49,10 @@ def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise FileNotFoundError(f"load_text: {str(name_or_path)!r} is neither a shipped corpus "
-                                    f"({', '.join(sorted(SHIPPED_TEXTS))}) nor an existing text file")
+            raise FileNotFoundError(
+                f"load_text: {str(name_or_path)!r} is neither a shipped corpus "
+                f"({', '.join(sorted(SHIPPED_TEXTS))}) nor an existing text file"
+            )
         text = path.read_text(encoding=encoding)
     text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not a character of the text
     if not text:
@@ -58,8 +60,10 @@ def load_text(name_or_path: str | os.PathLike = "hamlet", encoding: str = "utf-8
     return text
 
 
-_FIX = ("encode the text with the Vocabulary the model was built with (Vocabulary.from_text of the training "
-        "text) and give the model and the loss that vocabulary's size")
+_FIX = (
+    "encode the text with the Vocabulary the model was built with (Vocabulary.from_text of the training "
+    "text) and give the model and the loss that vocabulary's size"
+)
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,11 @@ class Vocabulary:
         index = {c: i for i, c in enumerate(self.chars)}
         unknown = sorted(set(text) - index.keys())
         if unknown:
-            raise ValueError(f"Vocabulary.encode: characters not in the vocabulary of {self.size}: "
-                             f"{''.join(unknown)!r}; build the Vocabulary from a text that contains every "
-                             "character you will encode (e.g. the whole corpus before splitting it)")
+            raise ValueError(
+                f"Vocabulary.encode: characters not in the vocabulary of {self.size}: "
+                f"{''.join(unknown)!r}; build the Vocabulary from a text that contains every "
+                "character you will encode (e.g. the whole corpus before splitting it)"
+            )
         return np.fromiter((index[c] for c in text), dtype=np.int32, count=len(text))
 
     def decode(self, ids) -> str:
@@ -123,24 +129,31 @@ def check_ids(ids, vocab_size: int | None, what: str = "character ids"):
 
     Under ``jax.jit`` the values are unknown and nothing is checked: call it outside the jitted step.
     """
-    if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer)
-                                   or vocab_size <= 0):
+    if vocab_size is not None and (
+        isinstance(vocab_size, bool) or not isinstance(vocab_size, int | np.integer) or vocab_size <= 0
+    ):
         raise ValueError(f"{what}: vocab_size must be a positive integer, got {vocab_size!r}")
     if isinstance(ids, jax.core.Tracer):
         return ids
     values = np.asarray(ids)
     if values.dtype.kind not in "iu":
-        raise TypeError(f"{what}: character ids must be integers, got dtype {values.dtype}; encode text with "
-                        "Vocabulary.encode, or cast with .astype(int) if the values are whole numbers")
+        raise TypeError(
+            f"{what}: character ids must be integers, got dtype {values.dtype}; encode text with "
+            "Vocabulary.encode, or cast with .astype(int) if the values are whole numbers"
+        )
     bad = (values < 0) if vocab_size is None else (values < 0) | (values >= vocab_size)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
         if vocab_size is None:
-            raise ValueError(f"{what}: id {int(values[pos])} at position {pos} is negative ({int(bad.sum())} of "
-                             f"{values.size} ids are); character ids run from 0 to the vocabulary size - 1; {_FIX}")
-        raise ValueError(f"{what}: id {int(values[pos])} at position {pos} is outside the vocabulary of "
-                         f"{vocab_size} characters ({int(bad.sum())} of {values.size} ids are; valid ids are 0 to "
-                         f"{vocab_size - 1}); {_FIX}")
+            raise ValueError(
+                f"{what}: id {int(values[pos])} at position {pos} is negative ({int(bad.sum())} of "
+                f"{values.size} ids are); character ids run from 0 to the vocabulary size - 1; {_FIX}"
+            )
+        raise ValueError(
+            f"{what}: id {int(values[pos])} at position {pos} is outside the vocabulary of "
+            f"{vocab_size} characters ({int(bad.sum())} of {values.size} ids are; valid ids are 0 to "
+            f"{vocab_size - 1}); {_FIX}"
+        )
     return ids
 
 
@@ -165,8 +178,10 @@ def _check_length(ids, sequence_length: int, what: str, extra: int = 0) -> None:
         raise ValueError(f"{what}: sequence_length must be a positive integer, got {sequence_length!r}")
     need = sequence_length + 1 + extra
     if len(ids) < need:
-        raise ValueError(f"{what}: the text has {len(ids)} characters, fewer than the {need} needed "
-                         f"(a window of {sequence_length} plus its shifted target)")
+        raise ValueError(
+            f"{what}: the text has {len(ids)} characters, fewer than the {need} needed "
+            f"(a window of {sequence_length} plus its shifted target)"
+        )
 
 
 def _checked(ids, vocab_size: int | None, what: str) -> np.ndarray:
@@ -178,8 +193,9 @@ def _checked(ids, vocab_size: int | None, what: str) -> np.ndarray:
     return ids
 
 
-def windows(ids, sequence_length: int, stride: int | None = None, *,
-            vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def windows(
+    ids, sequence_length: int, stride: int | None = None, *, vocab_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Input windows and their targets shifted by one: both (n_windows, sequence_length), the dtype of ``ids``.
 
     Window ``k`` starts at ``k * stride`` (default ``sequence_length``: non-overlapping); ``ids`` are 1-D
@@ -206,8 +222,9 @@ def windows(ids, sequence_length: int, stride: int | None = None, *,
     return ids[idx], ids[idx + 1]
 
 
-def book_batch(ids, step: int, batch_size: int, sequence_length: int, *,
-               vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def book_batch(
+    ids, step: int, batch_size: int, sequence_length: int, *, vocab_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The book's batch number ``step``: windows at ``p + i`` for ``i < batch_size``, ``p = batch_size * k``.
 
     ``p`` returns to 0 when ``p + sequence_length + batch_size + 1`` would pass the end of the text. Both
@@ -226,8 +243,9 @@ def book_batch(ids, step: int, batch_size: int, sequence_length: int, *,
     return ids[idx], ids[idx + 1]
 
 
-def random_batch(ids, key, batch_size: int, sequence_length: int, *,
-                 vocab_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def random_batch(
+    ids, key, batch_size: int, sequence_length: int, *, vocab_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``batch_size`` windows at start positions drawn uniformly (with replacement) by ``key``.
 
     Both outputs are (batch_size, sequence_length), numpy arrays of the dtype of ``ids``; fdl's default in

@@ -22,11 +22,15 @@ from .._io import write_json_atomic
 from .experiment import enable_progress, read_results, results_table, run_meta
 
 PROGRESS_HELP = "a progress bar per fdl.fit (tqdm; without it, a line per epoch and a note saying so)"
-GET_SCRIPTS = ("they ship in fdl's wheel (fdl/_experiments) and in its source tree (experiments/): reinstall fdl "
-               "(pip install fdl), or clone the source and pass --experiments path/to/experiments (or set "
-               "FDL_EXPERIMENTS)")
-GET_BENCHMARK = ("it is in fdl's source tree only (benchmarks/), not in the wheel: clone the source and run from it, "
-                 "or pass --benchmarks path/to/benchmarks (or set FDL_BENCHMARKS)")
+GET_SCRIPTS = (
+    "they ship in fdl's wheel (fdl/_experiments) and in its source tree (experiments/): reinstall fdl "
+    "(pip install fdl), or clone the source and pass --experiments path/to/experiments (or set "
+    "FDL_EXPERIMENTS)"
+)
+GET_BENCHMARK = (
+    "it is in fdl's source tree only (benchmarks/), not in the wheel: clone the source and run from it, "
+    "or pass --benchmarks path/to/benchmarks (or set FDL_BENCHMARKS)"
+)
 
 
 def _packaged() -> str | None:
@@ -40,8 +44,12 @@ def _packaged() -> str | None:
 def experiments_dir(explicit: str | None = None) -> Path:
     """Where the chapter scripts are: ``--experiments``, ``$FDL_EXPERIMENTS``, the copy installed with fdl
     (``fdl/_experiments``), or ``experiments/`` beside the package in a source checkout."""
-    candidates = [explicit, os.environ.get("FDL_EXPERIMENTS"), _packaged(),
-                  Path(__file__).resolve().parents[2] / "experiments"]
+    candidates = [
+        explicit,
+        os.environ.get("FDL_EXPERIMENTS"),
+        _packaged(),
+        Path(__file__).resolve().parents[2] / "experiments",
+    ]
     for c in candidates:
         if c and Path(c).is_dir() and list(Path(c).glob("ch[0-9][0-9]_*.py")):
             return Path(c)
@@ -72,13 +80,22 @@ def find_scripts(directory: Path, chapters: list[str] | None = None) -> list[Pat
     found = [s for s in scripts if s.name[:4] in wanted]
     missing = wanted - {s.name[:4] for s in found}
     if missing:
-        raise SystemExit(f"fdl: no experiment for {', '.join(sorted(missing))}; "
-                         f"available: {', '.join(s.name[:4] for s in scripts)}")
+        raise SystemExit(
+            f"fdl: no experiment for {', '.join(sorted(missing))}; available: {', '.join(s.name[:4] for s in scripts)}"
+        )
     return found
 
 
-def run_script(script: Path, out: Path, *, quick: bool, seed: int | None, extra: list[str] = (),
-               head: list[str] | None = None, env: dict | None = None) -> tuple[int, float]:
+def run_script(
+    script: Path,
+    out: Path,
+    *,
+    quick: bool,
+    seed: int | None,
+    extra: list[str] = (),
+    head: list[str] | None = None,
+    env: dict | None = None,
+) -> tuple[int, float]:
     """Run ``script`` (or the command ``head``, e.g. ``python -m benchmarks``) with ``--out``, ``--quick``,
     ``--seed`` and ``extra``; (exit code, seconds)."""
     cmd = (head or [sys.executable, str(script)]) + ["--out", str(out)] + (["--quick"] if quick else [])
@@ -149,8 +166,9 @@ def benchmark_options(directory: Path | None) -> str:
     start = next((i for i, line in enumerate(lines) if line.endswith("options:")), None)
     if proc.returncode != 0 or start is None:
         return f"The benchmark's options: `{' '.join(head[1:])} --help` failed: {proc.stderr.strip()[-300:]}"
-    return ("Options passed on to the benchmark (python -m benchmarks; method: benchmarks/README.md):\n"
-            + "\n".join(line for line in lines[start + 1:] if not line.lstrip().startswith("-h, --help")))
+    return "Options passed on to the benchmark (python -m benchmarks; method: benchmarks/README.md):\n" + "\n".join(
+        line for line in lines[start + 1 :] if not line.lstrip().startswith("-h, --help")
+    )
 
 
 def benchmark(args) -> int:
@@ -178,25 +196,34 @@ def main(argv=None) -> int:
     rep.add_argument("--out", default="runs/reproduce", help="directory for results (default: runs/reproduce)")
     rep.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     rep.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
-    one = sub.add_parser("run", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                         help="run one chapter's experiment, e.g. `fdl run ch04 --quick`; further "
-                         "arguments go to the script",
-                         description="Run one chapter's experiment script; arguments fdl does not know go to the "
-                         "script.\n\nchapters:\n" + chapter_list(),
-                         epilog="A script's own options: fdl run chNN --help (e.g. fdl run ch04 --help).")
+    one = sub.add_parser(
+        "run",
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="run one chapter's experiment, e.g. `fdl run ch04 --quick`; further arguments go to the script",
+        description="Run one chapter's experiment script; arguments fdl does not know go to the "
+        "script.\n\nchapters:\n" + chapter_list(),
+        epilog="A script's own options: fdl run chNN --help (e.g. fdl run ch04 --help).",
+    )
     one.add_argument("chapter", nargs="?", help="the chapter, e.g. ch04 or 4")
-    one.add_argument("-h", "--help", action="store_true", help="without a chapter: this help; with one: the "
-                     "script's own options")
+    one.add_argument(
+        "-h", "--help", action="store_true", help="without a chapter: this help; with one: the script's own options"
+    )
     one.add_argument("--quick", action="store_true", help="a smoke run on a subset, not comparable with the book")
     one.add_argument("--seed", type=int, default=None, help="the base seed (default: the script's, the book's)")
     one.add_argument("--out", default=None, help="directory for results.json and pictures (default: runs/chNN_*)")
     one.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     one.add_argument("--experiments", default=None, help=argparse.SUPPRESS)
     one.set_defaults(parser=one)
-    bench = sub.add_parser("benchmark", add_help=False, help="time training steps: fdl, fdl via jax.grad, PyTorch "
-                           "(bench extra); further arguments go to the benchmark (python -m benchmarks), e.g. "
-                           "--workloads W1 W4", description="Time training steps: fdl, fdl via jax.grad, PyTorch "
-                           "(the bench extra); runs python -m benchmarks, and arguments fdl does not know go to it.")
+    bench = sub.add_parser(
+        "benchmark",
+        add_help=False,
+        help="time training steps: fdl, fdl via jax.grad, PyTorch "
+        "(bench extra); further arguments go to the benchmark (python -m benchmarks), e.g. "
+        "--workloads W1 W4",
+        description="Time training steps: fdl, fdl via jax.grad, PyTorch "
+        "(the bench extra); runs python -m benchmarks, and arguments fdl does not know go to it.",
+    )
     bench.add_argument("-h", "--help", action="store_true", help="this help, with the benchmark's own options")
     bench.add_argument("--quick", action="store_true", help="a few steps per workload: a smoke run")
     bench.add_argument("--out", default=None, help="directory for results.json and table.md (default: runs/benchmark)")

@@ -33,8 +33,9 @@ _last_args: argparse.Namespace | None = None  # the options parse_args last retu
 METRICS = ("accuracy", "mae", "rmse", "mse", "ce", "loss", "value", "seconds", "sd", "z")
 
 
-def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None,
-               quick_is_full: bool = False) -> argparse.Namespace:
+def parse_args(
+    description: str, argv=None, *, default_seed: int = 0, extra=None, quick_is_full: bool = False
+) -> argparse.Namespace:
     """The standard experiment command line; ``extra(parser)`` may add options of the script's own.
 
     ``quick_is_full``: the script's ``--quick`` runs the full experiment (so its results are not a smoke run).
@@ -43,9 +44,12 @@ def parse_args(description: str, argv=None, *, default_seed: int = 0, extra=None
     parser.add_argument("--quick", action="store_true", help="a smoke run on a subset, well under a minute")
     parser.add_argument("--seed", type=int, default=default_seed, help="the base random seed")
     parser.add_argument("--out", type=Path, default=None, help="directory for results.json (and pictures)")
-    parser.add_argument("--progress", action="store_true",
-                        help="show training progress (fdl.fit reads FDL_PROGRESS=1): tqdm bars when tqdm is "
-                             "installed, else a line per epoch")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show training progress (fdl.fit reads FDL_PROGRESS=1): tqdm bars when tqdm is "
+        "installed, else a line per epoch",
+    )
     if extra is not None:
         extra(parser)
     args = parser.parse_args(argv)
@@ -73,7 +77,8 @@ def enable_progress(say=None) -> None:
         os.environ["FDL_PROGRESS_NOTED"] = "1"
         (say or (lambda m: print(m, file=sys.stderr, flush=True)))(
             "fdl: tqdm is not installed, so --progress prints a line per epoch instead of a bar "
-            "(pip install tqdm, or fdl[progress], for bars)")
+            "(pip install tqdm, or fdl[progress], for bars)"
+        )
 
 
 def is_smoke(args) -> bool:
@@ -95,14 +100,23 @@ def run_meta(args: argparse.Namespace | None = None, **extra) -> dict:
     args = _last_args if args is None else args
     options = json.loads(json.dumps(vars(args or argparse.Namespace()), default=str))  # paths etc. as text
     device = jax.devices()[0]
-    return {"argv": list(sys.argv), "quick": bool(options.get("quick", False)), "smoke": is_smoke(args),
-            "seed": options.get("seed"),
-            "options": options,
-            "versions": {"fdl": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-                         "python": sys.version.split()[0]},
-            "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
-            "x64": bool(jax.config.jax_enable_x64),
-            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **extra}
+    return {
+        "argv": list(sys.argv),
+        "quick": bool(options.get("quick", False)),
+        "smoke": is_smoke(args),
+        "seed": options.get("seed"),
+        "options": options,
+        "versions": {
+            "fdl": __version__,
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "python": sys.version.split()[0],
+        },
+        "device": {"platform": device.platform, "kind": device.device_kind, "count": jax.device_count()},
+        "x64": bool(jax.config.jax_enable_x64),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
 
 
 def read_results(path: Path | str) -> tuple[dict, list[dict]]:
@@ -160,8 +174,10 @@ class Results:
         if out is None or not parallel.writes():
             return None
         path = Path(out) / "results.json"
-        write_json_atomic(path, {"meta": run_meta(self.args, chapter=self.chapter, **self.meta),
-                                 "results": [asdict(r) for r in self.rows]})
+        write_json_atomic(
+            path,
+            {"meta": run_meta(self.args, chapter=self.chapter, **self.meta), "results": [asdict(r) for r in self.rows]},
+        )
         return path
 
 
@@ -170,12 +186,20 @@ def results_table(rows: list[dict], *, quick: bool, first: tuple[str, ...] = ())
     Markdown table (a smoke run's as the module docstring says)."""
     lead = [[str(r[k]) for k in first] for r in rows]
     if quick:
-        return SMOKE_NOTE + "\n" + format_table([*first, "configuration", "metric", "fdl (smoke run)"],
-                                                [[*x, r["name"], r["metric"], _fmt(r["value"])]
-                                                 for x, r in zip(lead, rows, strict=True)], quick=False)
-    return format_table([*first, "configuration", "metric", "book", "fdl"],
-                        [[*x, r["name"], r["metric"], _fmt(r["book"]), _fmt(r["value"])]
-                         for x, r in zip(lead, rows, strict=True)], quick=False)
+        return (
+            SMOKE_NOTE
+            + "\n"
+            + format_table(
+                [*first, "configuration", "metric", "fdl (smoke run)"],
+                [[*x, r["name"], r["metric"], _fmt(r["value"])] for x, r in zip(lead, rows, strict=True)],
+                quick=False,
+            )
+        )
+    return format_table(
+        [*first, "configuration", "metric", "book", "fdl"],
+        [[*x, r["name"], r["metric"], _fmt(r["book"]), _fmt(r["value"])] for x, r in zip(lead, rows, strict=True)],
+        quick=False,
+    )
 
 
 def _fmt(v) -> str:
@@ -200,8 +224,9 @@ def format_table(header: list[str], rows: list[list], *, quick: bool | None = No
     cells = [header] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] +
-                     [line(r) for r in cells[1:]])
+    return "\n".join(
+        [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]]
+    )
 
 
 def mean_sd(values) -> tuple[float, float]:

@@ -22,8 +22,13 @@ from ..ops.conv_loops import conv2d_loops
 from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
 
-IMPLEMENTATIONS = {"auto": conv2d_auto, "xla": conv2d_xla, "slices": conv2d_slices, "im2col": conv2d_im2col,
-                   "loops": conv2d_loops}
+IMPLEMENTATIONS = {
+    "auto": conv2d_auto,
+    "xla": conv2d_xla,
+    "slices": conv2d_slices,
+    "im2col": conv2d_im2col,
+    "loops": conv2d_loops,
+}
 
 
 def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, k: int) -> tuple[int, int]:
@@ -33,9 +38,19 @@ def conv_fans(weight_init: str | Callable, in_channels: int, out_channels: int, 
     return in_channels * k * k, out_channels * k * k
 
 
-def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_init: str | Callable = "standard",
-           use_bias: bool = False, bias_init: str | Callable | None = None, keep_prob: float = 1.0,
-           dropout_mode: str = "book", flatten: bool = False, impl: str = "xla") -> Layer:
+def conv2d(
+    out_channels: int,
+    param_size: int,
+    activation="linear",
+    *,
+    weight_init: str | Callable = "standard",
+    use_bias: bool = False,
+    bias_init: str | Callable | None = None,
+    keep_prob: float = 1.0,
+    dropout_mode: str = "book",
+    flatten: bool = False,
+    impl: str = "xla",
+) -> Layer:
     """``activation(conv(x, W) [+ B])``, then flatten, then dropout when ``keep_prob < 1`` (book ch. 5: Conv2D).
 
     Args:
@@ -79,26 +94,51 @@ def conv2d(out_channels: int, param_size: int, activation="linear", *, weight_in
         raise ValueError("conv2d: bias_init was given but use_bias is False; pass use_bias=True for a bias")
     bias_init = bias_initialiser(weight_init, bias_init)
     check_initialiser(bias_init, "conv2d", "bias_init")
-    name = (f"conv2d({out_channels}, {param_size}, {getattr(act, 'name', act)}{', bias' if use_bias else ''}"
-            f"{', flatten' if flatten else ''})")
+    name = (
+        f"conv2d({out_channels}, {param_size}, {getattr(act, 'name', act)}{', bias' if use_bias else ''}"
+        f"{', flatten' if flatten else ''})"
+    )
 
     def _check_shape(input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"{name}: expects images of shape (channels, height, width) per example, "
-                             f"got {tuple(input_shape)}")
+            raise ValueError(
+                f"{name}: expects images of shape (channels, height, width) per example, got {tuple(input_shape)}"
+            )
 
     def init(key, input_shape, dtype=jnp.float32):
         _check_shape(input_shape)
         in_channels, k = input_shape[0], param_size
         shape = (in_channels, out_channels, k, k)
         if not use_bias:  # one key for W, as before the bias existed: the same draws as ever
-            return {"W": initialise(weight_init, key, shape, *conv_fans(weight_init, in_channels, out_channels, k),
-                                    dtype, name + " weight_init")}
+            return {
+                "W": initialise(
+                    weight_init,
+                    key,
+                    shape,
+                    *conv_fans(weight_init, in_channels, out_channels, k),
+                    dtype,
+                    name + " weight_init",
+                )
+            }
         kw, kb = jax.random.split(key)
-        return {"W": initialise(weight_init, kw, shape, *conv_fans(weight_init, in_channels, out_channels, k),
-                                dtype, name + " weight_init"),
-                "B": initialise(bias_init, kb, (1, out_channels, 1, 1),
-                                *conv_fans(bias_init, in_channels, out_channels, k), dtype, name + " bias_init")}
+        return {
+            "W": initialise(
+                weight_init,
+                kw,
+                shape,
+                *conv_fans(weight_init, in_channels, out_channels, k),
+                dtype,
+                name + " weight_init",
+            ),
+            "B": initialise(
+                bias_init,
+                kb,
+                (1, out_channels, 1, 1),
+                *conv_fans(bias_init, in_channels, out_channels, k),
+                dtype,
+                name + " bias_init",
+            ),
+        }
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         expect_rank(x, 4, name + " input", "(batch, channels, height, width)")

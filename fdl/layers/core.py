@@ -51,7 +51,6 @@ class Layer(NamedTuple):
 _SERIAL_LAYERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # serial's apply -> its layers
 
 
-
 def _no_params(key, input_shape, dtype=jnp.float32):
     return {}
 
@@ -87,8 +86,10 @@ def reshape(shape: tuple) -> Layer:
         for d in shape:
             n *= d
         if x.ndim < 1 or (x.size // max(x.shape[0], 1)) != n:
-            raise ValueError(f"reshape{shape}: each example has {x.shape[1:]} = {x.size // max(x.shape[0], 1)} "
-                             f"values, cannot become {shape} = {n}")
+            raise ValueError(
+                f"reshape{shape}: each example has {x.shape[1:]} = {x.size // max(x.shape[0], 1)} "
+                f"values, cannot become {shape} = {n}"
+            )
         return unflatten_op(flatten_op(x, grad=grad), grad=grad, shape=shape)
 
     def output_shape(input_shape):
@@ -221,11 +222,20 @@ def summary(model: Layer, input_shape, dtype=jnp.float32) -> str:
     header = ("layer", "output shape", "params")
     cells = [header] + [(name, shape, f"{n:,}") for name, shape, n in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(3)]
-    line = lambda r: "| " + " | ".join(c.rjust(w) if i == 2 else c.ljust(w)
-                                       for i, (c, w) in enumerate(zip(r, widths, strict=True))) + " |"
-    return "\n".join([f"input shape: (batch, {', '.join(map(str, input_shape))})" if input_shape else "",
-                      line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-                     + [line(r) for r in cells[1:]] + [f"total: {total:,} parameters"]).lstrip("\n")
+    line = lambda r: (
+        "| "
+        + " | ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        + " |"
+    )
+    return "\n".join(
+        [
+            f"input shape: (batch, {', '.join(map(str, input_shape))})" if input_shape else "",
+            line(cells[0]),
+            "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+        ]
+        + [line(r) for r in cells[1:]]
+        + [f"total: {total:,} parameters"]
+    ).lstrip("\n")
 
 
 def _count(layer: Layer, shape: tuple, dtype) -> int:

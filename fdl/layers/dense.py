@@ -14,8 +14,15 @@ from ..ops.dropout import check_mode
 from .core import Layer, apply_dropout
 
 
-def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "standard",
-          bias_init: str | Callable | None = None, keep_prob: float = 1.0, dropout_mode: str = "book") -> Layer:
+def dense(
+    neurons: int,
+    activation="linear",
+    *,
+    weight_init: str | Callable = "standard",
+    bias_init: str | Callable | None = None,
+    keep_prob: float = 1.0,
+    dropout_mode: str = "book",
+) -> Layer:
     """``activation(x W + B)``, then dropout when ``keep_prob < 1`` (book ch. 3-4: Dense).
 
     Args:
@@ -47,12 +54,16 @@ def dense(neurons: int, activation="linear", *, weight_init: str | Callable = "s
 
     def init(key, input_shape, dtype=jnp.float32):
         if len(input_shape) != 1:
-            raise ValueError(f"{name}: expects inputs of shape (features,) per example, got {tuple(input_shape)}; "
-                             "put flatten() before it")
+            raise ValueError(
+                f"{name}: expects inputs of shape (features,) per example, got {tuple(input_shape)}; "
+                "put flatten() before it"
+            )
         fans = input_shape[0], neurons
         kw, kb = jax.random.split(key)
-        return {"W": initialise(weight_init, kw, (input_shape[0], neurons), *fans, dtype, name + " weight_init"),
-                "B": initialise(bias_init, kb, (1, neurons), *fans, dtype, name + " bias_init")}
+        return {
+            "W": initialise(weight_init, kw, (input_shape[0], neurons), *fans, dtype, name + " weight_init"),
+            "B": initialise(bias_init, kb, (1, neurons), *fans, dtype, name + " bias_init"),
+        }
 
     def apply(params, x, *, key=None, train=False, grad="manual"):
         expect_rank(x, 2, name + " input", "(batch, features)")

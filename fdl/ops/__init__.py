@@ -10,9 +10,27 @@ from .dropout import dropout, dropout_mask
 from .reshape import flatten
 
 __all__ = [
-    "GRAD_MODES", "Op", "op", "ACTIVATIONS", "get_activation", "linear", "sigmoid", "tanh", "relu", "leaky_relu",
-    "weight_multiply", "bias_add", "dropout", "dropout_mask", "flatten", "channel_bias_add", "conv2d", "conv2d_im2col",
-    "im2col", "conv1d_loops", "conv2d_loops",
+    "GRAD_MODES",
+    "Op",
+    "op",
+    "ACTIVATIONS",
+    "get_activation",
+    "linear",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "weight_multiply",
+    "bias_add",
+    "dropout",
+    "dropout_mask",
+    "flatten",
+    "channel_bias_add",
+    "conv2d",
+    "conv2d_im2col",
+    "im2col",
+    "conv1d_loops",
+    "conv2d_loops",
 ]
 
 

@@ -52,8 +52,11 @@ class Op:
         self.name = name or forward.__name__
         functools.update_wrapper(self, forward)
         # Keyword-only defaults of the forward (e.g. leaky_relu's slope) are passed to the backward too.
-        self._defaults = {p.name: p.default for p in inspect.signature(forward).parameters.values()
-                          if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
+        self._defaults = {
+            p.name: p.default
+            for p in inspect.signature(forward).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.default is not p.empty
+        }
 
     @functools.cache  # noqa: B019 - one custom_vjp per (op, static config), built once
     def _manual(self, static: tuple) -> Callable:

@@ -120,8 +120,10 @@ def get_activation(name):
     called = getattr(name, "__name__", None)
     what = f"the plain function {called}" if callable(name) else f"{name!r} of type {type(name).__name__}"
     same = f"fdl has its own {called!r}: pass activation={called!r}; otherwise " if called in ACTIVATIONS else ""
-    raise TypeError(f"activation: got {what}, which is not an fdl op (an Op with a hand-written backward for "
-                    f"grad='manual'); {same}pass one of the names {sorted(ACTIVATIONS)}, an op such as "
-                    "fdl.ops.relu, or make one from your function and its backward: fdl.ops.op(backward)(forward) "
-                    "with backward(g, out, x) -> (gradient of x,), e.g. fdl.ops.op(lambda g, out, x: "
-                    "(g * jax.nn.sigmoid(x),))(jax.nn.softplus)")
+    raise TypeError(
+        f"activation: got {what}, which is not an fdl op (an Op with a hand-written backward for "
+        f"grad='manual'); {same}pass one of the names {sorted(ACTIVATIONS)}, an op such as "
+        "fdl.ops.relu, or make one from your function and its backward: fdl.ops.op(backward)(forward) "
+        "with backward(g, out, x) -> (gradient of x,), e.g. fdl.ops.op(lambda g, out, x: "
+        "(g * jax.nn.sigmoid(x),))(jax.nn.softplus)"
+    )

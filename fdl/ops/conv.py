@@ -32,8 +32,9 @@ from ._op import Op, op
 def expect_float_array(x, what: str) -> None:
     """Raise TypeError, naming ``x`` as ``what``, unless ``x`` (an array or tracer) is floating point."""
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"{what}: expected floating-point values, got dtype {x.dtype}; "
-                        "convert with x.astype('float32')")
+        raise TypeError(
+            f"{what}: expected floating-point values, got dtype {x.dtype}; convert with x.astype('float32')"
+        )
 
 
 def check_conv_args(x, W, name: str) -> int:
@@ -43,14 +44,18 @@ def check_conv_args(x, W, name: str) -> int:
     expect_float_array(x, f"{name} input")
     k = W.shape[2]
     if W.shape[3] != k:
-        raise ValueError(f"{name}: the kernel must be square, (in_channels, out_channels, k, k), "
-                         f"got W of shape {shape_of(W)}")
+        raise ValueError(
+            f"{name}: the kernel must be square, (in_channels, out_channels, k, k), got W of shape {shape_of(W)}"
+        )
     if k % 2 == 0:
-        raise ValueError(f"{name}: kernel size must be odd for 'same' padding k // 2, got k = {k} "
-                         f"(W of shape {shape_of(W)})")
+        raise ValueError(
+            f"{name}: kernel size must be odd for 'same' padding k // 2, got k = {k} (W of shape {shape_of(W)})"
+        )
     if x.shape[1] != W.shape[0]:
-        raise ValueError(f"{name}: input has {x.shape[1]} channels but the kernel expects {W.shape[0]} "
-                         f"(input {shape_of(x)}, W {shape_of(W)})")
+        raise ValueError(
+            f"{name}: input has {x.shape[1]} channels but the kernel expects {W.shape[0]} "
+            f"(input {shape_of(x)}, W {shape_of(W)})"
+        )
     return k
 
 
@@ -98,14 +103,22 @@ def _conv_channels_last_jvp(primals, tangents):
     k, terms = W.shape[0], []
     if not isinstance(dx, SymbolicZero):
         # conv(dx, W) with the kernel stored (k, k, out, in): its transpose in dx is canonical, (g, HWIO).
-        terms.append(lax.conv_general_dilated(dx, jnp.swapaxes(W, 2, 3), (1, 1), _same(k),
-                                              dimension_numbers=("NHWC", "HWOI", "NHWC")))
+        terms.append(
+            lax.conv_general_dilated(
+                dx, jnp.swapaxes(W, 2, 3), (1, 1), _same(k), dimension_numbers=("NHWC", "HWOI", "NHWC")
+            )
+        )
     if not isinstance(dW, SymbolicZero):
         # conv(x, dW) with x read as (in, H, W, batch) and the result (H, W, batch, out): its transpose in dW
         # is canonical, x as in_channels images of batch features convolved with g as an (H, W, batch, out)
         # kernel, the product the hand-written backward computes.
-        t = lax.conv_general_dilated(jnp.transpose(x, (3, 1, 2, 0)), jnp.transpose(dW, (2, 0, 1, 3)), (1, 1),
-                                     _same(k), dimension_numbers=("CHWN", "IHWO", "HWNC"))
+        t = lax.conv_general_dilated(
+            jnp.transpose(x, (3, 1, 2, 0)),
+            jnp.transpose(dW, (2, 0, 1, 3)),
+            (1, 1),
+            _same(k),
+            dimension_numbers=("CHWN", "IHWO", "HWNC"),
+        )
         terms.append(jnp.transpose(t, (2, 0, 1, 3)))
     out = _conv_nhwc(x, W, k)
     return out, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(out)
@@ -182,8 +195,10 @@ def channel_bias_add(x, B):
     expect_rank(x, 4, "channel_bias_add input", "(batch, channels, height, width)")
     expect_float_array(x, "channel_bias_add input")
     if shape_of(B) != (1, x.shape[1], 1, 1):
-        raise ValueError(f"channel_bias_add: B must have shape (1, {x.shape[1]}, 1, 1), one bias per channel of "
-                         f"the input {shape_of(x)}, got {shape_of(B)}")
+        raise ValueError(
+            f"channel_bias_add: B must have shape (1, {x.shape[1]}, 1, 1), one bias per channel of "
+            f"the input {shape_of(x)}, got {shape_of(B)}"
+        )
     return x + B
 
 
@@ -204,7 +219,7 @@ def _windows(x, k: int):
     _, _, h, w = x.shape
     m = k // 2
     x_pad = jnp.pad(x, ((0, 0), (0, 0), (m, m), (m, m)))
-    return jnp.stack([x_pad[:, :, p:p + h, q:q + w] for p in range(k) for q in range(k)], axis=2)
+    return jnp.stack([x_pad[:, :, p : p + h, q : q + w] for p in range(k) for q in range(k)], axis=2)
 
 
 def _col2im(d, k: int):
@@ -215,8 +230,8 @@ def _col2im(d, k: int):
     d_pad = jnp.zeros((n, c, h + 2 * m, w + 2 * m), d.dtype)
     for p in range(k):
         for q in range(k):
-            d_pad = d_pad.at[:, :, p:p + h, q:q + w].add(d[:, :, p * k + q])
-    return d_pad[:, :, m:m + h, m:m + w]
+            d_pad = d_pad.at[:, :, p : p + h, q : q + w].add(d[:, :, p * k + q])
+    return d_pad[:, :, m : m + h, m : m + w]
 
 
 def _rows(a):
@@ -238,14 +253,14 @@ def _kernel_matrix(W):
 def _conv2d_im2col_backward(g, out, x, W):
     n, c, h, w = x.shape
     o, k = W.shape[1], W.shape[2]
-    g_rows = _rows(g)                                                  # (batch*H*W, out)
+    g_rows = _rows(g)  # (batch*H*W, out)
     # Kernel gradient = patches^T @ output gradient, (C*k*k, batch*H*W) @ (batch*H*W, out), then back to
     # (in, out, k, k). (book: param_grad_matmul.)
     patches = im2col(x, k).reshape(n * h * w, c * k * k)
     dW = jnp.transpose((patches.T @ g_rows).reshape(c, k, k, o), (0, 3, 1, 2))
     # Input gradient = patches of the output gradient @ the flipped kernel with in/out swapped,
     # (batch*H*W, out*k*k) @ (out*k*k, in). (book: input_grad_matmul; erratum 4: the book does not flip.)
-    flipped = jnp.transpose(jnp.flip(W, (2, 3)), (1, 0, 2, 3))         # (out, in, k, k)
+    flipped = jnp.transpose(jnp.flip(W, (2, 3)), (1, 0, 2, 3))  # (out, in, k, k)
     dx = im2col(g, k).reshape(n * h * w, o * k * k) @ _kernel_matrix(flipped)
     return _unrows(dx, n, h, w).astype(x.dtype), dW.astype(W.dtype)
 
@@ -259,7 +274,7 @@ def conv2d_im2col(x, W):
     """
     k = check_conv_args(x, W, "conv2d_im2col")
     n, _, h, w = x.shape
-    out = im2col(x, k) @ _kernel_matrix(W)                             # (batch, H*W, out)
+    out = im2col(x, k) @ _kernel_matrix(W)  # (batch, H*W, out)
     return jnp.transpose(out.reshape(n, h, w, W.shape[1]), (0, 3, 1, 2))
 
 
@@ -281,17 +296,17 @@ def _conv2d_slices_backward(g, out, x, W):
     x, W = promote(x, W)
     n, c, h, w = x.shape
     o = W.shape[1]
-    g = g.reshape(n, o, h * w)                                         # (batch, out, H*W)
+    g = g.reshape(n, o, h * w)  # (batch, out, H*W)
     # Kernel gradient: sum over the examples of g_n @ patches_n^T, (out, H*W) @ (H*W, C*k*k), back to
     # (in, out, k, k). (book: param_grad_matmul.)
     patches = _windows(x, k).reshape(n, c * k * k, h * w)
-    dW = jnp.sum(jnp.matmul(g, jnp.swapaxes(patches, 1, 2)), axis=0)   # (out, C*k*k)
+    dW = jnp.sum(jnp.matmul(g, jnp.swapaxes(patches, 1, 2)), axis=0)  # (out, C*k*k)
     dW = jnp.transpose(dW.reshape(o, c, k, k), (1, 0, 2, 3))
     # Input gradient: the patch matrix's gradient, W_rows^T @ g_n, (C*k*k, out) @ (out, H*W), each entry added
     # back to the pixel it was read from (col2im, the transpose of the shifted slices). Output pixel (i, j)
     # reads x_pad[i + p, j + q] through W[p, q], so pixel (a, b) receives g[a - p, b - q] W[p, q]: the output
     # gradient correlated with the flipped kernel, without flipping anything (erratum 4: the book does not flip).
-    d_patches = jnp.matmul(_per_example(_kernel_rows(W).T, n), g)       # (batch, C*k*k, H*W)
+    d_patches = jnp.matmul(_per_example(_kernel_rows(W).T, n), g)  # (batch, C*k*k, H*W)
     dx = _col2im(d_patches.reshape(n, c, k * k, h, w), k)
     return dx.astype(x_dtype), dW.astype(W_dtype)
 
@@ -316,7 +331,7 @@ def conv2d_slices(x, W):
     x, W = promote(x, W)
     n, c, h, w = x.shape
     patches = _windows(x, k).reshape(n, c * k * k, h * w)
-    out = jnp.matmul(_per_example(_kernel_rows(W), n), patches)        # (batch, out, H*W)
+    out = jnp.matmul(_per_example(_kernel_rows(W), n), patches)  # (batch, out, H*W)
     return out.reshape(n, W.shape[1], h, w)
 
 

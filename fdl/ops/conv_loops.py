@@ -72,7 +72,7 @@ def _windows(a, k: int, h: int, w: int):
     """``win(p, q)`` -> the (h, w) view of zero-padded ``a`` at kernel offset (p, q): a[..., i + p, j + q]."""
     m = k // 2
     a_pad = jnp.pad(a, ((0, 0), (0, 0), (m, m), (m, m)))
-    return lambda p, q: a_pad[:, :, p:p + h, q:q + w]
+    return lambda p, q: a_pad[:, :, p : p + h, q : q + w]
 
 
 def _conv2d_loops_backward(g, out, x, W):
@@ -80,15 +80,31 @@ def _conv2d_loops_backward(g, out, x, W):
     h, w = x.shape[2:]
     # input_grad[n, c] = sum_{o, p, q} W[c, o, p, q] * g_pad[n, o, i + k-1-p, j + k-1-q]  (flipped kernel)
     g_win = _windows(g, k, h, w)
-    input_grad = jnp.stack([
-        sum(W[c, o, p, q] * g_win(k - 1 - p, k - 1 - q)[:, o]
-            for o in range(c_out) for p in range(k) for q in range(k))
-        for c in range(c_in)], axis=1)
+    input_grad = jnp.stack(
+        [
+            sum(
+                W[c, o, p, q] * g_win(k - 1 - p, k - 1 - q)[:, o]
+                for o in range(c_out)
+                for p in range(k)
+                for q in range(k)
+            )
+            for c in range(c_in)
+        ],
+        axis=1,
+    )
     # param_grad[c, o, p, q] = sum_{n, i, j} x_pad[n, c, i + p, j + q] * g[n, o, i, j]
     x_win = _windows(x, k, h, w)
-    param_grad = jnp.stack([jnp.stack([jnp.stack([jnp.stack([
-        jnp.sum(x_win(p, q)[:, c] * g[:, o]) for q in range(k)]) for p in range(k)])
-        for o in range(c_out)]) for c in range(c_in)])
+    param_grad = jnp.stack(
+        [
+            jnp.stack(
+                [
+                    jnp.stack([jnp.stack([jnp.sum(x_win(p, q)[:, c] * g[:, o]) for q in range(k)]) for p in range(k)])
+                    for o in range(c_out)
+                ]
+            )
+            for c in range(c_in)
+        ]
+    )
     return input_grad.astype(x.dtype), param_grad.astype(W.dtype)
 
 
@@ -101,9 +117,13 @@ def conv2d_loops(x, W):
     check_conv_args(x, W, "conv2d_loops")
     c_in, c_out, k, _ = W.shape
     x_win = _windows(x, k, *x.shape[2:])
-    return jnp.stack([
-        sum(W[c, o, p, q] * x_win(p, q)[:, c] for c in range(c_in) for p in range(k) for q in range(k))
-        for o in range(c_out)], axis=1)
+    return jnp.stack(
+        [
+            sum(W[c, o, p, q] * x_win(p, q)[:, c] for c in range(c_in) for p in range(k) for q in range(k))
+            for o in range(c_out)
+        ],
+        axis=1,
+    )
 
 
 def __getattr__(name):

@@ -27,8 +27,10 @@ def weight_multiply(x, W):
     expect_rank(x, 2, "weight_multiply input", "(batch, features)")
     expect_rank(W, 2, "weight_multiply W", "(in_features, out_features)")
     if x.shape[1] != W.shape[0]:
-        raise ValueError(f"weight_multiply: input has {x.shape[1]} features but W expects {W.shape[0]} "
-                         f"(input {shape_of(x)}, W {shape_of(W)})")
+        raise ValueError(
+            f"weight_multiply: input has {x.shape[1]} features but W expects {W.shape[0]} "
+            f"(input {shape_of(x)}, W {shape_of(W)})"
+        )
     return x @ W
 
 
@@ -47,6 +49,5 @@ def bias_add(x, B):
     """
     expect_rank(x, 2, "bias_add input", "(batch, features)")
     if shape_of(B) != (1, x.shape[1]):
-        raise ValueError(f"bias_add: B must have shape (1, {x.shape[1]}) for input {shape_of(x)}, "
-                         f"got {shape_of(B)}")
+        raise ValueError(f"bias_add: B must have shape (1, {x.shape[1]}) for input {shape_of(x)}, got {shape_of(B)}")
     return x + B

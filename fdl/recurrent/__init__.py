@@ -25,11 +25,36 @@ from .layers import RecurrentLayer, rnn_layer, run
 from .model import RecurrentModel, stack
 from .sample import sample
 
-__all__ = ["gru_cell", "lstm_cell", "rnn_cell",
-           "CELLS", "GRU", "GRU_FUSED", "IMPLS", "LSTM", "LSTM_FUSED", "RNN", "RNN_FUSED", "Cell", "LSTMState",
-           "ParamSpec", "RNNState", "get_cell", "RecurrentLayer", "rnn_layer", "run",
-           "CharWindows", "RecurrentModel", "char_loss", "char_loss_fn", "fit_chars", "gradient_norms",
-           "make_char_eval", "sample", "stack"]
+__all__ = [
+    "gru_cell",
+    "lstm_cell",
+    "rnn_cell",
+    "CELLS",
+    "GRU",
+    "GRU_FUSED",
+    "IMPLS",
+    "LSTM",
+    "LSTM_FUSED",
+    "RNN",
+    "RNN_FUSED",
+    "Cell",
+    "LSTMState",
+    "ParamSpec",
+    "RNNState",
+    "get_cell",
+    "RecurrentLayer",
+    "rnn_layer",
+    "run",
+    "CharWindows",
+    "RecurrentModel",
+    "char_loss",
+    "char_loss_fn",
+    "fit_chars",
+    "gradient_norms",
+    "make_char_eval",
+    "sample",
+    "stack",
+]
 
 
 def __getattr__(name):

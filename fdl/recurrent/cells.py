@@ -18,12 +18,26 @@ from .lstm_cell import LSTM, LSTM_FUSED
 from .rnn_cell import RNN, RNN_FUSED
 
 IMPLS = ("fused", "node")
-CELLS = {"rnn": {"node": RNN, "fused": RNN_FUSED},
-         "lstm": {"node": LSTM, "fused": LSTM_FUSED},
-         "gru": {"node": GRU, "fused": GRU_FUSED}}
+CELLS = {
+    "rnn": {"node": RNN, "fused": RNN_FUSED},
+    "lstm": {"node": LSTM, "fused": LSTM_FUSED},
+    "gru": {"node": GRU, "fused": GRU_FUSED},
+}
 
-__all__ = ["CELLS", "GRU", "GRU_FUSED", "IMPLS", "LSTM", "LSTM_FUSED", "RNN", "RNN_FUSED", "Cell", "LSTMState",
-           "RNNState", "get_cell"]
+__all__ = [
+    "CELLS",
+    "GRU",
+    "GRU_FUSED",
+    "IMPLS",
+    "LSTM",
+    "LSTM_FUSED",
+    "RNN",
+    "RNN_FUSED",
+    "Cell",
+    "LSTMState",
+    "RNNState",
+    "get_cell",
+]
 
 
 def get_cell(name: str, impl: str = "fused") -> Cell:
@@ -39,6 +53,8 @@ def get_cell(name: str, impl: str = "fused") -> Cell:
     except (KeyError, TypeError):
         raise ValueError(f"unknown cell {name!r}; choose one of {sorted(CELLS)}") from None
     if impl not in IMPLS:
-        raise ValueError(f"unknown cell implementation impl={impl!r}; choose one of {IMPLS} "
-                         "('fused' trains faster, 'node' is the book's node step by step)")
+        raise ValueError(
+            f"unknown cell implementation impl={impl!r}; choose one of {IMPLS} "
+            "('fused' trains faster, 'node' is the book's node step by step)"
+        )
     return forms[impl]

@@ -39,8 +39,9 @@ def make_char_eval(model: RecurrentModel, vocab_size: int) -> Callable:
     return jax.jit(evaluate)
 
 
-def gradient_norms(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: int,
-                   grad: str = "manual") -> Sequence[dict]:
+def gradient_norms(
+    model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: int, grad: str = "manual"
+) -> Sequence[dict]:
     """The largest absolute gradient of every parameter, per layer (to show every weight learns).
 
     Shows erratum 2 fixed: with the book's GRU every weight but ``W_v, B_v`` gets exactly zero gradient (book

@@ -21,8 +21,18 @@ from .model import RecurrentModel
 REDUCTIONS = ("mean", "sum")
 
 
-def char_loss(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: int, *, grad: str = "manual",
-              reduction: str = "mean", dtype=jnp.float32):
+def char_loss(
+    model: RecurrentModel,
+    params,
+    x_ids,
+    y_ids,
+    states,
+    vocab_size: int,
+    *,
+    grad: str = "manual",
+    reduction: str = "mean",
+    dtype=jnp.float32,
+):
     """``(loss, (cross-entropy per character, next states))`` for integer windows ``x_ids, y_ids`` (batch, T).
 
     The book's ch. 6 RNNTrainer step's loss (softmax cross-entropy at every step; see the module docstring for
@@ -44,8 +54,9 @@ def char_loss(model: RecurrentModel, params, x_ids, y_ids, states, vocab_size: i
     return loss, (ce, states)
 
 
-def char_loss_fn(model: RecurrentModel, vocab_size: int, *, grad: str = "manual", reduction: str = "mean",
-                 dtype=jnp.float32) -> Callable:
+def char_loss_fn(
+    model: RecurrentModel, vocab_size: int, *, grad: str = "manual", reduction: str = "mean", dtype=jnp.float32
+) -> Callable:
     """``loss_fn(params, (x_ids, y_ids), key, states) -> (loss, next states)`` for :func:`fdl.train.make_train_step`.
 
     The layers' start states travel as the train state's ``aux``: each batch starts from the states the
@@ -61,8 +72,9 @@ def char_loss_fn(model: RecurrentModel, vocab_size: int, *, grad: str = "manual"
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
     def loss_fn(params, batch, key, states):
-        loss, (_, states) = char_loss(model, params, *batch, states, vocab_size, grad=grad, reduction=reduction,
-                                      dtype=dtype)
+        loss, (_, states) = char_loss(
+            model, params, *batch, states, vocab_size, grad=grad, reduction=reduction, dtype=dtype
+        )
         return loss, jax.lax.stop_gradient(states)
 
     return loss_fn

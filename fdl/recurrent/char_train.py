@@ -14,10 +14,24 @@ from .char_windows import CharWindows
 from .model import RecurrentModel
 
 
-def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, train_ids, *, steps: int,
-              batch_size: int = 32, sequence_length: int = 25, batches: str = "random", valid=None,
-              eval_every: int = 100, seed: int = 0, grad: str = "manual", reduction: str = "mean",
-              dtype=jnp.float32, log=print, plugins=()):
+def fit_chars(
+    model: RecurrentModel,
+    optimizer: optax.GradientTransformation,
+    train_ids,
+    *,
+    steps: int,
+    batch_size: int = 32,
+    sequence_length: int = 25,
+    batches: str = "random",
+    valid=None,
+    eval_every: int = 100,
+    seed: int = 0,
+    grad: str = "manual",
+    reduction: str = "mean",
+    dtype=jnp.float32,
+    log=print,
+    plugins=(),
+):
     """Train a character model for ``steps`` steps (book ch. 6: ``RNNTrainer.train``); ``(state, history)``.
 
     Args:
@@ -57,13 +71,17 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     vocab_size = model.layers[-1].output_size
     ids = np.asarray(train_ids)
     if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"fit_chars: train_ids must be a 1-D integer array of character ids, got {ids.dtype}"
-                         f"{list(ids.shape)}")
+        raise ValueError(
+            f"fit_chars: train_ids must be a 1-D integer array of character ids, got {ids.dtype}{list(ids.shape)}"
+        )
     check_ids(ids, vocab_size, "fit_chars: train_ids")
     if batches not in ("random", "book"):
         raise ValueError(f"fit_chars: batches must be 'random' or 'book', got {batches!r}")
-    text_check = (lambda: book_batch(ids, 0, batch_size, sequence_length)) if batches == "book" else (
-        lambda: random_batch(ids, jax.random.key(0), batch_size, sequence_length))
+    text_check = (
+        (lambda: book_batch(ids, 0, batch_size, sequence_length))
+        if batches == "book"
+        else (lambda: random_batch(ids, jax.random.key(0), batch_size, sequence_length))
+    )
     text_check()  # the text is long enough for one batch (a clear ValueError otherwise)
     seeds, _, many = seeds_and_sweep(seed, None)
     keys = run_keys(seeds)  # (runs, 2): init, windows
@@ -77,12 +95,21 @@ def fit_chars(model: RecurrentModel, optimizer: optax.GradientTransformation, tr
     if valid is not None:
         evaluate = (char_score(model, vocab_size), tuple(jnp.asarray(v) for v in valid))
     histories = [History(seed=s) for s in seeds]
-    state, histories = train(lambda shard: make_chunk(step, sampler, shard=shard, runs=True), state,
-                             jnp.asarray(ids), schedule, key=keys[:, 1], evaluate=evaluate, log=log, plugins=plugins,
-                             batch_size=batch_size, unit="step", histories=histories,
-                             labels=[f"seed {s}" for s in seeds] if many else None)
+    state, histories = train(
+        lambda shard: make_chunk(step, sampler, shard=shard, runs=True),
+        state,
+        jnp.asarray(ids),
+        schedule,
+        key=keys[:, 1],
+        evaluate=evaluate,
+        log=log,
+        plugins=plugins,
+        batch_size=batch_size,
+        unit="step",
+        histories=histories,
+        labels=[f"seed {s}" for s in seeds] if many else None,
+    )
     state = state._replace(epoch=np.zeros(len(seeds), int))
     if many:
         return state._replace(epoch=0), list(histories)
     return take_run(state, 0)._replace(epoch=0), histories[0]
-

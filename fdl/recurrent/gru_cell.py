@@ -94,7 +94,7 @@ def node_backward(params, cache: GRUCache, dX_out, dstate: RNNState):
     du = dh_out * (H_in - h_bar)
     du_int = u * (1.0 - u) * du
     dh_bar = dh_out * (1.0 - u)
-    dh_bar_int = (1.0 - h_bar ** 2) * dh_bar
+    dh_bar_int = (1.0 - h_bar**2) * dh_bar
     grads["W_xh"] = X_in.T @ dh_bar_int
     grads["W_hh"] = h_reset.T @ dh_bar_int
     grads["B_h"] = dh_bar_int.sum(axis=0, keepdims=True)
@@ -121,7 +121,7 @@ GRU = from_node("gru", param_specs, RNNState, node, node_backward)
 
 def _step(weights, state, xp):
     """The forward step on ``xp = [x W_xr, x W_xu, x W_xh] + [B_r, B_u, B_h]`` (all steps at once)."""
-    W_h, W_hh = weights                     # W_h = [W_hr, W_hu] side by side
+    W_h, W_hh = weights  # W_h = [W_hr, W_hu] side by side
     H_in = state.H
     x_r, x_u, x_h = jnp.split(xp, 3, axis=-1)
     h_r, h_u = jnp.split(H_in @ W_h, 2, axis=-1)
@@ -136,7 +136,7 @@ def _step_backward(weights_T, dstate, inputs):
     dX_out_h, (gates, H_in) = inputs
     r, u, h_bar = jnp.split(gates, 3, axis=-1)
     dh_out = dstate.H + dX_out_h
-    dh_bar_int = dh_out * (1.0 - u) * (1.0 - h_bar ** 2)
+    dh_bar_int = dh_out * (1.0 - u) * (1.0 - h_bar**2)
     du_int = dh_out * (H_in - h_bar) * u * (1.0 - u)
     dh_reset = dh_bar_int @ W_hhT
     dr_int = dh_reset * H_in * r * (1.0 - r)
@@ -170,10 +170,20 @@ def fused_backward(params, residuals, dys, dlast):
     X, H_in, dA, r = _fused.flat(xs), _fused.flat(prev.H), _fused.flat(d_int), _fused.flat(gates)[:, :hidden]
     dW_x = jnp.split(X.T @ dA, 3, axis=-1)
     dB = jnp.split(dA.sum(0, keepdims=True), 3, axis=-1)
-    dW_hr, dW_hu = jnp.split(H_in.T @ dA[:, :2 * hidden], 2, axis=-1)
-    grads.update({"W_xr": dW_x[0], "W_hr": dW_hr, "B_r": dB[0],
-                  "W_xu": dW_x[1], "W_hu": dW_hu, "B_u": dB[1],
-                  "W_xh": dW_x[2], "W_hh": (r * H_in).T @ dA[:, 2 * hidden:], "B_h": dB[2]})
+    dW_hr, dW_hu = jnp.split(H_in.T @ dA[:, : 2 * hidden], 2, axis=-1)
+    grads.update(
+        {
+            "W_xr": dW_x[0],
+            "W_hr": dW_hr,
+            "B_r": dB[0],
+            "W_xu": dW_x[1],
+            "W_hu": dW_hu,
+            "B_u": dB[1],
+            "W_xh": dW_x[2],
+            "W_hh": (r * H_in).T @ dA[:, 2 * hidden :],
+            "B_h": dB[2],
+        }
+    )
     return _fused.in_primal_dtypes(params, xs, state0, grads, dxs, dstate0)
 
 

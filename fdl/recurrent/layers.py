@@ -99,8 +99,9 @@ def _bptt(cell: Cell) -> Callable:
         dy, dlast = cotangents
         grads, dxs, dstate0 = cell.backward(params, res, jnp.swapaxes(dy, 0, 1), dlast)
         if set(grads) != set(params):
-            raise ValueError(f"{cell.name}: backward returned gradients for {sorted(grads)}, expected the params "
-                             f"{sorted(params)}")
+            raise ValueError(
+                f"{cell.name}: backward returned gradients for {sorted(grads)}, expected the params {sorted(params)}"
+            )
         grads = {k: grads[k].astype(params[k].dtype) for k in params}
         dx = jnp.swapaxes(dxs, 0, 1).astype(x_like.dtype)
         return grads, dx, jax.tree.map(_reduce_to, dstate0, state0)
@@ -129,9 +130,16 @@ def run(cell: Cell, params, x, state0, *, grad: str = "manual"):
     return jnp.swapaxes(ys, 0, 1), last
 
 
-def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_init: str | Callable | None = None,
-              bias_init: str | Callable | None = None, weight_scale: float | None = None,
-              impl: str = "fused") -> RecurrentLayer:
+def rnn_layer(
+    hidden_size: int,
+    output_size: int,
+    cell: str = "lstm",
+    *,
+    weight_init: str | Callable | None = None,
+    bias_init: str | Callable | None = None,
+    weight_scale: float | None = None,
+    impl: str = "fused",
+) -> RecurrentLayer:
     """A recurrent layer (book: RNNLayer, GRULayer, LSTMLayer with ``hidden_size``, ``output_size``).
 
     Args:
@@ -207,8 +215,9 @@ def rnn_layer(hidden_size: int, output_size: int, cell: str = "lstm", *, weight_
             raise TypeError(f"{name}: state must be a {the_cell.state.__name__}, got {type(state).__name__}")
         for field, s in zip(state._fields, state, strict=True):
             if s.ndim != 2 or s.shape[-1] != hidden_size or s.shape[0] not in (1, x.shape[0]):
-                raise ValueError(f"{name}: state.{field} must be (1, {hidden_size}) or ({x.shape[0]}, "
-                                 f"{hidden_size}), got {s.shape}")
+                raise ValueError(
+                    f"{name}: state.{field} must be (1, {hidden_size}) or ({x.shape[0]}, {hidden_size}), got {s.shape}"
+                )
         y, last = run(the_cell, params, x, state, grad=grad)
         return y, jax.lax.stop_gradient(jax.tree.map(lambda s: s.mean(0, keepdims=True), last))
 

@@ -103,7 +103,7 @@ def node_backward(params, cache: LSTMCache, dX_out, dstate: LSTMState):
 
     dC_out = dh_out * o * (1.0 - jnp.tanh(C_out) ** 2) + dstate.C
     dC_bar = dC_out * i
-    dC_bar_int = (1.0 - C_bar ** 2) * dC_bar
+    dC_bar_int = (1.0 - C_bar**2) * dC_bar
     grads["W_c"] = Z.T @ dC_bar_int
     grads["B_c"] = dC_bar_int.sum(axis=0, keepdims=True)
 
@@ -117,8 +117,7 @@ def node_backward(params, cache: LSTMCache, dX_out, dstate: LSTMState):
     grads["W_f"] = Z.T @ df_int
     grads["B_f"] = df_int.sum(axis=0, keepdims=True)
 
-    dZ = (df_int @ params["W_f"].T + di_int @ params["W_i"].T
-          + dC_bar_int @ params["W_c"].T + do_int @ params["W_o"].T)
+    dZ = df_int @ params["W_f"].T + di_int @ params["W_i"].T + dC_bar_int @ params["W_c"].T + do_int @ params["W_o"].T
     n_in = Z.shape[-1] - H_out.shape[-1]
     dx, dH_in = dZ[:, :n_in], dZ[:, n_in:]
     dC_in = f * dC_out
@@ -155,7 +154,7 @@ def _gate_constants(hidden, dtype, ndim):
 def _step(W_h, state, xp):
     """The forward step on the fused pre-activations ``xp = x W_x + B`` (computed for all steps at once)."""
     scale, shift, _, _ = _gate_constants(state.H.shape[-1], xp.dtype, xp.ndim)
-    gates = scale * jnp.tanh(scale * (xp + state.H @ W_h)) + shift   # [f, i, C_bar, o]
+    gates = scale * jnp.tanh(scale * (xp + state.H @ W_h)) + shift  # [f, i, C_bar, o]
     f, i, C_bar, o = jnp.split(gates, 4, axis=-1)
     C_out = f * state.C + i * C_bar
     return LSTMState(o * jnp.tanh(C_out), C_out), gates
@@ -191,7 +190,7 @@ def fused_backward(params, residuals, dys, dlast):
     f, i, C_bar, o = jnp.split(gates, 4, axis=-1)
     tanh_C = jnp.tanh(states.C)
     P = jnp.concatenate([prev.C, C_bar, i, tanh_C], axis=-1) * (r + gates * (q - gates))
-    E = o * (1.0 - tanh_C ** 2)
+    E = o * (1.0 - tanh_C**2)
     dstate0, d_int = _fused.reverse_scan(_step_backward, W_h, dlast, (dX_out_h, (P, E, f)))
 
     dxs = d_int @ W_x.T

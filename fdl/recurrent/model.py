@@ -59,8 +59,9 @@ def stack(*layers: RecurrentLayer) -> RecurrentModel:
     def apply(params, x, states, *, grad="manual"):
         check_grad_mode(grad)
         if len(params) != len(layers) or len(states) != len(layers):
-            raise ValueError(f"stack: the model has {len(layers)} layers, got {len(params)} params and "
-                             f"{len(states)} states")
+            raise ValueError(
+                f"stack: the model has {len(layers)} layers, got {len(params)} params and {len(states)} states"
+            )
         new_states = []
         for i, (layer, p, s) in enumerate(zip(layers, params, states, strict=True)):
             try:

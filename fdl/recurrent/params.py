@@ -20,8 +20,14 @@ from .cell import ParamSpec, shapes
 BOOK_INIT = "book"  # an alias of weight_init=None, the book's RNNLayer rule
 
 
-def init_params(specs: tuple[ParamSpec, ...], key, weight_init: str | Callable, bias_init: str | Callable,
-                dtype=jnp.float32, what: str = "rnn_layer") -> dict:
+def init_params(
+    specs: tuple[ParamSpec, ...],
+    key,
+    weight_init: str | Callable,
+    bias_init: str | Callable,
+    dtype=jnp.float32,
+    what: str = "rnn_layer",
+) -> dict:
     """``{name: array}`` of the declared params: ``key`` split once per spec, in declared order.
 
     A ``"weight"`` spec is drawn with ``weight_init``, a ``"bias"`` spec with ``bias_init`` (names of
@@ -33,8 +39,10 @@ def init_params(specs: tuple[ParamSpec, ...], key, weight_init: str | Callable, 
     """
     rules = {"weight": weight_init, "bias": bias_init}
     keys = jax.random.split(key, len(specs))
-    return {p.name: initialise(rules[p.kind], k, p.shape, p.fan_in, p.fan_out, dtype, f"{what} {p.name}")
-            for k, p in zip(keys, specs, strict=True)}
+    return {
+        p.name: initialise(rules[p.kind], k, p.shape, p.fan_in, p.fan_out, dtype, f"{what} {p.name}")
+        for k, p in zip(keys, specs, strict=True)
+    }
 
 
 def book_normal(scale: float) -> Callable:
@@ -42,8 +50,9 @@ def book_normal(scale: float) -> Callable:
     return lambda key, shape, dtype: normal(key, shape, scale, dtype)
 
 
-def initialisers(weight_init: str | Callable | None, bias_init: str | Callable | None,
-                 weight_scale: float | None, n_out: int) -> Callable:
+def initialisers(
+    weight_init: str | Callable | None, bias_init: str | Callable | None, weight_scale: float | None, n_out: int
+) -> Callable:
     """``rules(n_in) -> (weight rule, bias rule)`` for :func:`init_params`, checked now.
 
     ``weight_init=None`` (or its alias ``"book"``): the book's ``N(0, weight_scale^2)`` for every parameter,
@@ -58,11 +67,15 @@ def initialisers(weight_init: str | Callable | None, bias_init: str | Callable |
     if weight_init == BOOK_INIT:
         weight_init = None
     if weight_init is not None and weight_scale is not None:
-        raise ValueError(f"rnn_layer: weight_scale={weight_scale!r} is the book's rule (weight_init=None); "
-                         f"it cannot be combined with weight_init={weight_init!r}")
+        raise ValueError(
+            f"rnn_layer: weight_scale={weight_scale!r} is the book's rule (weight_init=None); "
+            f"it cannot be combined with weight_init={weight_init!r}"
+        )
     if isinstance(weight_init, str) and weight_init not in INITIALISERS:
-        raise ValueError(f"rnn_layer: unknown weight_init {weight_init!r}; choose one of {INITIALISERS}, None (the "
-                         "book's RNNLayer scale, also called 'book'), or pass a function init(key, shape, dtype)")
+        raise ValueError(
+            f"rnn_layer: unknown weight_init {weight_init!r}; choose one of {INITIALISERS}, None (the "
+            "book's RNNLayer scale, also called 'book'), or pass a function init(key, shape, dtype)"
+        )
     if weight_init is not None:
         check_initialiser(weight_init, "rnn_layer")
         bias_init = bias_initialiser(weight_init, bias_init)
@@ -89,8 +102,10 @@ def input_features(specs: Callable, params, what: str) -> int:
     first = specs(0)[0]
     got = {k: tuple(jnp.shape(v)) for k, v in params.items()} if isinstance(params, dict) else {}
     if len(got.get(first.name, ())) != 2:
-        raise ValueError(f"{what}: params must be a dict of the arrays {sorted(shapes(specs(0)))}, got "
-                         + (f"keys {sorted(got)}" if isinstance(params, dict) else type(params).__name__))
+        raise ValueError(
+            f"{what}: params must be a dict of the arrays {sorted(shapes(specs(0)))}, got "
+            + (f"keys {sorted(got)}" if isinstance(params, dict) else type(params).__name__)
+        )
     n_in = got[first.name][0] - first.shape[0]
     want = shapes(specs(n_in))
     if got != want:

@@ -65,7 +65,7 @@ def node_backward(params, cache: RNNCache, dX_out, dstate: RNNState):
     grads["W_v"] = H_out.T @ dX_out
     grads["B_v"] = dX_out.sum(axis=0, keepdims=True)
     dh = dX_out @ params["W_v"].T + dstate.H
-    dH_int = dh * (1.0 - H_out ** 2)
+    dH_int = dh * (1.0 - H_out**2)
     grads["W_f"] = Z.T @ dH_int
     grads["B_f"] = dH_int.sum(axis=0, keepdims=True)
     dZ = dH_int @ params["W_f"].T
@@ -102,7 +102,7 @@ def fused_backward(params, residuals, dys, dlast):
     n_in = xs.shape[-1]
     grads, dh_out = _fused.output_backward(params, states.H, dys)
     prev = _fused.previous(state0, states)
-    slope = 1.0 - states.H ** 2
+    slope = 1.0 - states.H**2
     dstate0, dH_int = _fused.reverse_scan(_step_backward, params["W_f"][n_in:], dlast, (dh_out, slope))
     dxs = dH_int @ params["W_f"][:n_in].T
     X, H_in, dA = _fused.flat(xs), _fused.flat(prev.H), _fused.flat(dH_int)

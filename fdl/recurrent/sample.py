@@ -10,8 +10,17 @@ import jax.numpy as jnp
 from ..data.text import Vocabulary
 
 
-def sample(model, params, states, vocab: Vocabulary, *, key, length: int = 200, prompt: str | None = None,
-           temperature: float = 1.0) -> str:
+def sample(
+    model,
+    params,
+    states,
+    vocab: Vocabulary,
+    *,
+    key,
+    length: int = 200,
+    prompt: str | None = None,
+    temperature: float = 1.0,
+) -> str:
     """``length`` characters drawn one at a time from ``model`` after reading ``prompt`` (book: sample_output).
 
     Each next character is drawn from ``softmax(logits / temperature)`` with ``jax.random.categorical``;
@@ -39,8 +48,18 @@ def sample(model, params, states, vocab: Vocabulary, *, key, length: int = 200, 
         raise ValueError(f"sample: length must be a positive integer, got {length!r}")
     prompt_ids = vocab.encode(prompt)
     dtype = jax.tree.leaves(params)[0].dtype
-    return vocab.decode(_sample(model, vocab.size, length, params, states, jnp.asarray(prompt_ids)[None],
-                                key, jnp.asarray(temperature, dtype)))
+    return vocab.decode(
+        _sample(
+            model,
+            vocab.size,
+            length,
+            params,
+            states,
+            jnp.asarray(prompt_ids)[None],
+            key,
+            jnp.asarray(temperature, dtype),
+        )
+    )
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

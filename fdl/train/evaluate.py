@@ -27,11 +27,17 @@ def runs_of(model, params, input_shape) -> int | None:
     got = [jnp.shape(a) for a in jax.tree.leaves(params)]
     if got == want:
         return None
-    if len(got) == len(want) and got and all(g[1:] == w for g, w in zip(got, want, strict=True)) \
-            and len({g[0] for g in got}) == 1:
+    if (
+        len(got) == len(want)
+        and got
+        and all(g[1:] == w for g, w in zip(got, want, strict=True))
+        and len({g[0] for g in got}) == 1
+    ):
         return got[0][0]
-    raise ValueError(f"params do not fit the model {model!r} for inputs {tuple(input_shape)}: leaf shapes "
-                     f"{got} (expected {want}, or the same with a leading run axis)")
+    raise ValueError(
+        f"params do not fit the model {model!r} for inputs {tuple(input_shape)}: leaf shapes "
+        f"{got} (expected {want}, or the same with a leading run axis)"
+    )
 
 
 def _rows(apply, params, X, batch_size):
@@ -40,9 +46,9 @@ def _rows(apply, params, X, batch_size):
     if batch_size is None or n <= batch_size:
         return apply(params, X)
     full = n // batch_size
-    blocks = jax.lax.map(lambda x: apply(params, x), X[:full * batch_size].reshape(full, batch_size, *X.shape[1:]))
+    blocks = jax.lax.map(lambda x: apply(params, x), X[: full * batch_size].reshape(full, batch_size, *X.shape[1:]))
     out = blocks.reshape(full * batch_size, *blocks.shape[2:])
-    return out if n == full * batch_size else jnp.concatenate([out, apply(params, X[full * batch_size:])])
+    return out if n == full * batch_size else jnp.concatenate([out, apply(params, X[full * batch_size :])])
 
 
 def scores(model, loss, metrics: tuple, params, X, y, batch_size=None) -> dict:
@@ -98,8 +104,7 @@ def predict(model, params, X, *, batch_size: int | None = None):
     return _program(model, None, None, "predict", stacked)(params, X, batch_size=batch_size)
 
 
-def evaluate(model, loss, params, X, y, metrics: Mapping[str, Callable] | None = None,
-             batch_size: int | None = 10_000):
+def evaluate(model, loss, params, X, y, metrics: Mapping[str, Callable] | None = None, batch_size: int | None = 10_000):
     """``{"loss": ..., <metric>: ...}`` of ``params`` on ``(X, y)`` at inference, as Python floats (book ch. 3:
     ``Trainer.fit``'s validation loss; ch. 4's accuracy is a metric here); a list of them for stacked params.
 

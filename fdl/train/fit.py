@@ -24,6 +24,7 @@ from .step import make_train_step, model_loss
 
 # ------------------------------------------------------------------------------------------------------ fit
 
+
 def _check_data(X, y, what: str):
     if parallel.is_global(X) or parallel.is_global(y):  # rows laid out over devices (fdl.parallel.global_rows)
         return parallel.check_global_rows(X, y, lambda X, y: _check_data(X, y, what), what)
@@ -51,8 +52,15 @@ def _check_targets(model, loss, X, y, what: str) -> None:
     parallel.together(check_targets, loss, outputs, parallel.local_rows(y), what)  # each process its own rows
 
 
-def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | None = None,
-                   eval_every_steps: int | None = None, first_epoch: int = 0) -> list[Chunk]:
+def epoch_schedule(
+    epochs: int,
+    n: int,
+    batch_size: int,
+    *,
+    eval_every: int | None = None,
+    eval_every_steps: int | None = None,
+    first_epoch: int = 0,
+) -> list[Chunk]:
     """The list of :class:`Chunk` of ``epochs`` shuffled passes over ``n`` examples (book ch. 3: ``Trainer.fit``'s
     loop over epochs): one chunk per epoch, evaluated every ``eval_every`` epochs; or, with
     ``eval_every_steps`` (ch. 5: "every 100 batches"), chunks of that many steps, each evaluated.
@@ -64,8 +72,7 @@ def epoch_schedule(epochs: int, n: int, batch_size: int, *, eval_every: int | No
     full, ragged = divmod(n, batch_size)
     epochs_run = range(first_epoch, first_epoch + epochs)
     if eval_every_steps is None:
-        return [Chunk(e, 0, full, ragged > 0, eval_every is not None and (e + 1) % eval_every == 0)
-                for e in epochs_run]
+        return [Chunk(e, 0, full, ragged > 0, eval_every is not None and (e + 1) % eval_every == 0) for e in epochs_run]
     out = []
     for e in epochs_run:
         for start in range(0, full, eval_every_steps):
@@ -86,8 +93,15 @@ def _program(model, loss, grad: str, optimizer, epochs: int, steps_per_epoch: in
 
 
 def _configured(model, loss, grad, optimizer, epochs, steps_per_epoch, sampler):
-    key = (model, loss, grad, optimizer, epochs if not isinstance(optimizer, optax.GradientTransformation) else 0,
-           steps_per_epoch if not isinstance(optimizer, optax.GradientTransformation) else 0, sampler)
+    key = (
+        model,
+        loss,
+        grad,
+        optimizer,
+        epochs if not isinstance(optimizer, optax.GradientTransformation) else 0,
+        steps_per_epoch if not isinstance(optimizer, optax.GradientTransformation) else 0,
+        sampler,
+    )
     try:
         hash(key)
     except TypeError:
@@ -99,6 +113,7 @@ def _configured(model, loss, grad, optimizer, epochs, steps_per_epoch, sampler):
 def _score(model, loss, metrics: tuple) -> Callable:
     """``score(state, (X, y)) -> {"loss", <metrics>}`` of one run at inference (one object per configuration,
     so that its compiled evaluation is reused)."""
+
     def score(state, data):
         return scores(model, loss, metrics, state.params, *data)
 
@@ -115,22 +130,30 @@ def _score_of(model, loss, metrics) -> Callable:
 
 def _continued(model, state: TrainState, input_shape, runs: int, many: bool) -> tuple[TrainState, int]:
     """``state`` stacked for ``runs`` runs, and the epochs it completed (fit's ``state=``)."""
-    if isinstance(state, list | tuple) and not isinstance(state, TrainState) and state \
-            and all(isinstance(s, TrainState) for s in state):  # one state per run, e.g. [h.state for h in histories]
+    if (
+        isinstance(state, list | tuple)
+        and not isinstance(state, TrainState)
+        and state
+        and all(isinstance(s, TrainState) for s in state)
+    ):  # one state per run, e.g. [h.state for h in histories]
         state = jax.tree.map(lambda *a: np.stack(a), *state, is_leaf=lambda x: x is None)
     if not isinstance(state, TrainState):
         raise TypeError(f"fit: state must be a fdl.train.TrainState (e.g. history.state), got {type(state).__name__}")
     epochs = np.unique(np.asarray(state.epoch))
     if len(epochs) != 1:
-        raise ValueError(f"fit: the runs of state completed different numbers of epochs ({epochs.tolist()}); "
-                         "continue runs that stopped at the same epoch together, or each on its own")
+        raise ValueError(
+            f"fit: the runs of state completed different numbers of epochs ({epochs.tolist()}); "
+            "continue runs that stopped at the same epoch together, or each on its own"
+        )
     stacked_runs = runs_of(model, state.params, input_shape)
     if stacked_runs is None and not many:
         state = expand_runs(state._replace(epoch=None))
     elif stacked_runs != runs:
-        raise ValueError(f"fit: state holds {stacked_runs or 1} run(s){'' if stacked_runs else ' (unstacked)'} "
-                         f"but {runs} run(s) were asked for (seed={runs if many else 'an int'}); continue a run "
-                         "with the seeds it was trained with")
+        raise ValueError(
+            f"fit: state holds {stacked_runs or 1} run(s){'' if stacked_runs else ' (unstacked)'} "
+            f"but {runs} run(s) were asked for (seed={runs if many else 'an int'}); continue a run "
+            "with the seeds it was trained with"
+        )
     return state, int(epochs[0])
 
 
@@ -143,10 +166,13 @@ def seeds_and_sweep(seed, sweep) -> tuple[list[int], list[dict], bool]:
     """
     many = not isinstance(seed, int | np.integer) or bool(sweep)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        if isinstance(seed, bool) or not isinstance(seed, Sequence | range | np.ndarray) or len(seed) == 0 or \
-                any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in seed):
-            raise TypeError(f"seed must be an int or a non-empty sequence of ints (one run per seed), "
-                            f"got {seed!r}")
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, Sequence | range | np.ndarray)
+            or len(seed) == 0
+            or any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in seed)
+        ):
+            raise TypeError(f"seed must be an int or a non-empty sequence of ints (one run per seed), got {seed!r}")
         seeds = [int(s) for s in seed]
     else:
         seeds = [int(seed)]
@@ -177,9 +203,11 @@ def _inject(opt_state, hyperparams: list[dict], optimizer):
 
     out = jax.tree.map(visit, opt_state, is_leaf=lambda n: hasattr(n, "hyperparams"))
     if names - found:
-        raise TypeError(f"fit: cannot sweep {sorted(names - found)}: the optimizer {optimizer!r} does not hold "
-                        "it in its state; build it with optax.inject_hyperparams, e.g. "
-                        "optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), and sweep its argument names")
+        raise TypeError(
+            f"fit: cannot sweep {sorted(names - found)}: the optimizer {optimizer!r} does not hold "
+            "it in its state; build it with optax.inject_hyperparams, e.g. "
+            "optax.inject_hyperparams(optax.sgd)(learning_rate=0.1), and sweep its argument names"
+        )
     return out
 
 
@@ -200,8 +228,10 @@ def _check_stop_rule(rule, metrics, has_test: bool) -> None:
         raise TypeError(f"fit: early_stopping must be True, False or a fdl.train.StopRule, got {rule!r}")
     names = ["loss", *(metrics or {})]
     if has_test and rule.monitor not in names:
-        raise ValueError(f"fit: early_stopping monitors {rule.monitor!r}, which is not evaluated; choose one of "
-                         f"{names} (add the value to metrics=)")
+        raise ValueError(
+            f"fit: early_stopping monitors {rule.monitor!r}, which is not evaluated; choose one of "
+            f"{names} (add the value to metrics=)"
+        )
 
 
 def _shards(plugins) -> bool:
@@ -209,12 +239,30 @@ def _shards(plugins) -> bool:
     return any(getattr(p, "mesh", None) is not None for p in plugins)
 
 
-def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_test=None, *,
-        epochs: int = 100, eval_every: int = 10, batch_size: int = 32, seed: int | Sequence[int] = 1,
-        early_stopping: bool | StopRule = True, grad: str = "manual", metrics: Mapping[str, Callable] | None = None,
-        dtype=jnp.float32, log: Callable | None = print, state: TrainState | None = None,
-        eval_every_steps: int | None = None, sweep: Mapping[str, Sequence[float]] | None = None,
-        plugins: Sequence = (), permutations=None):
+def fit(
+    model,
+    loss,
+    optimizer: OptimizerLike,
+    X_train,
+    y_train,
+    X_test=None,
+    y_test=None,
+    *,
+    epochs: int = 100,
+    eval_every: int = 10,
+    batch_size: int = 32,
+    seed: int | Sequence[int] = 1,
+    early_stopping: bool | StopRule = True,
+    grad: str = "manual",
+    metrics: Mapping[str, Callable] | None = None,
+    dtype=jnp.float32,
+    log: Callable | None = print,
+    state: TrainState | None = None,
+    eval_every_steps: int | None = None,
+    sweep: Mapping[str, Sequence[float]] | None = None,
+    plugins: Sequence = (),
+    permutations=None,
+):
     """Train ``model`` on ``loss`` (book ch. 3: ``Trainer.fit``).
 
     One run, or several trained together as one compiled program (``seed`` a list, and/or a ``sweep``): each
@@ -275,9 +323,11 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"fit: dtype must be a floating-point type (float32 or float64), got {jnp.dtype(dtype)}")
     if jnp.dtype(dtype).itemsize == 8 and not jax.config.jax_enable_x64:
-        raise ValueError("fit: dtype float64 needs 64-bit floats, which jax has off: call "
-                         "jax.config.update('jax_enable_x64', True) at the start of the program (or set "
-                         "JAX_ENABLE_X64=1), or train in float32")
+        raise ValueError(
+            "fit: dtype float64 needs 64-bit floats, which jax has off: call "
+            "jax.config.update('jax_enable_x64', True) at the start of the program (or set "
+            "JAX_ENABLE_X64=1), or train in float32"
+        )
     for value, name in ((epochs, "epochs"), (eval_every, "eval_every"), (batch_size, "batch_size")):
         expect_positive(value, name, integer=True)
     if eval_every_steps is not None:
@@ -286,22 +336,26 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     X_train, y_train = _check_data(X_train, y_train, "fit (training data)")
     if (X_test is None) != (y_test is None):
         given, missing = ("X_test", "y_test") if y_test is None else ("y_test", "X_test")
-        raise ValueError(f"fit: {given} was given without {missing}; pass both to evaluate (and stop early), "
-                         "or neither")
+        raise ValueError(
+            f"fit: {given} was given without {missing}; pass both to evaluate (and stop early), or neither"
+        )
     has_test = X_test is not None
     if has_test:
         X_test, y_test = _check_data(X_test, y_test, "fit (test data)")
         if X_test.shape[1:] != X_train.shape[1:] or y_test.shape[1:] != y_train.shape[1:]:
-            raise ValueError(f"fit: test examples {X_test.shape[1:]}/{y_test.shape[1:]} differ in shape from "
-                             f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}")
+            raise ValueError(
+                f"fit: test examples {X_test.shape[1:]}/{y_test.shape[1:]} differ in shape from "
+                f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}"
+            )
     _check_targets(model, loss, X_train, y_train, "fit")
     _check_stop_rule(early_stopping, metrics, has_test)
     if has_test:
         _check_targets(model, loss, X_test, y_test, "fit (test data)")
     n, runs = len(X_train), len(seeds)
     sampler = ShuffledEpochs(n, batch_size) if permutations is None else GivenPermutations(permutations, batch_size)
-    tx, step, init_opt, compiled, traces = _configured(model, loss, grad, optimizer, epochs,
-                                             sampler.full_steps + sampler.ragged, sampler)
+    tx, step, init_opt, compiled, traces = _configured(
+        model, loss, grad, optimizer, epochs, sampler.full_steps + sampler.ragged, sampler
+    )
     keys = run_keys(seeds)
     first_epoch = 0
     if state is None:
@@ -316,6 +370,7 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
     plugins = list(plugins)
     if os.environ.get("FDL_PROGRESS") == "1" and not any(type(p).__name__ == "Progress" for p in plugins):
         from .plugins import Progress
+
         plugins.append(Progress())
 
     def cast(a):
@@ -327,22 +382,43 @@ def fit(model, loss, optimizer: OptimizerLike, X_train, y_train, X_test=None, y_
 
     vectorize = runs == 1 or not _convolves_on_cpu(model, X_train.shape[1:], dtype)
     if permutations is not None and (sampler.n != n or sampler.epochs < first_epoch + epochs):
-        raise ValueError(f"fit: permutations {tuple(sampler.permutations.shape)} must be ({first_epoch + epochs}, {n}) "
-                         f"or longer: one row per epoch (epochs done {first_epoch} + epochs {epochs}), one column "
-                         "per training example")
-    schedule = epoch_schedule(epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps,
-                              first_epoch=first_epoch)
+        raise ValueError(
+            f"fit: permutations {tuple(sampler.permutations.shape)} must be ({first_epoch + epochs}, {n}) "
+            f"or longer: one row per epoch (epochs done {first_epoch} + epochs {epochs}), one column "
+            "per training example"
+        )
+    schedule = epoch_schedule(
+        epochs, n, batch_size, eval_every=eval_every, eval_every_steps=eval_every_steps, first_epoch=first_epoch
+    )
     evaluation = None
     if has_test:
         evaluation = (_score_of(model, loss, metrics), (cast(X_test), cast(y_test)))
     histories = [History(seed=s, hyperparams=h) for s, h in zip(seeds, hyperparams, strict=True)]
-    labels = [""] if not many else [", ".join([f"seed {s}"] + [f"{k} {v:g}" for k, v in h.items()])
-                                     for s, h in zip(seeds, hyperparams, strict=True)]
+    labels = (
+        [""]
+        if not many
+        else [
+            ", ".join([f"seed {s}"] + [f"{k} {v:g}" for k, v in h.items()])
+            for s, h in zip(seeds, hyperparams, strict=True)
+        ]
+    )
     traced = traces[0]
-    state, histories = train(make, state, (cast(X_train), cast(y_train)), schedule, key=keys[:, 1],
-                             evaluate=evaluation, early_stopping=early_stopping, log=log, plugins=plugins,
-                             batch_size=batch_size, unit="step" if eval_every_steps else "epoch",
-                             histories=histories, labels=labels, compiled=None if _shards(plugins) else compiled)
+    state, histories = train(
+        make,
+        state,
+        (cast(X_train), cast(y_train)),
+        schedule,
+        key=keys[:, 1],
+        evaluate=evaluation,
+        early_stopping=early_stopping,
+        log=log,
+        plugins=plugins,
+        batch_size=batch_size,
+        unit="step" if eval_every_steps else "epoch",
+        histories=histories,
+        labels=labels,
+        compiled=None if _shards(plugins) else compiled,
+    )
     for h in histories:
         h.compilations = traces[0] - traced
     state = state._replace(epoch=np.array([h.best_epoch for h in histories]))

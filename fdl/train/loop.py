@@ -67,7 +67,7 @@ def _cut(perm, k_steps, batch_size: int, start, count: int, ragged: bool):
     full = n // batch_size
     keys = jax.random.split(k_steps, full + (n % batch_size > 0))
     rows = jax.lax.dynamic_slice_in_dim(perm, start * batch_size, count * batch_size).reshape(count, batch_size)
-    last = (perm[full * batch_size:], keys[full]) if ragged else None
+    last = (perm[full * batch_size :], keys[full]) if ragged else None
     return rows, keys[start + jnp.arange(count)], last
 
 
@@ -121,13 +121,21 @@ class Prebatched(NamedTuple):
 def all_finite(tree) -> jax.Array:
     """True when every floating-point leaf of ``tree`` is finite, as a 0-D bool array (other leaves are skipped;
     an empty tree gives True)."""
-    leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(a),
-                                                                                         jnp.inexact)]
+    leaves = [
+        jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(a), jnp.inexact)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_trace: Callable | None = None,
-               runs: bool = False, vectorize: bool = True) -> Callable:
+def make_chunk(
+    step: Callable,
+    sampler,
+    *,
+    shard: Callable | None = None,
+    on_trace: Callable | None = None,
+    runs: bool = False,
+    vectorize: bool = True,
+) -> Callable:
     """A jitted ``chunk(state, data, key, epoch, start, *, count, ragged=False) -> (state, losses, finite)``:
     the inner loop of the book's ``Trainer.fit`` (ch. 3), compiled.
 
@@ -173,16 +181,19 @@ def make_chunk(step: Callable, sampler, *, shard: Callable | None = None, on_tra
         if on_trace is not None:
             on_trace()
         if len(active) == 1:  # one run: the one-run program, bitwise
-            new, losses, finite = one(jax.tree.map(lambda a: a[0], states), data, keys[0], epoch, start, count,
-                                      ragged, ahead)
+            new, losses, finite = one(
+                jax.tree.map(lambda a: a[0], states), data, keys[0], epoch, start, count, ragged, ahead
+            )
             new, losses, finite = jax.tree.map(lambda a: a[None], (new, losses, finite))
         elif vectorize:
-            many = jax.vmap(functools.partial(one, count=count, ragged=ragged, ahead=False),
-                            in_axes=(0, None, 0, None, None))
+            many = jax.vmap(
+                functools.partial(one, count=count, ragged=ragged, ahead=False), in_axes=(0, None, 0, None, None)
+            )
             new, losses, finite = many(states, data, keys, epoch, start)
         else:
             new, losses, finite = jax.lax.map(
-                lambda sk: one(sk[0], data, sk[1], epoch, start, count, ragged, ahead), (states, keys))
+                lambda sk: one(sk[0], data, sk[1], epoch, start, count, ragged, ahead), (states, keys)
+            )
         return select(active & finite, new, states), losses, finite
 
     if runs:

@@ -84,12 +84,17 @@ class Checkpoint(Plugin):
         """The checkpoint's contents, checked against this run (CheckpointError otherwise)."""
         like = run.state
         one = _one_run(run)
-        state = ckpt.load(self.path, params_like=one(like.params), opt_state_like=one(like.opt_state),
-                          trees_like={"run": one((like.aux, run.stopping, run.reached))})
+        state = ckpt.load(
+            self.path,
+            params_like=one(like.params),
+            opt_state_like=one(like.opt_state),
+            trees_like={"run": one((like.aux, run.stopping, run.reached))},
+        )
         extra = state["extra"]
         if "run" not in state["trees"] or extra.get("labels") is None:
-            raise ckpt.CheckpointError(f"{self.path}: written by an older fdl trainer (no early-stopping values); "
-                                       "move it away to start afresh")
+            raise ckpt.CheckpointError(
+                f"{self.path}: written by an older fdl trainer (no early-stopping values); move it away to start afresh"
+            )
         self._check(run, extra, state["epoch"])
         return state
 
@@ -99,12 +104,20 @@ class Checkpoint(Plugin):
         back = _stack_one if _one_run(run) is not _same else _same
         state.update(params=back(state["params"]), opt_state=back(state["opt_state"]))
         aux, stopping, reached = back(state["trees"]["run"])
-        histories = tuple(dataclasses.replace(h, train_loss=list(saved["train_loss"]), evals=list(saved["evals"]),
-                                              stopped=saved["stopped"])
-                          for h, saved in zip(run.histories, extra["histories"], strict=True))
-        run = run._replace(state=like._replace(params=state["params"], opt_state=state["opt_state"], aux=aux),
-                           stopping=stopping, reached=np.asarray(reached), key=state["key"], done=state["epoch"],
-                           histories=histories)
+        histories = tuple(
+            dataclasses.replace(
+                h, train_loss=list(saved["train_loss"]), evals=list(saved["evals"]), stopped=saved["stopped"]
+            )
+            for h, saved in zip(run.histories, extra["histories"], strict=True)
+        )
+        run = run._replace(
+            state=like._replace(params=state["params"], opt_state=state["opt_state"], aux=aux),
+            stopping=stopping,
+            reached=np.asarray(reached),
+            key=state["key"],
+            done=state["epoch"],
+            histories=histories,
+        )
         run.log(f"Resuming from {self.path} after {run.unit} {run.position()}")
         return run
 
@@ -116,8 +129,13 @@ class Checkpoint(Plugin):
             try:
                 if self.path.exists():
                     state = self._load(run)
-                    header = {"found": True, "epoch": state["epoch"], "step": state["step"], "extra": state["extra"],
-                              "key_impl": str(jax.random.key_impl(state["key"]))}
+                    header = {
+                        "found": True,
+                        "epoch": state["epoch"],
+                        "step": state["step"],
+                        "extra": state["extra"],
+                        "key_impl": str(jax.random.key_impl(state["key"])),
+                    }
             except Exception as e:  # noqa: BLE001 - said to the others first, so that none waits for process 0
                 error, header = e, {"error": f"{type(e).__name__}: {e}"}
         header = parallel.broadcast_json(header)
@@ -128,33 +146,52 @@ class Checkpoint(Plugin):
         if not header["found"]:
             return run
         one = _one_run(run)
-        like = {"params": one(run.state.params), "opt_state": one(run.state.opt_state),
-                "run": one((run.state.aux, run.stopping, run.reached)), "key": jax.random.key_data(run.key)}
+        like = {
+            "params": one(run.state.params),
+            "opt_state": one(run.state.opt_state),
+            "run": one((run.state.aux, run.stopping, run.reached)),
+            "key": jax.random.key_data(run.key),
+        }
         if state is not None:
-            like = {"params": state["params"], "opt_state": state["opt_state"], "run": state["trees"]["run"],
-                    "key": jax.random.key_data(state["key"])}
+            like = {
+                "params": state["params"],
+                "opt_state": state["opt_state"],
+                "run": state["trees"]["run"],
+                "key": jax.random.key_data(state["key"]),
+            }
         got = parallel.broadcast(like)
-        state = {"params": got["params"], "opt_state": got["opt_state"], "trees": {"run": got["run"]},
-                 "key": jax.random.wrap_key_data(got["key"], impl=header["key_impl"]), "epoch": header["epoch"],
-                 "step": header["step"], "extra": header["extra"]}
+        state = {
+            "params": got["params"],
+            "opt_state": got["opt_state"],
+            "trees": {"run": got["run"]},
+            "key": jax.random.wrap_key_data(got["key"], impl=header["key_impl"]),
+            "epoch": header["epoch"],
+            "step": header["step"],
+            "extra": header["extra"],
+        }
         return self._restored(run, state)
 
     def _check(self, run, extra: dict, done: int) -> None:
         """Refuse a checkpoint that does not continue this run."""
         if list(extra["labels"]) != list(run.labels):
-            raise ckpt.CheckpointError(f"{self.path}: a checkpoint of {len(extra['labels'])} run(s) "
-                                       f"{extra['labels']}, not of this run's {list(run.labels)}; resume with the "
-                                       "same seeds and sweep, or move the file away to start afresh")
+            raise ckpt.CheckpointError(
+                f"{self.path}: a checkpoint of {len(extra['labels'])} run(s) "
+                f"{extra['labels']}, not of this run's {list(run.labels)}; resume with the "
+                "same seeds and sweep, or move the file away to start afresh"
+            )
         if extra.get("batch_size") != run.batch_size:
-            raise ckpt.CheckpointError(f"{self.path}: written with batch_size {extra.get('batch_size')}, this run "
-                                       f"has batch_size {run.batch_size} (its position counts batches of the old "
-                                       f"size); resume with batch_size={extra.get('batch_size')}, or move the file "
-                                       "away to start afresh")
+            raise ckpt.CheckpointError(
+                f"{self.path}: written with batch_size {extra.get('batch_size')}, this run "
+                f"has batch_size {run.batch_size} (its position counts batches of the old "
+                f"size); resume with batch_size={extra.get('batch_size')}, or move the file "
+                "away to start afresh"
+            )
         if done > len(run.schedule):
             saved, end = extra.get("position"), run.position(len(run.schedule))
             raise ckpt.CheckpointError(
                 f"{self.path}: the checkpoint is after {run.unit} {saved}, past the end of this run ({run.unit} "
-                f"{end}); resume a run at least that long (e.g. epochs={saved}), or use another path")
+                f"{end}); resume a run at least that long (e.g. epochs={saved}), or use another path"
+            )
 
     def after_chunk(self, run):
         if run.done % self.every and run.done != len(run.schedule):
@@ -163,11 +200,20 @@ class Checkpoint(Plugin):
         one = _one_run(run)
         if jax.process_count() > 1:  # every process gathers (a collective if an array is split); process 0 writes
             one = lambda tree, _one=one: _one(parallel.to_host(tree))  # noqa: E731
-        parts = dict(params=one(run.state.params), opt_state=one(run.state.opt_state), key=run.key,
-                     epoch=run.done, extra={"labels": list(run.labels), "batch_size": run.batch_size,
-                                            "chunks": len(run.schedule), "position": run.position(),
-                                            "histories": histories,
-                                            "trees": {"run": one((run.state.aux, run.stopping, run.reached))}})
+        parts = dict(
+            params=one(run.state.params),
+            opt_state=one(run.state.opt_state),
+            key=run.key,
+            epoch=run.done,
+            extra={
+                "labels": list(run.labels),
+                "batch_size": run.batch_size,
+                "chunks": len(run.schedule),
+                "position": run.position(),
+                "histories": histories,
+                "trees": {"run": one((run.state.aux, run.stopping, run.reached))},
+            },
+        )
         if jax.process_count() == 1:
             ckpt.save(self.path, **parts)
         else:  # a barrier too: no process goes on before the file is written, and all stop if it cannot be
@@ -214,8 +260,10 @@ class DataParallel(Plugin):
 
     def __init__(self, devices="all", *, axis: str = "batch"):
         if axis not in ("batch", "runs"):
-            raise ValueError(f"DataParallel axis must be 'batch' (split each batch) or 'runs' (split the runs "
-                             f"trained together), got {axis!r}")
+            raise ValueError(
+                f"DataParallel axis must be 'batch' (split each batch) or 'runs' (split the runs "
+                f"trained together), got {axis!r}"
+            )
         self.axis = axis
         self.mesh = parallel.make_mesh(devices)  # refuse a bad device spec now, not at fit time
 
@@ -223,8 +271,9 @@ class DataParallel(Plugin):
         several = jax.process_count() > 1
         if self.axis == "runs":
             if several:
-                raise ValueError("DataParallel(axis='runs') runs on one process for now; with several processes "
-                                 "use axis='batch'")
+                raise ValueError(
+                    "DataParallel(axis='runs') runs on one process for now; with several processes use axis='batch'"
+                )
             parallel.check_divisible(run.runs, self.mesh, what="the number of runs")
         elif run.batch_size is not None:
             parallel.check_divisible(run.batch_size, self.mesh)
@@ -242,36 +291,45 @@ class DataParallel(Plugin):
                 return jax.tree.map(constraint, batch)
 
             # rows split over the devices: gather each step's batch in the step (make_chunk), not the chunk's at once
-            shard.gather_ahead = not any(parallel.is_global(a) and not a.is_fully_replicated
-                                         for a in jax.tree.leaves(data))
+            shard.gather_ahead = not any(
+                parallel.is_global(a) and not a.is_fully_replicated for a in jax.tree.leaves(data)
+            )
         eval_data = parallel.place(run.eval_data, rep) if several else run.eval_data
         return run._replace(data=data, state=state, stopping=stopping, key=key, shard=shard, eval_data=eval_data)
 
     def _agree(self, run) -> None:
         """Several processes: the same data, state, keys, position and mesh on every process, or a message."""
         f = parallel.fingerprint
-        position = {"done": run.done, "reached": np.asarray(run.reached).tolist(), "labels": list(run.labels),
-                    "batch_size": run.batch_size, "schedule": [list(c) for c in run.schedule]}
-        parallel.agree({
-            "the devices of the mesh": f([d.id for d in self.mesh.devices.flat]),
-            "the training data": f(run.data),
-            "the test data": f(run.eval_data),
-            "the initial state (params, optimizer state)": f(run.state),
-            "the PRNG keys": f(run.key),
-            "the position and schedule": zlib.crc32(json.dumps(position).encode()),
-            "the early-stopping values": f(None if run.stopping is None else run.stopping._replace(best=None)),
-        }, hint={
-            "the devices of the mesh": "build DataParallel the same way on every process (DataParallel('all'))",
-            "the training data": "pass the same rows on every process, or each process its own rows through "
-                                 "X, y = fdl.parallel.global_rows((X_mine, y_mine))",
-            "the test data": "evaluate every process on the same test set (load it the same way everywhere)",
-            "the initial state (params, optimizer state)": "give every process the same seed (and the same "
-                                                           "state= to continue a run)",
-            "the PRNG keys": "give every process the same seed",
-            "the position and schedule": "give every process the same epochs and batch size, and resume them "
-                                         "from one checkpoint (Checkpoint reads it on process 0 and sends it on)",
-            "the early-stopping values": "resume every process from one checkpoint",
-        })
+        position = {
+            "done": run.done,
+            "reached": np.asarray(run.reached).tolist(),
+            "labels": list(run.labels),
+            "batch_size": run.batch_size,
+            "schedule": [list(c) for c in run.schedule],
+        }
+        parallel.agree(
+            {
+                "the devices of the mesh": f([d.id for d in self.mesh.devices.flat]),
+                "the training data": f(run.data),
+                "the test data": f(run.eval_data),
+                "the initial state (params, optimizer state)": f(run.state),
+                "the PRNG keys": f(run.key),
+                "the position and schedule": zlib.crc32(json.dumps(position).encode()),
+                "the early-stopping values": f(None if run.stopping is None else run.stopping._replace(best=None)),
+            },
+            hint={
+                "the devices of the mesh": "build DataParallel the same way on every process (DataParallel('all'))",
+                "the training data": "pass the same rows on every process, or each process its own rows through "
+                "X, y = fdl.parallel.global_rows((X_mine, y_mine))",
+                "the test data": "evaluate every process on the same test set (load it the same way everywhere)",
+                "the initial state (params, optimizer state)": "give every process the same seed (and the same "
+                "state= to continue a run)",
+                "the PRNG keys": "give every process the same seed",
+                "the position and schedule": "give every process the same epochs and batch size, and resume them "
+                "from one checkpoint (Checkpoint reads it on process 0 and sends it on)",
+                "the early-stopping values": "resume every process from one checkpoint",
+            },
+        )
 
 
 class Progress(Plugin):
@@ -288,12 +346,15 @@ class Progress(Plugin):
             from tqdm.auto import tqdm
         except ImportError:
             if os.environ.get("FDL_PROGRESS_NOTED") != "1":  # say it once per process, not once per fit
-                run.log("progress: tqdm is not installed (pip install 'fdl[progress]'); printing a line per "
-                        f"{run.unit} instead")
+                run.log(
+                    "progress: tqdm is not installed (pip install 'fdl[progress]'); printing a line per "
+                    f"{run.unit} instead"
+                )
                 os.environ["FDL_PROGRESS_NOTED"] = "1"
             return run
-        self.bar = tqdm(total=self.total, initial=run.done, unit="chunk" if run.unit == "step" else "epoch",
-                        leave=False)
+        self.bar = tqdm(
+            total=self.total, initial=run.done, unit="chunk" if run.unit == "step" else "epoch", leave=False
+        )
         return run
 
     def after_chunk(self, run):

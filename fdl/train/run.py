@@ -115,7 +115,7 @@ class Run(NamedTuple):
 
     def steps(self, done: int | None = None) -> int:
         """Steps completed after ``done`` chunks (of this schedule)."""
-        return sum(c.steps for c in self.schedule[:self.done if done is None else int(done)])
+        return sum(c.steps for c in self.schedule[: self.done if done is None else int(done)])
 
 
 def run_keys(seeds) -> jax.Array:
@@ -157,8 +157,11 @@ def _evaluation(score: Callable) -> Callable:
             results = jax.lax.map(lambda s: score(s, eval_data), states)
         watched = results["loss"] if rule is None else results[rule.monitor]
         watched = jnp.where(jnp.isfinite(results["loss"]), watched, jnp.nan)  # a non-finite loss always stops
-        update = jax.vmap(lambda es, value, s: es.update(value, s, at, enabled=rule is not None,
-                                                         restore_best=rule is None or rule.restore_best))
+        update = jax.vmap(
+            lambda es, value, s: es.update(
+                value, s, at, enabled=rule is not None, restore_best=rule is None or rule.restore_best
+            )
+        )
         return results, update(stopping, watched, states)
 
     return jax.jit(evaluate, static_argnums=0)
@@ -170,11 +173,23 @@ def _result(states, stopping):
     return select(stopping.stopped_early, stopping.best, states)
 
 
-def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[Chunk], *, key,
-          evaluate: tuple | None = None, early_stopping: bool | StopRule = False, log: Callable | None = print,
-          plugins: Sequence = (), batch_size: int | None = None, unit: str = "epoch",
-          histories: Sequence[History] | None = None, labels: Sequence[str] | None = None,
-          compiled: dict | None = None):
+def train(
+    make_chunk_fn: Callable,
+    state: TrainState,
+    data,
+    schedule: Sequence[Chunk],
+    *,
+    key,
+    evaluate: tuple | None = None,
+    early_stopping: bool | StopRule = False,
+    log: Callable | None = print,
+    plugins: Sequence = (),
+    batch_size: int | None = None,
+    unit: str = "epoch",
+    histories: Sequence[History] | None = None,
+    labels: Sequence[str] | None = None,
+    compiled: dict | None = None,
+):
     """Run ``schedule`` for the stacked runs in ``state`` and return ``(state, histories)``.
 
     Args:
@@ -210,14 +225,31 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
     say = parallel.voice(log) or (lambda *a, **k: None)  # several processes: process 0 alone logs
     runs = len(jax.tree.leaves(key)[0]) if jax.tree.leaves(key) else 1
     histories = tuple(histories) if histories is not None else tuple(History() for _ in range(runs))
-    labels = tuple(labels) if labels is not None else (("",) if runs == 1 else tuple(f"run {i}" for i in
-                                                                                         range(runs)))
+    labels = tuple(labels) if labels is not None else (("",) if runs == 1 else tuple(f"run {i}" for i in range(runs)))
     floats = [a for a in jax.tree.leaves(state.params) if jnp.issubdtype(a.dtype, jnp.floating)]
     loss_dtype = floats[0].dtype if floats else jnp.float32
-    stopping = EarlyStopping(jnp.full(runs, jnp.inf, loss_dtype), jnp.zeros(runs, jnp.int32), jnp.ones(runs, bool),
-                             jnp.zeros(runs, bool), state)
-    run = Run(state, stopping, key, data, tuple(schedule), histories, 0, np.zeros(runs, int), labels, batch_size,
-              unit, say, eval_data=None if evaluate is None else evaluate[1])
+    stopping = EarlyStopping(
+        jnp.full(runs, jnp.inf, loss_dtype),
+        jnp.zeros(runs, jnp.int32),
+        jnp.ones(runs, bool),
+        jnp.zeros(runs, bool),
+        state,
+    )
+    run = Run(
+        state,
+        stopping,
+        key,
+        data,
+        tuple(schedule),
+        histories,
+        0,
+        np.zeros(runs, int),
+        labels,
+        batch_size,
+        unit,
+        say,
+        eval_data=None if evaluate is None else evaluate[1],
+    )
     plugins = sorted(plugins, key=lambda p: getattr(p, "order", 50))
     for plugin in plugins:
         run = _checked(plugin, "setup", plugin.setup(run))
@@ -261,8 +293,10 @@ def train(make_chunk_fn: Callable, state: TrainState, data, schedule: Sequence[C
 
 def _checked(plugin, hook: str, run):
     if not isinstance(run, Run):
-        raise TypeError(f"plugin {type(plugin).__name__}.{hook} must return the run (a fdl.train.Run; "
-                        f"unchanged, or a new one from run._replace(...)), got {run!r}")
+        raise TypeError(
+            f"plugin {type(plugin).__name__}.{hook} must return the run (a fdl.train.Run; "
+            f"unchanged, or a new one from run._replace(...)), got {run!r}"
+        )
     return run
 
 
@@ -306,8 +340,11 @@ def _after_evaluation(run: Run, evaluate: tuple, rule: StopRule | None, active, 
     best_loss, best_at = np.asarray(run.stopping.best_loss), np.asarray(run.stopping.best_at)
     watched = "loss" if rule is None else rule.monitor
     for r in np.flatnonzero(active):
-        result = {"epoch": run.schedule[run.done - 1].epoch + 1, "step": run.steps(),
-                  **{k: float(v[r]) for k, v in results.items()}}
+        result = {
+            "epoch": run.schedule[run.done - 1].epoch + 1,
+            "step": run.steps(),
+            **{k: float(v[r]) for k, v in results.items()},
+        }
         run.histories[r].evals.append(result)
         loss = result["loss"]
         if now_active[r]:
@@ -316,17 +353,26 @@ def _after_evaluation(run: Run, evaluate: tuple, rule: StopRule | None, active, 
             continue
         best_pos = run.position(best_at[r])
         if not np.isfinite(loss):
-            message = (f"Validation loss became {loss} after {run.unit} {at} (the model diverged); using the "
-                       f"model from {run.unit} {best_pos}"
-                       + (f", the best evaluation (loss {best_loss[r]:.3f})" if np.isfinite(best_loss[r]) else
-                          ", before any finite evaluation"))
+            message = (
+                f"Validation loss became {loss} after {run.unit} {at} (the model diverged); using the "
+                f"model from {run.unit} {best_pos}"
+                + (
+                    f", the best evaluation (loss {best_loss[r]:.3f})"
+                    if np.isfinite(best_loss[r])
+                    else ", before any finite evaluation"
+                )
+            )
         elif rule.restore_best:
-            message = (f"{watched.capitalize()} increased after {run.unit} {at}, final {watched} was "
-                       f"{best_loss[r]:.3f}, using the model from {run.unit} {best_pos}")
+            message = (
+                f"{watched.capitalize()} increased after {run.unit} {at}, final {watched} was "
+                f"{best_loss[r]:.3f}, using the model from {run.unit} {best_pos}"
+            )
         else:
-            message = (f"{watched.capitalize()} increased after {run.unit} {at} (value {result[watched]:.3f}, best "
-                       f"{best_loss[r]:.3f} at {run.unit} {best_pos}); keeping the model trained through "
-                       f"{run.unit} {at}, as the book's notebooks do")
+            message = (
+                f"{watched.capitalize()} increased after {run.unit} {at} (value {result[watched]:.3f}, best "
+                f"{best_loss[r]:.3f} at {run.unit} {best_pos}); keeping the model trained through "
+                f"{run.unit} {at}, as the book's notebooks do"
+            )
         run.histories[r].stopped = _prefix(run, r) + message
         say(run.histories[r].stopped)
     return run._replace(stopping=stopping)
@@ -334,11 +380,15 @@ def _after_evaluation(run: Run, evaluate: tuple, rule: StopRule | None, active, 
 
 def _non_finite_message(run: Run, c: Chunk, losses: np.ndarray) -> str:
     where = f"epoch {c.epoch + 1}" if run.unit == "epoch" else "training"
-    before = (f"the end of {run.unit} {run.position()}" if run.done else "the start")
+    before = f"the end of {run.unit} {run.position()}" if run.done else "the start"
     if not np.all(np.isfinite(losses)):
         bad = int(np.argmin(np.isfinite(losses)))
-        return (f"training loss became {losses[bad]} at {where}, step {c.start + bad + 1}; "
-                f"returning the params from {before}")
-    return (f"params or optimizer state became non-finite (overflow) at {where}, steps {c.start + 1}-"
-            f"{c.start + c.steps}, although the training loss stayed finite; returning the params from {before}; "
-            "lower the learning rate")
+        return (
+            f"training loss became {losses[bad]} at {where}, step {c.start + bad + 1}; "
+            f"returning the params from {before}"
+        )
+    return (
+        f"params or optimizer state became non-finite (overflow) at {where}, steps {c.start + 1}-"
+        f"{c.start + c.steps}, although the training loss stayed finite; returning the params from {before}; "
+        "lower the learning rate"
+    )

@@ -93,8 +93,7 @@ class EarlyStopping(NamedTuple):
     @classmethod
     def start(cls, state: TrainState, dtype=jnp.float32) -> EarlyStopping:
         """The value before any evaluation: no best loss, active, ``best`` = ``state``."""
-        return cls(jnp.asarray(jnp.inf, dtype), jnp.asarray(0, jnp.int32), jnp.asarray(True),
-                   jnp.asarray(False), state)
+        return cls(jnp.asarray(jnp.inf, dtype), jnp.asarray(0, jnp.int32), jnp.asarray(True), jnp.asarray(False), state)
 
     def update(self, loss, state: TrainState, at, *, enabled: bool, restore_best: bool = True) -> EarlyStopping:
         """The value after evaluating ``state`` (reached after ``at`` chunks) at ``loss``.
@@ -119,12 +118,14 @@ class EarlyStopping(NamedTuple):
             best_at=jnp.where(keep, at, self.best_at),
             active=self.active & ~stop,
             stopped_early=self.stopped_early | stop,
-            best=select(keep, state, self.best))
+            best=select(keep, state, self.best),
+        )
 
 
 def select(pick, a, b):
     """``a`` where ``pick`` else ``b``, leaf by leaf over two pytrees of one structure (``pick`` a 0-D bool
     for one run, or ``(runs,)`` against a leading run axis)."""
+
     def one(x, y):
         p = jnp.reshape(pick, jnp.shape(pick) + (1,) * (jnp.ndim(x) - jnp.ndim(pick)))
         return jnp.where(p, x, y)

@@ -67,15 +67,19 @@ def make_train_step(loss_fn: Callable, optimizer: optax.GradientTransformation) 
         True
     """
     if hasattr(loss_fn, "init") and hasattr(loss_fn, "apply"):
-        raise TypeError("make_train_step: loss_fn is a model (it has .init and .apply), not a loss function; pass "
-                        "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer), and compile the step "
-                        "it returns: jax.jit(step), or fdl.train.make_chunk for many steps as one program")
+        raise TypeError(
+            "make_train_step: loss_fn is a model (it has .init and .apply), not a loss function; pass "
+            "make_train_step(fdl.train.model_loss(model, loss, grad=g), optimizer), and compile the step "
+            "it returns: jax.jit(step), or fdl.train.make_chunk for many steps as one program"
+        )
     if not isinstance(optimizer, optax.GradientTransformation):
         message = uncalled_constructor(optimizer)
         if message:
             raise TypeError(f"make_train_step: {message}")
-        raise TypeError(f"make_train_step: optimizer must be an optax GradientTransformation, got {optimizer!r} "
-                        "(an fdl decay factory needs (epochs, steps_per_epoch): fdl.optim.build(opt, epochs, steps))")
+        raise TypeError(
+            f"make_train_step: optimizer must be an optax GradientTransformation, got {optimizer!r} "
+            "(an fdl decay factory needs (epochs, steps_per_epoch): fdl.optim.build(opt, epochs, steps))"
+        )
 
     def step(state: TrainState, batch, key):
         (value, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key, state.aux)

@@ -22,8 +22,13 @@ WORKLOADS = ["W1", "W2", "W3", "W4", "W5"]
 
 def test_benchmark_quick(tmp_path):
     # --device cpu: the workers run with JAX_PLATFORMS=cpu, so this is the CPU benchmark on a GPU machine too
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--device", "cpu",
-                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--device", "cpu", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     impls = ["fdl", "fdl-autodiff", "fdl-step"] + (["torch"] if importlib.util.find_spec("torch") else [])
     results = json.loads((tmp_path / "results.json").read_text())
@@ -49,10 +54,16 @@ def test_benchmark_quick(tmp_path):
         assert max(finals) - min(finals) <= 1e-4 * abs(min(finals)), (name, finals)
         assert w["loss_check"]["max_rel_diff"] <= 1e-4, name
         assert {r["steps_per_unit"] for r in rows.values()} == {rows["fdl"]["steps_per_unit"]}, name
-        targets = {"manual/autodiff": {"W1", "W4"}, "autodiff/manual": {"W2", "W3"},
-                   "fdl/torch": {"W1", "W2", "W3", "W4"}}
-        for key, (a, b) in (("manual/autodiff", ("fdl", "fdl-autodiff")), ("autodiff/manual", ("fdl-autodiff", "fdl")),
-                            ("fdl/torch", ("fdl", "torch"))):
+        targets = {
+            "manual/autodiff": {"W1", "W4"},
+            "autodiff/manual": {"W2", "W3"},
+            "fdl/torch": {"W1", "W2", "W3", "W4"},
+        }
+        for key, (a, b) in (
+            ("manual/autodiff", ("fdl", "fdl-autodiff")),
+            ("autodiff/manual", ("fdl-autodiff", "fdl")),
+            ("fdl/torch", ("fdl", "torch")),
+        ):
             if a in rows and b in rows:
                 ratio = w["ratios"][key]
                 assert math.isclose(ratio["value"], rows[a]["ms_per_step"] / rows[b]["ms_per_step"]), name
@@ -91,8 +102,9 @@ def test_gpu_error_names_the_framework_that_sees_no_gpu():
     broken = {"platform": None, "error": "RuntimeError: Unable to initialize backend 'cuda'"}
     assert "Unable to initialize backend 'cuda'" in device.gpu_error({"jax": broken, "torch": None}, ["fdl"])
     info = device.machine("gpu", {"jax": gpu, "torch": cuda_torch})
-    assert info["device"] == "gpu" and info["gpu"]["jax_device_kind"] == info["gpu"]["torch_device_name"] == \
-        "NVIDIA H200"
+    assert (
+        info["device"] == "gpu" and info["gpu"]["jax_device_kind"] == info["gpu"]["torch_device_name"] == "NVIDIA H200"
+    )
 
 
 def test_torch_graphs_is_refused_on_the_cpu(capsys):
@@ -107,16 +119,37 @@ def test_worker_environment_per_device_and_precision():
     assert env("cpu", "default", {"PATH": "/bin"}) == {"PATH": "/bin", "JAX_PLATFORMS": "cpu"}
     assert env("gpu", "default", base) == {"PATH": "/bin", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     assert env("gpu", "highest", {"JAX_PLATFORMS": "cuda"}) == {
-        "JAX_PLATFORMS": "cuda", "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "JAX_DEFAULT_MATMUL_PRECISION": "highest"}
+        "JAX_PLATFORMS": "cuda",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "JAX_DEFAULT_MATMUL_PRECISION": "highest",
+    }
     assert base == {"PATH": "/bin", "JAX_PLATFORMS": "cpu"}  # the caller's environment is not changed
 
 
 def test_runs_trained_together_rows(tmp_path):
     """--runs: one run alone and S runs as one vmapped program, in ms per run-step; run 0 of each S draws the
     one run's batches from the same weights, so its warm-up loss is the one run's (float32 rounding apart)."""
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--runs", "1", "2", "--quick", "--workloads", "W1",
-                           "--repeats", "1", "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--runs",
+            "1",
+            "2",
+            "--quick",
+            "--workloads",
+            "W1",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "runs.json").read_text())
     assert results["runs"] == [1, 2] and list(results["workloads"]) == ["W1"]

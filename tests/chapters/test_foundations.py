@@ -97,8 +97,9 @@ def test_chain_deriv_accepts_plain_pairs_and_runs_under_jit():
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("kind", ["add", "multiply"])
 def test_several_inputs_match_jax_grad(kind, name):
-    forward, backward = {"add": (F.add_forward, F.add_backward),
-                         "multiply": (F.multiply_forward, F.multiply_backward)}[kind]
+    forward, backward = {"add": (F.add_forward, F.add_backward), "multiply": (F.multiply_forward, F.multiply_backward)}[
+        kind
+    ]
     fn = F.FUNCTIONS[name]
     rng = np.random.RandomState(0)
     x, y = rng.randn(50) + 0.01, rng.randn(50) + 0.01

@@ -100,7 +100,7 @@ def test_batches_walk_through_a_permutation_and_reshuffle_each_pass():
     X = np.arange(10.0).reshape(10, 1)
     got = list(F.batches(np.random.RandomState(0), X, X.copy(), batch_size=4, n_iter=7))
     assert [len(b[0]) for b in got] == [4, 4, 2, 4, 4, 2, 4]
-    first, second = (np.concatenate([b[0] for b in got[i:i + 3]]).ravel() for i in (0, 3))
+    first, second = (np.concatenate([b[0] for b in got[i : i + 3]]).ravel() for i in (0, 3))
     assert sorted(first) == sorted(second) == list(range(10))
     assert list(first) != list(second)
     assert all(np.array_equal(xb, yb) for xb, yb in got)  # rows of X and y stay paired
@@ -134,14 +134,18 @@ def test_least_squares_recovers_exact_coefficients():
     np.testing.assert_allclose(weights["B"], [[3.0]], atol=1e-10)
 
 
-@pytest.mark.parametrize("model, seed, n_iter, key", [
-    ("linear_regression", LR_SEED, 1000, "linear regression"),
-    ("neural_network", NN_SEED, 10000, "two-layer net"),
-])
+@pytest.mark.parametrize(
+    "model, seed, n_iter, key",
+    [
+        ("linear_regression", LR_SEED, 1000, "linear regression"),
+        ("neural_network", NN_SEED, 10000, "two-layer net"),
+    ],
+)
 def test_the_books_gradients_reproduce_its_figures(boston, model, seed, n_iter, key):
     X_train, X_test, y_train, y_test = boston
-    weights, losses = F.train_regression(model, X_train, y_train, n_iter=n_iter, learning_rate=0.001, batch_size=23,
-                              seed=seed, reduction="book")
+    weights, losses = F.train_regression(
+        model, X_train, y_train, n_iter=n_iter, learning_rate=0.001, batch_size=23, seed=seed, reduction="book"
+    )
     preds = F.predict_regression(model, X_test, weights)
     assert round(float(metrics.mae(preds, y_test)), 4) == book.CH02[key]["mae"]
     assert round(float(metrics.rmse(preds, y_test)), 4) == book.CH02[key]["rmse"]
@@ -169,13 +173,15 @@ def test_bad_arguments_are_rejected():
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
 
+
 @functools.cache
 def fundamentals_comparison():
     def both(X, y, lin, net):
         out = {}
-        for name, forward, gradients, weights in (("linear regression", forward_linear_regression, loss_gradients, lin),
-                                                  ("neural network", forward_neural_network,
-                                                   neural_network_gradients, net)):
+        for name, forward, gradients, weights in (
+            ("linear regression", forward_linear_regression, loss_gradients, lin),
+            ("neural network", forward_neural_network, neural_network_gradients, net),
+        ):
             for reduction, scale in (("mean", 1), ("sum", X.shape[0])):  # "sum": the gradient of batch * mean
                 manual = gradients(forward(X, y, weights)[1], weights, reduction=reduction)
                 auto = jax.grad(lambda w, f=forward, s=scale: s * f(X, y, w)[0])(weights)
@@ -191,9 +197,14 @@ def test_fundamentals_gradients(data, shape):
     """Chapter 2's loss_gradients and neural_network_gradients against jax.grad of their forward's loss."""
     b, n_in = shape
     lin = {"W": draw(data, (n_in, 1), 2.0), "B": draw(data, (1, 1), 2.0)}
-    net = {"W1": draw(data, (n_in, 3), 2.0), "B1": draw(data, (1, 3), 2.0), "W2": draw(data, (3, 1), 2.0),
-           "B2": draw(data, (1, 1), 2.0)}
+    net = {
+        "W1": draw(data, (n_in, 3), 2.0),
+        "B1": draw(data, (1, 3), 2.0),
+        "W2": draw(data, (3, 1), 2.0),
+        "B2": draw(data, (1, 1), 2.0),
+    }
     to_jax = lambda t: jax.tree.map(jnp.asarray, t)
-    for name, (manual, auto) in fundamentals_comparison()(to_jax(draw(data, (b, n_in))), to_jax(draw(data, (b, 1))),
-                                                         to_jax(lin), to_jax(net)).items():
+    for name, (manual, auto) in fundamentals_comparison()(
+        to_jax(draw(data, (b, n_in))), to_jax(draw(data, (b, 1))), to_jax(lin), to_jax(net)
+    ).items():
         assert_close(manual, auto, name)

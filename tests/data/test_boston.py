@@ -65,6 +65,7 @@ def test_altered_csv_is_refused(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the bad-input catalogue's cases
 
+
 def test_shipped_data_file_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(boston, "BOSTON_CSV", tmp_path / "boston_housing.csv")
     with pytest.raises(FileNotFoundError, match="shipped data file .*boston_housing.csv is missing; reinstall fdl"):
@@ -81,8 +82,11 @@ def test_corrupt_shipped_data(monkeypatch, tmp_path):
     csv.write_bytes(csv.read_bytes().replace(b"0", b"1", 1))
     monkeypatch.setattr(boston, "BOSTON_CSV", csv)
     before = snapshot(tmp_path)
-    with pytest.raises(ValueError, match=r"load_boston: .* has SHA-256 \w+, expected 8594f0.*altered or truncated, "
-                                         "reinstall fdl"):
+    with pytest.raises(
+        ValueError,
+        match=r"load_boston: .* has SHA-256 \w+, expected 8594f0.*altered or truncated, "
+        "reinstall fdl",
+    ):
         boston.boston_split()
     assert_untouched(tmp_path, before)
 

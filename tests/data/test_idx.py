@@ -6,9 +6,16 @@ import pytest
 from fdl.data.idx import idx_bytes, parse_idx, read_idx, write_idx
 
 
-@pytest.mark.parametrize("array", [np.arange(24, dtype=np.uint8).reshape(2, 3, 4), np.arange(-3, 3, dtype=np.int8),
-                                   np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
-                                   np.arange(5, dtype=np.int32) * 70000, np.array([[1.5, -2.0]])])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(24, dtype=np.uint8).reshape(2, 3, 4),
+        np.arange(-3, 3, dtype=np.int8),
+        np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
+        np.arange(5, dtype=np.int32) * 70000,
+        np.array([[1.5, -2.0]]),
+    ],
+)
 def test_idx_round_trip(tmp_path, array):
     for name in ("a.idx", "a.idx.gz"):
         write_idx(tmp_path / name, array)

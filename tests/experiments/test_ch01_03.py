@@ -18,8 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_script(name: str, out: Path) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / name), "--quick", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / name), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     rows = json.loads((out / "results.json").read_text())["results"]
     assert rows and all(set(r) == {"name", "metric", "value", "book"} for r in rows)
@@ -44,15 +50,20 @@ def test_ch01_reproduces_the_books_checks(tmp_path):
 
 def test_ch02_reproduces_the_books_figures_with_its_gradients(tmp_path):
     rows = by_name(run_script("ch02_fundamentals.py", tmp_path))
-    for name, key in (("least squares", "least squares"),
-                      ("linear regression (book: summed gradients)", "linear regression"),
-                      ("two-layer net (book: summed gradients)", "two-layer net")):
+    for name, key in (
+        ("least squares", "least squares"),
+        ("linear regression (book: summed gradients)", "linear regression"),
+        ("two-layer net (book: summed gradients)", "two-layer net"),
+    ):
         for metric in ("mae", "rmse"):
             row = rows[(name, metric)]
             assert row["book"] == book.CH02[key][metric]
             assert round(row["value"], 4) == row["book"], (name, metric)
-    for name in ("linear regression (fdl: averaged gradients)", "two-layer net (fdl: averaged gradients)",
-                 "two-layer net (exact summed gradients)"):
+    for name in (
+        "linear regression (fdl: averaged gradients)",
+        "two-layer net (fdl: averaged gradients)",
+        "two-layer net (exact summed gradients)",
+    ):
         assert 2.0 < rows[(name, "mae")]["value"] < rows[(name, "rmse")]["value"] < 7.0, name
     checks = [r for (name, _), r in rows.items() if "jax.grad" in name]
     assert len(checks) == 2 and all(r["value"] < 1e-10 for r in checks)
@@ -118,9 +129,24 @@ def test_ch03_seeds_trained_together_match_one_run_each():
 
 def test_ch03_seeds_option(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "ch03_deep_learning.py"), "--quick", "--seeds",
-                           "2", "--seed", "5", "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "ch03_deep_learning.py"),
+            "--quick",
+            "--seeds",
+            "2",
+            "--seed",
+            "5",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["meta"]["seeds"] == [5, 6] and {r["name"] for r in data["results"]} == set(book.CH03)
@@ -130,8 +156,12 @@ def test_ch03_seeds_option(tmp_path):
 
 def test_ch03_replay_book_prints_the_notebooks_21_figures(tmp_path):
     """``--replay-book``: fdl fed the notebook's NumPy draws prints every one of its 21 figures to its decimals."""
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "ch03_deep_learning.py"), "--replay-book",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "ch03_deep_learning.py"), "--replay-book", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "21 of 21 figures equal to the notebook's decimals" in proc.stdout
     data = json.loads((tmp_path / "results.json").read_text())
@@ -139,5 +169,7 @@ def test_ch03_replay_book_prints_the_notebooks_21_figures(tmp_path):
     rows = data["results"]
     assert len(rows) == 21 and all(r["value"] == r["book"] for r in rows)
     figures = {r["name"]: r["value"] for r in rows}
-    assert figures["two hidden layers, validation MSE, epoch 50 (replay)"] == book.CH03_NOTEBOOK["two hidden layers"][
-        "val_mse"][4]
+    assert (
+        figures["two hidden layers, validation MSE, epoch 50 (replay)"]
+        == book.CH03_NOTEBOOK["two hidden layers"]["val_mse"][4]
+    )

@@ -12,12 +12,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ch04_quick(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--quick", "--out",
-                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())["results"]
-    rows = {r["name"][:-len(" (fdl rule)")]: r for r in results if r["name"].endswith(" (fdl rule)")
-            and r["metric"] == "accuracy"}
+    rows = {
+        r["name"][: -len(" (fdl rule)")]: r
+        for r in results
+        if r["name"].endswith(" (fdl rule)") and r["metric"] == "accuracy"
+    }
     book_rule = {r["name"] for r in results if r["name"].endswith(" (book rule)") and r["metric"] == "accuracy"}
     assert set(rows) == set(CH04) and book_rule == {f"{name} (book rule)" for name in CH04}
     assert all(0 <= r["value"] <= 100 for r in rows.values())
@@ -28,15 +35,34 @@ def test_ch04_quick(tmp_path):
 
 
 def test_ch04_quick_rungs_train_their_seeds_together(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--quick", "--seeds", "2",
-                           "--rows", "3", "--seed", "7", "--out", str(tmp_path)], capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments/ch04_extensions.py"),
+            "--quick",
+            "--seeds",
+            "2",
+            "--rows",
+            "3",
+            "--seed",
+            "7",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["meta"]["seeds"] == [7, 8]
     assert [(r["name"], r["metric"]) for r in data["results"]] == [
-        ("+ momentum (fdl rule)", "accuracy"), ("+ momentum (fdl rule)", "sd"), ("+ momentum (book rule)", "accuracy"),
-        ("+ momentum (book rule)", "sd"), ("+ momentum", "seconds")]
+        ("+ momentum (fdl rule)", "accuracy"),
+        ("+ momentum (fdl rule)", "sd"),
+        ("+ momentum (book rule)", "accuracy"),
+        ("+ momentum (book rule)", "sd"),
+        ("+ momentum", "seconds"),
+    ]
     assert 30 < data["results"][0]["value"] <= 100
     for seed in (7, 8):  # each run's lines are named by its seed, one run's lines after another's
         assert f"seed {seed}: Validation loss after 3 epochs is" in proc.stdout
@@ -46,6 +72,10 @@ def test_ch04_quick_rungs_train_their_seeds_together(tmp_path):
 
 
 def test_ch04_refuses_zero_seeds():
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--seeds", "0"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments/ch04_extensions.py"), "--seeds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "--seeds: expected a whole number of at least 1" in proc.stderr

@@ -11,8 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ch05_quick(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "experiments/ch05_cnn.py"), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments/ch05_cnn.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["name"], r["metric"]): r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
     rows = {name: r for (name, metric), r in rows.items() if metric in ("accuracy", "seconds")}

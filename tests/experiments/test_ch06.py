@@ -10,14 +10,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_ch06_quick(tmp_path):
-    proc = subprocess.run([sys.executable, "experiments/ch06_rnn.py", "--quick", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "experiments/ch06_rnn.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
     baseline = rows.pop("unigram baseline (character frequencies)")["value"]
     assert 2.5 < baseline < 4.5
-    assert set(rows) == {"LSTM | AdaGrad 0.01 (book)", "GRU->LSTM | AdaGrad 0.01 (book)",
-                         "LSTM | Adam 2e-3, Glorot init (fdl)"}
+    assert set(rows) == {
+        "LSTM | AdaGrad 0.01 (book)",
+        "GRU->LSTM | AdaGrad 0.01 (book)",
+        "LSTM | Adam 2e-3, Glorot init (fdl)",
+    }
     for row in rows.values():
         assert row["metric"] == "ce" and math.isfinite(row["value"]), row
         assert row["value"] < math.log(62) + 0.2, row  # no worse than guessing among the quick text's characters
@@ -27,8 +35,23 @@ def test_ch06_quick(tmp_path):
 
 
 def test_ch06_quick_seeds_train_together(tmp_path):
-    proc = subprocess.run([sys.executable, "experiments/ch06_rnn.py", "--quick", "--seeds", "2", "--configs", "LSTM |",
-                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "experiments/ch06_rnn.py",
+            "--quick",
+            "--seeds",
+            "2",
+            "--configs",
+            "LSTM |",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "results.json").read_text())
     names = ["LSTM | AdaGrad 0.01 (book)", "LSTM | Adam 2e-3, Glorot init (fdl)"]

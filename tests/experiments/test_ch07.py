@@ -40,14 +40,24 @@ def installed(name: str) -> bool:
 def test_ch07_quick(tmp_path):
     # full float32 products: under a GPU's default TF32 the two gradient paths' trainings drift apart (issue 14)
     env = dict(os.environ, JAX_DEFAULT_MATMUL_PRECISION="highest")
-    proc = subprocess.run([sys.executable, "experiments/ch07_autodiff.py", "--quick", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [sys.executable, "experiments/ch07_autodiff.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = {r["name"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}
     assert all(math.isfinite(r["value"]) for r in rows.values())
     lstm = next(n.split(":")[0] for n in rows if n.startswith("char lstm, hidden"))
-    models = {"boston": ("mse", CH07["boston"]["mse"]), "convnet": ("accuracy", CH07["convnet"]["accuracy"]),
-              lstm: ("ce", CH07["char lstm"]["ce"]), "autoencoder": ("mse", CH07["autoencoder"]["mse"])}
+    models = {
+        "boston": ("mse", CH07["boston"]["mse"]),
+        "convnet": ("accuracy", CH07["convnet"]["accuracy"]),
+        lstm: ("ce", CH07["char lstm"]["ce"]),
+        "autoencoder": ("mse", CH07["autoencoder"]["mse"]),
+    }
     for model, (metric, book) in models.items():
         final = [r for n, r in rows.items() if n.startswith(model + ": ") and r["metric"] == metric]
         assert len(final) == 2 and all(r["book"] == book for r in final), model
@@ -67,8 +77,13 @@ def test_ch07_quick(tmp_path):
 
 def test_pytorch_style_conv_net_gradients_match_autodiff(ch07):
     from fdl import serial
-    model = serial(ch07.conv(3, keep_prob=0.8, k=3), ch07.conv(2, keep_prob=0.8, flatten=True, k=3),
-                   ch07.linear(4, "tanh", keep_prob=0.8), ch07.linear(3))
+
+    model = serial(
+        ch07.conv(3, keep_prob=0.8, k=3),
+        ch07.conv(2, keep_prob=0.8, flatten=True, k=3),
+        ch07.linear(4, "tanh", keep_prob=0.8),
+        ch07.linear(3),
+    )
     params = model.init(jax.random.key(0), (1, 6, 5), jnp.float64)
     x = jax.random.normal(jax.random.key(1), (2, 1, 6, 5), jnp.float64)
     y = jax.nn.one_hot(jnp.array([0, 2]), 3, dtype=jnp.float64)
@@ -100,6 +115,7 @@ def test_pytorch_default_initialisation_bounds(ch07):
 
 def test_tsne_points_default_number_or_all(ch07, capsys):
     from fdl.harness.experiment import parse_args
+
     parse = lambda *argv: parse_args("ch07", list(argv), extra=ch07.extra_args).tsne_points
     assert parse() is None and ch07.TSNE_POINTS == 2000  # main: 2000, or 200 with --quick
     assert parse("--tsne-points", "all") == "all"

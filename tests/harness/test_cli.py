@@ -39,14 +39,28 @@ def fake_benchmarks(tmp_path):
     (d / "__main__.py").write_text(
         "import json, sys, pathlib\n"
         "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1]); out.mkdir(parents=True, exist_ok=True)\n"
-        "(out / 'argv.json').write_text(json.dumps(sys.argv[1:]))\n")
+        "(out / 'argv.json').write_text(json.dumps(sys.argv[1:]))\n"
+    )
     return d
 
 
 def test_run_passes_quick_seed_and_extra_arguments(fake_experiments, tmp_path, capsys):
     out = tmp_path / "one"
-    code = cli.main(["run", "ch2", "--quick", "--seed", "7", "--out", str(out), "--experiments",
-                     str(fake_experiments), "--extra", "x"])
+    code = cli.main(
+        [
+            "run",
+            "ch2",
+            "--quick",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+            "--experiments",
+            str(fake_experiments),
+            "--extra",
+            "x",
+        ]
+    )
     assert code == 0
     assert json.loads((out / "argv.json").read_text()) == ["--out", str(out), "--quick", "--seed", "7", "--extra", "x"]
     assert "ch02_two.py finished" in capsys.readouterr().out
@@ -70,8 +84,12 @@ def test_quick_reproduce_table_is_a_smoke_run_without_the_book_column(fake_exper
     out = capsys.readouterr().out
     assert "smoke run on a subset (--quick): not comparable with the book" in out
     header = next(line for line in out.splitlines() if line.startswith("| chapter"))
-    assert [c.strip() for c in header.strip("|").split("|")] == ["chapter", "configuration", "metric",
-                                                                 "fdl (smoke run)"]
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "chapter",
+        "configuration",
+        "metric",
+        "fdl (smoke run)",
+    ]
 
 
 def test_full_reproduce_table_sets_fdl_beside_the_book(fake_experiments, tmp_path, capsys):
@@ -79,8 +97,11 @@ def test_full_reproduce_table_sets_fdl_beside_the_book(fake_experiments, tmp_pat
     out = capsys.readouterr().out
     assert "smoke run" not in out
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
-    assert cells == [["chapter", "configuration", "metric", "book", "fdl"], ["ch01", "row", "acc", "1.00", "0.5"],
-                     ["ch02", "row", "acc", "1.00", "0.25"]]
+    assert cells == [
+        ["chapter", "configuration", "metric", "book", "fdl"],
+        ["ch01", "row", "acc", "1.00", "0.5"],
+        ["ch02", "row", "acc", "1.00", "0.25"],
+    ]
 
 
 def test_run_help_lists_the_chapters_and_how_to_see_a_scripts_options(capsys):
@@ -118,8 +139,9 @@ def test_unknown_chapter_names_the_available_ones(fake_experiments):
 def test_benchmark_forwards_its_arguments(fake_benchmarks, tmp_path, monkeypatch):
     out = tmp_path / "bench"
     monkeypatch.chdir(tmp_path.parent)  # python -m finds the package from any working directory
-    code = cli.main(["benchmark", "--quick", "--out", str(out), "--benchmarks", str(fake_benchmarks),
-                     "--workloads", "W1", "W4"])
+    code = cli.main(
+        ["benchmark", "--quick", "--out", str(out), "--benchmarks", str(fake_benchmarks), "--workloads", "W1", "W4"]
+    )
     assert code == 0
     assert json.loads((out / "argv.json").read_text()) == ["--out", str(out), "--quick", "--workloads", "W1", "W4"]
 
@@ -128,8 +150,16 @@ def test_benchmark_help_lists_the_options_it_passes_on(capsys):
     assert cli.main(["benchmark", "--help"]) == 0
     out = capsys.readouterr().out
     assert "usage: fdl benchmark" in out and "Options passed on to the benchmark" in out
-    for option in ("--workloads", "--impls", "--device", "--precision", "--repeats", "--shared-workers",
-                   "--conv-impl", "--runs"):
+    for option in (
+        "--workloads",
+        "--impls",
+        "--device",
+        "--precision",
+        "--repeats",
+        "--shared-workers",
+        "--conv-impl",
+        "--runs",
+    ):
         assert option in out, option
     assert "{W1,W2,W3,W4,W5}" in out and "--worker" not in out
 
@@ -144,8 +174,13 @@ def test_missing_benchmark_says_where_to_get_it(monkeypatch, tmp_path):
 def test_the_installed_command_runs_a_real_chapter(tmp_path):
     """``python -m fdl run ch01 --quick`` end to end (chapter 1 takes seconds)."""
     out = tmp_path / "ch01"
-    proc = subprocess.run([sys.executable, "-m", "fdl", "run", "ch01", "--quick", "--out", str(out)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fdl", "run", "ch01", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     saved = json.loads((out / "results.json").read_text())
     assert saved["meta"]["quick"] is True and saved["meta"]["chapter"] == "ch01" and saved["results"]

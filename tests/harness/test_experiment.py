@@ -33,8 +33,12 @@ def test_results_json_records_the_run(tmp_path, monkeypatch):
     assert meta["chapter"] == "ch09" and meta["argv"] == ["ch09_demo.py", "--quick", "--seed", "7"]
     assert meta["quick"] is True and meta["seed"] == 7 and meta["seeds"] == [7, 8]
     assert meta["options"]["out"] == str(tmp_path)
-    assert meta["versions"] == {"fdl": fdl.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-                                "python": sys.version.split()[0]}
+    assert meta["versions"] == {
+        "fdl": fdl.__version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "python": sys.version.split()[0],
+    }
     assert meta["device"]["platform"] == jax.devices()[0].platform
     assert meta["device"]["kind"] == jax.devices()[0].device_kind
     date = datetime.datetime.fromisoformat(meta["date"])
@@ -52,8 +56,12 @@ def test_quick_table_is_a_smoke_run_without_the_book_column():
     assert [c.strip() for c in lines[1].split("|")[1:-1]] == ["configuration", "metric", "fdl (smoke run)"]
     full = Results("ch09", parse_args("demo", []))
     full.add("model", "accuracy", 91.5, book=90.0)
-    assert [c.strip() for c in full.table().splitlines()[0].split("|")[1:-1]] == ["configuration", "metric", "book",
-                                                                                  "fdl"]
+    assert [c.strip() for c in full.table().splitlines()[0].split("|")[1:-1]] == [
+        "configuration",
+        "metric",
+        "book",
+        "fdl",
+    ]
 
 
 def test_read_results_accepts_fdl_01_files_and_refuses_others(tmp_path):
@@ -72,8 +80,10 @@ def test_progress_without_tqdm_says_so_once(monkeypatch):
     said = []
     enable_progress(said.append)
     enable_progress(said.append)
-    assert said == ["fdl: tqdm is not installed, so --progress prints a line per epoch instead of a bar "
-                    "(pip install tqdm, or fdl[progress], for bars)"]
+    assert said == [
+        "fdl: tqdm is not installed, so --progress prints a line per epoch instead of a bar "
+        "(pip install tqdm, or fdl[progress], for bars)"
+    ]
     assert experiment.os.environ["FDL_PROGRESS"] == "1"
 
 
@@ -101,7 +111,11 @@ def test_a_script_whose_quick_changes_nothing_keeps_the_book_column(tmp_path):
     args = parse_args("demo", ["--quick", "--out", str(tmp_path)], quick_is_full=True)
     results = Results("ch01")
     results.add("L", "value", 2.3755, book=2.3755)
-    assert [c.strip() for c in results.table().splitlines()[0].split("|")[1:-1]] == ["configuration", "metric",
-                                                                                     "book", "fdl"]
+    assert [c.strip() for c in results.table().splitlines()[0].split("|")[1:-1]] == [
+        "configuration",
+        "metric",
+        "book",
+        "fdl",
+    ]
     meta = json.loads(results.write(args.out).read_text())["meta"]
     assert meta["quick"] is True and meta["smoke"] is False

@@ -31,11 +31,14 @@ def test_shapes_and_param_name(key):
     assert flat.apply(params, jnp.ones((3, 2, 5, 6))).shape == (3, 120)
 
 
-@pytest.mark.parametrize("weight_init, expected", [
-    ("standard", 1.0),
-    ("glorot", math.sqrt(2 / (1 * 25 + 32 * 25))),   # fans in * k * k and out * k * k
-    ("book_glorot", 2 / (1 + 32)),                   # the book's code: channels only, no square root
-])
+@pytest.mark.parametrize(
+    "weight_init, expected",
+    [
+        ("standard", 1.0),
+        ("glorot", math.sqrt(2 / (1 * 25 + 32 * 25))),  # fans in * k * k and out * k * k
+        ("book_glorot", 2 / (1 + 32)),  # the book's code: channels only, no square root
+    ],
+)
 def test_weight_init_scales(weight_init, expected):
     W = conv2d(32, 5, weight_init=weight_init).init(jax.random.key(1), (1, 28, 28))["W"]
     assert abs(float(jnp.std(W)) / expected - 1) < 0.1
@@ -73,8 +76,12 @@ def test_formulations_give_the_same_model(impl, grad):
     # layer on a CPU, XLA's convolution for the second) against the same model on XLA's convolution throughout,
     # in one gradient mode: loss and gradients (params and input) equal to float64 rounding.
     def model(impl):
-        return serial(conv2d(3, 5, "tanh", weight_init="glorot", impl=impl),
-                      conv2d(2, 3, "tanh", weight_init="glorot", flatten=True, impl=impl), dense(4))
+        return serial(
+            conv2d(3, 5, "tanh", weight_init="glorot", impl=impl),
+            conv2d(2, 3, "tanh", weight_init="glorot", flatten=True, impl=impl),
+            dense(4),
+        )
+
     params = model("xla").init(jax.random.key(10), (1, 6, 5), jnp.float64)
     x = jax.random.normal(jax.random.key(11), (3, 1, 6, 5), jnp.float64)
     y = jax.nn.one_hot(jnp.array([0, 3, 1]), 4, dtype=jnp.float64)
@@ -92,14 +99,20 @@ def test_auto_picks_the_formulation_when_traced_and_xla_is_the_default():
     def program(channels, **impl):
         x, W = jnp.ones((2, channels, 6, 6)), jnp.ones((channels, 3, 5, 5))
         return str(jax.make_jaxpr(lambda W: conv2d(3, 5, **impl).apply({"W": W}, x))(W))
+
     assert ("conv_general_dilated" in program(1, impl="auto")) == (jax.default_backend() != "cpu")
     assert "conv_general_dilated" in program(4, impl="auto")
     assert "conv_general_dilated" in program(1)
 
 
 def test_two_conv_layers_then_flatten_layer_then_dense():
-    model = serial(conv2d(3, 3, "tanh", weight_init="glorot"), conv2d(2, 1, "sigmoid", weight_init="glorot"),
-                   flatten(), dense(5, "tanh", weight_init="glorot"), dense(2))
+    model = serial(
+        conv2d(3, 3, "tanh", weight_init="glorot"),
+        conv2d(2, 1, "sigmoid", weight_init="glorot"),
+        flatten(),
+        dense(5, "tanh", weight_init="glorot"),
+        dense(2),
+    )
     assert model.output_shape((1, 4, 4)) == (2,)
     params = model.init(jax.random.key(7), (1, 4, 4), jnp.float64)
     x = jax.random.normal(jax.random.key(8), (2, 1, 4, 4), jnp.float64)
@@ -173,8 +186,11 @@ def test_weight_init_function_and_bias_init(key):
 
 
 def test_conv_model_with_bias_manual_vs_autodiff():
-    model = serial(conv2d(3, 3, "tanh", use_bias=True, weight_init="pytorch_uniform"),
-                   conv2d(2, 3, "relu", use_bias=True, flatten=True, weight_init="glorot"), dense(2))
+    model = serial(
+        conv2d(3, 3, "tanh", use_bias=True, weight_init="pytorch_uniform"),
+        conv2d(2, 3, "relu", use_bias=True, flatten=True, weight_init="glorot"),
+        dense(2),
+    )
     params = model.init(jax.random.key(8), (2, 4, 5), jnp.float64)
     x = jax.random.normal(jax.random.key(9), (3, 2, 4, 5), jnp.float64)
     check_model(model, params, x, jnp.eye(2, dtype=jnp.float64)[jnp.array([0, 1, 1])], softmax_cross_entropy)
@@ -195,11 +211,14 @@ def test_bad_bias_and_init_arguments(key):
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
 
+
 @functools.cache
 def conv_models():
     """Small models of a conv2d layer (each activation, flattening or not, with and without dropout) and a dense one."""
-    return tuple(serial(conv2d(2, 3, act, flatten=flat, keep_prob=keep), flatten(), dense(2))
-                 for act, flat, keep in (("tanh", False, 1.0), ("sigmoid", True, 0.8), ("leaky_relu", True, 1.0)))
+    return tuple(
+        serial(conv2d(2, 3, act, flatten=flat, keep_prob=keep), flatten(), dense(2))
+        for act, flat, keep in (("tanh", False, 1.0), ("sigmoid", True, 0.8), ("leaky_relu", True, 1.0))
+    )
 
 
 @PROPERTY
@@ -207,8 +226,10 @@ def conv_models():
 def test_conv_1d_and_conv_layers(data, shape):
     """The chapter's 1-D loops (with and without a batch) and conv2d layers in small models."""
     b, h = shape
-    cases = {"conv1d_loops": (call(conv1d_loops), (draw(data, (h + 2,)), draw(data, (3,))), 2),
-             "conv1d_loops batched": (call(conv1d_loops), (draw(data, (b, h)), draw(data, (3,))), 2)}
+    cases = {
+        "conv1d_loops": (call(conv1d_loops), (draw(data, (h + 2,)), draw(data, (3,))), 2),
+        "conv1d_loops batched": (call(conv1d_loops), (draw(data, (b, h)), draw(data, (3,))), 2),
+    }
     for model in conv_models():
         params = random_params(data, model.init(jax.random.key(0), (1, h, 3), jnp.float64))
         cases[model.name] = (model_fn(model), (params, draw(data, (b, 1, h, 3)), jax.random.key(seed(data))), 2)
@@ -216,6 +237,7 @@ def test_conv_1d_and_conv_layers(data, shape):
 
 
 # ---------------------------------------------------------------- the bad-input catalogue's conv2d layer cases
+
 
 def test_wrong_shapes_conv_and_recurrent():
     """The conv2d layer's case of the bad-input catalogue's test; conv2d's and the recurrent layer's are in their
@@ -241,8 +263,10 @@ def test_unknown_names_conv_and_recurrent():
     for make, message in [
         (lambda: conv2d(2, 3, "gelu"), "unknown activation 'gelu'"),
         (lambda: conv2d(2, 3, weight_init="lecun"), "unknown weight_init 'lecun'"),
-        (lambda: conv2d(2, 3, impl="fft"),
-         r"impl must be one of \['auto', 'im2col', 'loops', 'slices', 'xla'\], got 'fft'"),
+        (
+            lambda: conv2d(2, 3, impl="fft"),
+            r"impl must be one of \['auto', 'im2col', 'loops', 'slices', 'xla'\], got 'fft'",
+        ),
     ]:
         with pytest.raises(ValueError, match=message):
             make()

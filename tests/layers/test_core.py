@@ -29,8 +29,11 @@ MODELS = {
     "one_hidden": (lambda: serial(dense(13, "sigmoid"), dense(1)), (13,), 1),
     "two_hidden": (lambda: serial(dense(13, "sigmoid"), dense(13, "sigmoid"), dense(1)), (13,), 1),
     "mnist_dropout": (lambda: serial(dense(17, "tanh", weight_init="glorot", keep_prob=0.8), dense(10)), (20,), 10),
-    "deep_relu": (lambda: serial(dense(8, "relu"), dense(6, "leaky_relu", keep_prob=0.5), dense(3, "tanh"),
-                                 dense(4)), (5,), 4),
+    "deep_relu": (
+        lambda: serial(dense(8, "relu"), dense(6, "leaky_relu", keep_prob=0.5), dense(3, "tanh"), dense(4)),
+        (5,),
+        4,
+    ),
     "flatten_dense": (lambda: serial(flatten(), dense(6, "sigmoid"), dropout(0.9), dense(3)), (2, 3, 2), 3),
 }
 
@@ -94,6 +97,7 @@ def test_bad_inputs_name_the_layer():
 
 def test_reshape_layer_round_trip_and_gradients():
     from fdl.layers import reshape
+
     model = serial(dense(12, "tanh"), reshape((3, 2, 2)), flatten(), dense(2))
     assert model.output_shape((5,)) == (2,)
     params = model.init(KEY, (5,), jnp.float64)
@@ -103,6 +107,7 @@ def test_reshape_layer_round_trip_and_gradients():
 
 
 # ---------------------------------------------------------------- init: the same draws eagerly, jitted and vmapped
+
 
 def eager_init(layers, key, input_shape, dtype):
     """The layers initialised one after the other, eagerly: serial's and stack's init before it was compiled."""
@@ -120,17 +125,31 @@ def a_function(key, shape, dtype):
 
 # every layer kind; every initialiser of fdl.init (each name and a function) as a dense and as a conv2d weight or bias
 INIT_MODELS = {
-    "layers": (serial, (conv2d(3, 3, "tanh", weight_init="standard", use_bias=True, bias_init="book_glorot"),
-                        conv2d(2, 3, weight_init="pytorch_uniform", use_bias=True, bias_init=a_function),
-                        conv2d(2, 3, weight_init="glorot", use_bias=True, bias_init="zeros", flatten=True),
-                        dense(6, "relu", weight_init="book_glorot", bias_init="standard", keep_prob=0.8),
-                        dropout(0.5), reshape((2, 3)), flatten(),
-                        dense(3, weight_init=a_function, bias_init="pytorch_uniform"),
-                        dense(2, weight_init="glorot", bias_init="zeros")),
-               (1, 6, 5)),
-    "recurrent": (stack, (rnn_layer(5, 4, "rnn", weight_init="book"), rnn_layer(6, 3, "gru", weight_init="glorot"),
-                          rnn_layer(4, 2, "lstm", weight_init="standard"), rnn_layer(3, 2, "rnn", weight_scale=0.05)),
-                  (4,)),
+    "layers": (
+        serial,
+        (
+            conv2d(3, 3, "tanh", weight_init="standard", use_bias=True, bias_init="book_glorot"),
+            conv2d(2, 3, weight_init="pytorch_uniform", use_bias=True, bias_init=a_function),
+            conv2d(2, 3, weight_init="glorot", use_bias=True, bias_init="zeros", flatten=True),
+            dense(6, "relu", weight_init="book_glorot", bias_init="standard", keep_prob=0.8),
+            dropout(0.5),
+            reshape((2, 3)),
+            flatten(),
+            dense(3, weight_init=a_function, bias_init="pytorch_uniform"),
+            dense(2, weight_init="glorot", bias_init="zeros"),
+        ),
+        (1, 6, 5),
+    ),
+    "recurrent": (
+        stack,
+        (
+            rnn_layer(5, 4, "rnn", weight_init="book"),
+            rnn_layer(6, 3, "gru", weight_init="glorot"),
+            rnn_layer(4, 2, "lstm", weight_init="standard"),
+            rnn_layer(3, 2, "rnn", weight_scale=0.05),
+        ),
+        (4,),
+    ),
 }
 
 
@@ -155,8 +174,12 @@ def test_compiled_init_draws_the_eager_values_bit_for_bit(kind, dtype):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_init_vmapped_over_keys_gives_each_key_its_own_params(dtype):
     """``jax.vmap(lambda k: model.init(k, shape, dtype))(keys)``: several seeds at once, each bitwise its own."""
-    dense_model = serial(conv2d(2, 3, weight_init="glorot", use_bias=True, flatten=True),
-                         dense(3, "tanh", weight_init="pytorch_uniform", keep_prob=0.8), dropout(0.5), dense(2))
+    dense_model = serial(
+        conv2d(2, 3, weight_init="glorot", use_bias=True, flatten=True),
+        dense(3, "tanh", weight_init="pytorch_uniform", keep_prob=0.8),
+        dropout(0.5),
+        dense(2),
+    )
     models = ((dense_model, (1, 4, 4)), (stack(rnn_layer(3, 2, "rnn")), (2,)))
     keys = jax.random.split(jax.random.key(7), 3)
     for model, shape in models:
@@ -167,9 +190,13 @@ def test_init_vmapped_over_keys_gives_each_key_its_own_params(dtype):
 
 # ---------------------------------------------------------------- summary
 
+
 def _cells(table: str) -> list[list[str]]:
-    return [[c[1:].rstrip() if i == 0 else c.strip() for i, c in enumerate(line.strip("|").split("|"))]
-            for line in table.splitlines() if line.startswith("| ")]
+    return [
+        [c[1:].rstrip() if i == 0 else c.strip() for i, c in enumerate(line.strip("|").split("|"))]
+        for line in table.splitlines()
+        if line.startswith("| ")
+    ]
 
 
 def _n_params(model, shape) -> int:
@@ -179,10 +206,12 @@ def _n_params(model, shape) -> int:
 def test_serial_model():
     model = serial(dense(13, "sigmoid"), dropout(0.8), dense(1))
     table = model.summary((13,))
-    assert _cells(table) == [["layer", "output shape", "params"],
-                             ["dense(13, sigmoid)", "(batch, 13)", "182"],
-                             ["dropout(0.8)", "(batch, 13)", "0"],
-                             ["dense(1, linear)", "(batch, 1)", "14"]]
+    assert _cells(table) == [
+        ["layer", "output shape", "params"],
+        ["dense(13, sigmoid)", "(batch, 13)", "182"],
+        ["dropout(0.8)", "(batch, 13)", "0"],
+        ["dense(1, linear)", "(batch, 1)", "14"],
+    ]
     assert table.splitlines()[0] == "input shape: (batch, 13)"
     assert table.splitlines()[-1] == "total: 196 parameters"
     assert _n_params(model, (13,)) == 196
@@ -193,8 +222,13 @@ def test_nested_serial_and_conv():
     model = serial(conv, flatten(), serial(dense(32, "tanh"), dense(10)))
     table = summary(model, (1, 8, 8))
     rows = _cells(table)[1:]
-    assert [r[0] for r in rows] == ["conv2d(4, 3, tanh)", "flatten()", "serial (2 layers)", "  dense(32, tanh)",
-                                    "  dense(10, linear)"]
+    assert [r[0] for r in rows] == [
+        "conv2d(4, 3, tanh)",
+        "flatten()",
+        "serial (2 layers)",
+        "  dense(32, tanh)",
+        "  dense(10, linear)",
+    ]
     n_conv = _n_params(conv, (1, 8, 8))
     assert n_conv >= 4 * 1 * 3 * 3  # the kernel, plus any bias
     assert rows[0][1:] == ["(batch, 4, 8, 8)", f"{n_conv:,}"]
@@ -218,6 +252,7 @@ def test_not_a_layer_and_a_bad_shape():
 
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
+
 
 @functools.cache
 def objective(model, loss):
@@ -244,8 +279,10 @@ def test_serial_models_and_training_objective(data, b):
         cases[name] = (model_fn(model), (params, draw(data, (b, *shape)), jax.random.key(seed(data))), 2)
     params = random_params(data, OBJECTIVE_MODEL.init(jax.random.key(0), (2,), jnp.float64))
     x = draw(data, (b, 2))
-    for loss, y in ((losses.mean_squared_error, draw(data, (b, 3))),
-                    (losses.softmax_cross_entropy, targets(data, (b, 3), "one_hot"))):
+    for loss, y in (
+        (losses.mean_squared_error, draw(data, (b, 3))),
+        (losses.softmax_cross_entropy, targets(data, (b, 3), "one_hot")),
+    ):
         key = jax.random.key(seed(data))
         cases[f"{loss.name} objective"] = (objective(OBJECTIVE_MODEL, loss), (params, x, y, key), 2)
     assert_vjps_agree(cases, seed(data))
@@ -254,10 +291,14 @@ def test_serial_models_and_training_objective(data, b):
 # ---------------------------------------------------------------- bad input: serial, reshape, the dropout layer
 
 WRONG_SHAPES = {
-    "serial wrong features": (lambda: TINY_MODEL.apply(TINY_MODEL.init(jax.random.key(0), (4,)), jnp.zeros((2, 5))),
-                              r"layer 0 \(dense\(5, tanh\)\): .*input has 5 features but W expects 4"),
-    "reshape size": (lambda: layers.reshape((2, 3)).apply({}, jnp.zeros((2, 5))),
-                     r"each example has \(5,\) = 5 values, cannot become \(2, 3\) = 6"),
+    "serial wrong features": (
+        lambda: TINY_MODEL.apply(TINY_MODEL.init(jax.random.key(0), (4,)), jnp.zeros((2, 5))),
+        r"layer 0 \(dense\(5, tanh\)\): .*input has 5 features but W expects 4",
+    ),
+    "reshape size": (
+        lambda: layers.reshape((2, 3)).apply({}, jnp.zeros((2, 5))),
+        r"each example has \(5,\) = 5 values, cannot become \(2, 3\) = 6",
+    ),
 }
 
 

@@ -22,8 +22,9 @@ def test_dense_params_have_book_names_and_shapes():
     assert params["W"].shape == (3, 4) and params["B"].shape == (1, 4)
 
 
-@pytest.mark.parametrize("weight_init,expected", [("standard", 1.0), ("glorot", np.sqrt(2 / 1100)),
-                                                  ("book_glorot", 2 / 1100)])
+@pytest.mark.parametrize(
+    "weight_init,expected", [("standard", 1.0), ("glorot", np.sqrt(2 / 1100)), ("book_glorot", 2 / 1100)]
+)
 def test_init_scales(weight_init, expected):
     assert init_scale(weight_init, 1000, 100) == pytest.approx(expected)
     W = dense(100, weight_init=weight_init).init(KEY, (1000,))["W"]
@@ -60,8 +61,10 @@ def test_dense_named_init_draws_as_before():
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
 
-DENSE = {act: dense(3, act, keep_prob=keep) for act, keep in
-         (("linear", 0.7), ("sigmoid", 1.0), ("tanh", 0.9), ("relu", 0.8), ("leaky_relu", 1.0))}
+DENSE = {
+    act: dense(3, act, keep_prob=keep)
+    for act, keep in (("linear", 0.7), ("sigmoid", 1.0), ("tanh", 0.9), ("relu", 0.8), ("leaky_relu", 1.0))
+}
 
 
 @PROPERTY
@@ -79,12 +82,16 @@ def test_dense_layers(data, shape):
     params = random_params(data, layer.init(jax.random.key(0), (n_in,), jnp.float64))
     params = {"W": params["W"], "B": np.zeros_like(params["B"])}
     zero_rows = data.draw(hnp.arrays(np.bool_, (b, 1)))
-    cases["dense(3, relu) at its kink"] = (model_fn(layer), (params, np.where(zero_rows, 0.0, x),
-                                                             jax.random.key(seed(data))), 2)
+    cases["dense(3, relu) at its kink"] = (
+        model_fn(layer),
+        (params, np.where(zero_rows, 0.0, x), jax.random.key(seed(data))),
+        2,
+    )
     assert_vjps_agree(cases, seed(data))
 
 
 # ---------------------------------------------------------------- integer and float16 input
+
 
 def test_integer_input_to_differentiable_code():
     """Dense layers promote integer pixels to the params' dtype (the dense layer's case of the bad-input
@@ -102,8 +109,11 @@ def test_float16_gradients_are_float16_and_agree_with_autodiff():
     params = TINY_MODEL.init(jax.random.key(0), (4,), jnp.float16)
 
     def grads(grad):
-        return jax.grad(lambda p: losses.mean_squared_error(TINY_MODEL.apply(p, x, grad=grad),
-                                                            jnp.ones((3, 1), jnp.float16), grad=grad))(params)
+        return jax.grad(
+            lambda p: losses.mean_squared_error(
+                TINY_MODEL.apply(p, x, grad=grad), jnp.ones((3, 1), jnp.float16), grad=grad
+            )
+        )(params)
 
     for m, a in zip(jax.tree.leaves(grads("manual")), jax.tree.leaves(grads("autodiff")), strict=True):
         assert m.dtype == jnp.float16
@@ -113,8 +123,10 @@ def test_float16_gradients_are_float16_and_agree_with_autodiff():
 # ---------------------------------------------------------------- bad input
 
 WRONG_SHAPES = {
-    "dense on images": (lambda: dense(3).init(jax.random.key(0), (28, 28)),
-                        r"shape \(features,\) per example, got \(28, 28\); put flatten\(\) before it"),
+    "dense on images": (
+        lambda: dense(3).init(jax.random.key(0), (28, 28)),
+        r"shape \(features,\) per example, got \(28, 28\); put flatten\(\) before it",
+    ),
 }
 
 
@@ -139,9 +151,11 @@ def test_non_positive_hyperparameters(tmp_path, case):
 
 UNKNOWN_NAMES = {
     "dense activation": (lambda: dense(3, "relu6"), r"unknown activation 'relu6'; choose one of \['leaky_relu', "),
-    "dense weight_init": (lambda: dense(3, weight_init="he"),
-                          r"unknown weight_init 'he'; choose one of \('standard', 'glorot', 'book_glorot', "
-                          r"'pytorch_uniform', 'zeros'\)"),
+    "dense weight_init": (
+        lambda: dense(3, weight_init="he"),
+        r"unknown weight_init 'he'; choose one of \('standard', 'glorot', 'book_glorot', "
+        r"'pytorch_uniform', 'zeros'\)",
+    ),
 }
 
 
@@ -154,7 +168,6 @@ def test_unknown_names(case):
 
 def test_unknown_dropout_mode_is_refused_when_the_layer_is_made():
     """The dense layer's cases; the dropout and conv2d layers' are in their test files under the same name."""
-    for make in (lambda: dense(3, keep_prob=0.5, dropout_mode="gaussian"),
-                 lambda: dense(3, dropout_mode="gaussian")):
+    for make in (lambda: dense(3, keep_prob=0.5, dropout_mode="gaussian"), lambda: dense(3, dropout_mode="gaussian")):
         with pytest.raises(ValueError, match=r"dropout mode must be one of \('book', 'inverted'\), got 'gaussian'"):
             make()

@@ -41,13 +41,15 @@ def test_relu_gradient_is_zero_for_negative_inputs():
 
 # ---------------------------------------------------------------- kinks: both modes take one derivative at 0
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_kinks_take_the_left_derivative_in_both_modes(mode):
     # Before: jax.grad of relu's plain forward (jnp.maximum) gave 0.5 at 0; the hand-written backward 0.
     x = jnp.array([-1.0, -0.0, 0.0, 2.0])
     np.testing.assert_array_equal(jax.grad(lambda v: ops.relu(v, grad=mode).sum())(x), [0.0, 0.0, 0.0, 1.0])
-    np.testing.assert_array_equal(jax.grad(lambda v: ops.leaky_relu(v, grad=mode, slope=0.1).sum())(x),
-                                  [0.1, 0.1, 0.1, 1.0])
+    np.testing.assert_array_equal(
+        jax.grad(lambda v: ops.leaky_relu(v, grad=mode, slope=0.1).sum())(x), [0.1, 0.1, 0.1, 1.0]
+    )
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu"])
@@ -65,6 +67,7 @@ def test_relu_at_zero_passes_no_gradient(grad):
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
 
+
 @PROPERTY
 @given(st.data(), st.sampled_from(((1, 1), (8, 9))))
 def test_elementwise_ops(data, shape):
@@ -73,12 +76,17 @@ def test_elementwise_ops(data, shape):
     At the kink x = 0 (and -0) both paths take the left derivative: 0 for relu, the slope for leaky_relu.
     """
     wide, kinks = draw(data, shape, 20.0), draw(data, shape, elements=KINKS)
-    assert_vjps_agree({
-        "linear": (call(ops.linear), (wide,), 1), "sigmoid": (call(ops.sigmoid), (wide,), 1),
-        "tanh": (call(ops.tanh), (wide,), 1), "relu": (call(ops.relu), (kinks,), 1),
-        "leaky_relu(0.2)": (call(ops.leaky_relu), (kinks,), 1),
-        "leaky_relu(0.01)": (call(ops.leaky_relu, slope=0.01), (kinks,), 1),
-    }, seed(data))
+    assert_vjps_agree(
+        {
+            "linear": (call(ops.linear), (wide,), 1),
+            "sigmoid": (call(ops.sigmoid), (wide,), 1),
+            "tanh": (call(ops.tanh), (wide,), 1),
+            "relu": (call(ops.relu), (kinks,), 1),
+            "leaky_relu(0.2)": (call(ops.leaky_relu), (kinks,), 1),
+            "leaky_relu(0.01)": (call(ops.leaky_relu, slope=0.01), (kinks,), 1),
+        },
+        seed(data),
+    )
 
 
 # ---------------------------------------------------------------- bad input
@@ -106,8 +114,12 @@ def test_integer_input_to_differentiable_code():
         jax.grad(lambda x: ops.sigmoid(x).sum())(ints)
 
 
-PLAIN_FUNCTIONS = {"jax.nn.softplus": jax.nn.softplus, "jax.nn.relu": jax.nn.relu, "jnp.tanh": jnp.tanh,
-                   "a lambda": lambda x: x}
+PLAIN_FUNCTIONS = {
+    "jax.nn.softplus": jax.nn.softplus,
+    "jax.nn.relu": jax.nn.relu,
+    "jnp.tanh": jnp.tanh,
+    "a lambda": lambda x: x,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PLAIN_FUNCTIONS))
@@ -117,9 +129,11 @@ def test_a_plain_function_as_activation_is_refused_when_the_layer_is_built(name)
     dense and conv2d resolve their activation through get_activation (the recurrent layers take none).
     """
     fn = PLAIN_FUNCTIONS[name]
-    message = (r"activation: got the plain function .*, which is not an fdl op .* pass one of the names "
-               r"\['leaky_relu', 'linear', 'relu', 'sigmoid', 'tanh'\], an op such as fdl\.ops\.relu, or make one "
-               r"from your function and its backward: fdl\.ops\.op\(backward\)\(forward\)")
+    message = (
+        r"activation: got the plain function .*, which is not an fdl op .* pass one of the names "
+        r"\['leaky_relu', 'linear', 'relu', 'sigmoid', 'tanh'\], an op such as fdl\.ops\.relu, or make one "
+        r"from your function and its backward: fdl\.ops\.op\(backward\)\(forward\)"
+    )
     for build in (lambda: ops.get_activation(fn), lambda: dense(8, fn), lambda: conv2d(4, 3, fn)):
         with pytest.raises(TypeError, match=message):
             build()
@@ -134,7 +148,7 @@ def test_a_plain_function_with_an_fdl_namesake_is_pointed_at_the_name():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_op_the_message_suggests_trains_in_both_modes(mode):
-    softplus = ops.op(lambda g, out, x: (g * jax.nn.sigmoid(x),))(jax.nn.softplus)   # as the message spells it
+    softplus = ops.op(lambda g, out, x: (g * jax.nn.sigmoid(x),))(jax.nn.softplus)  # as the message spells it
     check_op(softplus, normal(3, (4, 5), 2.0))
     layer = dense(3, softplus)
     params = layer.init(jax.random.key(0), (4,))

@@ -100,10 +100,16 @@ def test_formulations_are_the_same_function(case, other, grad):
     # b), plus finite differences of the slices form's hand-written (or jax.grad's) backward and its cotangent
     # dtypes.
     x, W = random_case(*case, seed=8)
-    check_vjp(lambda x, W: conv2d_slices(x, W, grad=grad), lambda x, W: conv2d(x, W, grad=grad), (x, W),
-              arg_names=("x", "W"))
-    check_vjp(lambda x, W: conv2d_slices(x, W, grad=grad), lambda x, W: other(x, W, grad=grad), (x, W),
-              arg_names=("x", "W"), numerical=False)
+    check_vjp(
+        lambda x, W: conv2d_slices(x, W, grad=grad), lambda x, W: conv2d(x, W, grad=grad), (x, W), arg_names=("x", "W")
+    )
+    check_vjp(
+        lambda x, W: conv2d_slices(x, W, grad=grad),
+        lambda x, W: other(x, W, grad=grad),
+        (x, W),
+        arg_names=("x", "W"),
+        numerical=False,
+    )
 
 
 def test_conv2d_fastest_picks_slices_for_one_channel_on_the_cpu(monkeypatch):
@@ -163,13 +169,16 @@ def test_im2col_layout():
 
 
 @pytest.mark.parametrize("impl", IMPLS, ids=lambda f: f.name)
-@pytest.mark.parametrize("x_shape, W_shape, match", [
-    ((1, 5, 5), (1, 1, 3, 3), "expected a 4-D array"),
-    ((1, 1, 5, 5), (1, 3, 3), "expected a 4-D array"),
-    ((1, 2, 5, 5), (3, 1, 3, 3), "input has 2 channels but the kernel expects 3"),
-    ((1, 1, 5, 5), (1, 1, 4, 4), "kernel size must be odd"),
-    ((1, 1, 5, 5), (1, 1, 3, 5), "kernel must be square"),
-])
+@pytest.mark.parametrize(
+    "x_shape, W_shape, match",
+    [
+        ((1, 5, 5), (1, 1, 3, 3), "expected a 4-D array"),
+        ((1, 1, 5, 5), (1, 3, 3), "expected a 4-D array"),
+        ((1, 2, 5, 5), (3, 1, 3, 3), "input has 2 channels but the kernel expects 3"),
+        ((1, 1, 5, 5), (1, 1, 4, 4), "kernel size must be odd"),
+        ((1, 1, 5, 5), (1, 1, 3, 5), "kernel must be square"),
+    ],
+)
 def test_bad_shapes_raise_clear_errors(impl, x_shape, W_shape, match):
     with pytest.raises(ValueError, match=match):
         impl(jnp.ones(x_shape), jnp.ones(W_shape))
@@ -201,16 +210,23 @@ def test_autodiff_forward_mode_matches_lax_reference(tangents):
     # directly, so check it against lax's own JVP, with a tangent in x, in W, or both.
     x, W = random_case(2, 3, 4, 5, 6, 3, seed=4)
     dx, dW = random_case(2, 3, 4, 5, 6, 3, seed=5)
-    dx, dW = (dx if tangents in ("both", "x") else jnp.zeros_like(dx)), (dW if tangents in ("both", "W")
-                                                                         else jnp.zeros_like(dW))
+    dx, dW = (
+        (dx if tangents in ("both", "x") else jnp.zeros_like(dx)),
+        (dW if tangents in ("both", "W") else jnp.zeros_like(dW)),
+    )
     out, t = jax.jvp(lambda x, W: conv2d(x, W, grad="autodiff"), (x, W), (dx, dW))
     out_ref, t_ref = jax.jvp(conv2d_reference, (x, W), (dx, dW))
     np.testing.assert_allclose(out, out_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(t, t_ref, rtol=1e-12, atol=1e-12)
     if tangents != "both":  # a tangent in one argument only: the other's term must not be added
-        np.testing.assert_allclose(t, jax.jvp(lambda a: conv2d_reference(a, W), (x,), (dx,))[1] if tangents == "x"
-                                   else jax.jvp(lambda b: conv2d_reference(x, b), (W,), (dW,))[1],
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            t,
+            jax.jvp(lambda a: conv2d_reference(a, W), (x,), (dx,))[1]
+            if tangents == "x"
+            else jax.jvp(lambda b: conv2d_reference(x, b), (W,), (dW,))[1],
+            rtol=1e-12,
+            atol=1e-12,
+        )
 
 
 def _conv_dimension_numbers(jaxpr) -> list:
@@ -260,8 +276,11 @@ def test_channel_bias_add_value_and_harness():
     dB = jax.grad(lambda B: jnp.sum(channel_bias_add(x, B) * jnp.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1)))(B)
     np.testing.assert_array_equal(dB.reshape(-1), [8.0, 16.0, 24.0])
     kx, kb = jax.random.split(jax.random.key(7))
-    check_op(channel_bias_add, jax.random.normal(kx, (3, 4, 5, 2), jnp.float64),
-             jax.random.normal(kb, (1, 4, 1, 1), jnp.float64))
+    check_op(
+        channel_bias_add,
+        jax.random.normal(kx, (3, 4, 5, 2), jnp.float64),
+        jax.random.normal(kb, (1, 4, 1, 1), jnp.float64),
+    )
 
 
 @pytest.mark.parametrize("B_shape", [(4,), (1, 4), (1, 3, 1, 1), (2, 4, 1, 1)])
@@ -290,12 +309,16 @@ def test_conv2d_ops(data, shape):
     tests/ops/test_conv_loops.py)."""
     b, c, h, w, o, k = shape
     x, W = draw(data, (b, c, h, w)), draw(data, (c, o, k, k))
-    cases = {"conv2d": (call(conv2d), (x, W), 2), "conv2d_slices": (call(conv2d_slices), (x, W), 2),
-             "conv2d_im2col": (call(conv2d_im2col), (x, W), 2)}
+    cases = {
+        "conv2d": (call(conv2d), (x, W), 2),
+        "conv2d_slices": (call(conv2d_slices), (x, W), 2),
+        "conv2d_im2col": (call(conv2d_im2col), (x, W), 2),
+    }
     assert_vjps_agree(cases, seed(data))
 
 
 # ---------------------------------------------------------------- the bad-input catalogue's conv cases
+
 
 def test_wrong_shapes_conv_and_recurrent():
     """conv2d's and conv2d_im2col's cases of the bad-input catalogue's test; the conv2d layer's and the recurrent

@@ -54,8 +54,9 @@ def test_conv_1d_against_lax_reference(x_shape, k):
 
 
 # Small on purpose: every kernel entry and channel pair is a separate Python-level term.
-@pytest.mark.parametrize("case", [(1, 1, 2, 4, 4, 3), (2, 2, 3, 3, 4, 3), (2, 1, 1, 5, 5, 5), (1, 2, 2, 3, 3, 1)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "case", [(1, 1, 2, 4, 4, 3), (2, 2, 3, 3, 4, 3), (2, 1, 1, 5, 5, 5), (1, 2, 2, 3, 3, 1)], ids=str
+)
 def test_conv_2d_against_lax_reference(case):
     n, c, o, h, w, k = case
     kx, kw = jax.random.split(jax.random.key(4))
@@ -77,11 +78,14 @@ def test_conv_2d_matches_the_fast_implementations():
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, match", [
-    ((2, 3, 4), (3,), "shape \\(length,\\) or \\(batch, length\\)"),
-    ((5,), (2,), "odd length"),
-    ((5,), (3, 1), "odd length"),
-])
+@pytest.mark.parametrize(
+    "x_shape, w_shape, match",
+    [
+        ((2, 3, 4), (3,), "shape \\(length,\\) or \\(batch, length\\)"),
+        ((5,), (2,), "odd length"),
+        ((5,), (3, 1), "odd length"),
+    ],
+)
 def test_conv_1d_bad_shapes(x_shape, w_shape, match):
     with pytest.raises(ValueError, match=match):
         conv1d_loops(jnp.ones(x_shape), jnp.ones(w_shape))
@@ -99,8 +103,9 @@ def test_harness_with_mixed_dtypes_on_the_loop_ops():
     # dtype, the custom_vjp contract (issue 13, item 4).
     kx, kw = jax.random.split(jax.random.key(5))
     check_op(conv1d_loops, jax.random.normal(kx, (2, 5), jnp.float64), jax.random.normal(kw, (3,), jnp.float64))
-    check_op(conv2d_loops, jax.random.normal(kx, (2, 2, 3, 4), jnp.float64),
-             jax.random.normal(kw, (2, 3, 3, 3), jnp.float64))
+    check_op(
+        conv2d_loops, jax.random.normal(kx, (2, 2, 3, 4), jnp.float64), jax.random.normal(kw, (2, 3, 3, 3), jnp.float64)
+    )
 
 
 @pytest.mark.parametrize("op", [conv1d_loops, conv2d_loops], ids=lambda f: f.name)

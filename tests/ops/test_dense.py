@@ -32,15 +32,19 @@ def test_dense_and_reshape_ops(data, config):
     """weight_multiply, bias_add, flatten (of a 4-D batch), unflatten; batch 1, non-square, larger."""
     b, n_in, n_out, c, shape = config
     image = (b, c, 2, 3)
-    assert_vjps_agree({
-        "weight_multiply": (call(ops.weight_multiply), (draw(data, (b, n_in)), draw(data, (n_in, n_out))), 2),
-        "bias_add": (call(ops.bias_add), (draw(data, (b, n_out)), draw(data, (1, n_out))), 2),
-        "flatten": (call(ops.flatten), (draw(data, image),), 1),
-        "unflatten": (call(unflatten, shape=shape), (draw(data, (b, int(np.prod(shape)))),), 1),
-    }, seed(data))
+    assert_vjps_agree(
+        {
+            "weight_multiply": (call(ops.weight_multiply), (draw(data, (b, n_in)), draw(data, (n_in, n_out))), 2),
+            "bias_add": (call(ops.bias_add), (draw(data, (b, n_out)), draw(data, (1, n_out))), 2),
+            "flatten": (call(ops.flatten), (draw(data, image),), 1),
+            "unflatten": (call(unflatten, shape=shape), (draw(data, (b, int(np.prod(shape)))),), 1),
+        },
+        seed(data),
+    )
 
 
 # ---------------------------------------------------------------- bad shapes
+
 
 def test_shape_errors_name_the_op_and_shapes():
     with pytest.raises(ValueError, match=r"weight_multiply: input has 4 features but W expects 3"):
@@ -52,12 +56,18 @@ def test_shape_errors_name_the_op_and_shapes():
 
 
 WRONG_SHAPES = {
-    "weight_multiply rank": (lambda: ops.weight_multiply(jnp.zeros((2, 3, 4)), jnp.zeros((4, 2))),
-                             r"weight_multiply input: expected a 2-D array \(batch, features\), got shape \(2, 3, 4\)"),
-    "weight_multiply features": (lambda: ops.weight_multiply(jnp.zeros((2, 3)), jnp.zeros((4, 2))),
-                                 r"input has 3 features but W expects 4 \(input \(2, 3\), W \(4, 2\)\)"),
-    "bias_add": (lambda: ops.bias_add(jnp.zeros((2, 3)), jnp.zeros((3,))),
-                 r"bias_add: B must have shape \(1, 3\) for input \(2, 3\), got \(3,\)"),
+    "weight_multiply rank": (
+        lambda: ops.weight_multiply(jnp.zeros((2, 3, 4)), jnp.zeros((4, 2))),
+        r"weight_multiply input: expected a 2-D array \(batch, features\), got shape \(2, 3, 4\)",
+    ),
+    "weight_multiply features": (
+        lambda: ops.weight_multiply(jnp.zeros((2, 3)), jnp.zeros((4, 2))),
+        r"input has 3 features but W expects 4 \(input \(2, 3\), W \(4, 2\)\)",
+    ),
+    "bias_add": (
+        lambda: ops.bias_add(jnp.zeros((2, 3)), jnp.zeros((3,))),
+        r"bias_add: B must have shape \(1, 3\) for input \(2, 3\), got \(3,\)",
+    ),
 }
 
 

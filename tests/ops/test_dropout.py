@@ -40,19 +40,34 @@ def test_dropout_op(data, shape):
     """
     any_x = draw(data, shape)
     keep = data.draw(st.sampled_from((0.5, 0.8)))
-    mask = ops.dropout_mask(jax.random.key(seed(data)), shape, keep, mode=data.draw(st.sampled_from(("book",
-                            "inverted"))), dtype=jnp.float64)
-    assert_vjps_agree({
-        "dropout (training mask)": (call(ops.dropout), (any_x, mask), 1),
-        "dropout (inference scalar)": (call(ops.dropout), (any_x, np.float64(keep)), 1),
-    }, seed(data))
+    mask = ops.dropout_mask(
+        jax.random.key(seed(data)),
+        shape,
+        keep,
+        mode=data.draw(st.sampled_from(("book", "inverted"))),
+        dtype=jnp.float64,
+    )
+    assert_vjps_agree(
+        {
+            "dropout (training mask)": (call(ops.dropout), (any_x, mask), 1),
+            "dropout (inference scalar)": (call(ops.dropout), (any_x, np.float64(keep)), 1),
+        },
+        seed(data),
+    )
 
 
 # ---------------------------------------------------------------- bad arguments
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(keep_prob=0.0), "keep_prob"), (dict(keep_prob=1.5), "keep_prob"),
-    (dict(keep_prob=0.5, mode="alpha"), "mode"), (dict(keep_prob=0.5, key=None), "key")])
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(keep_prob=0.0), "keep_prob"),
+        (dict(keep_prob=1.5), "keep_prob"),
+        (dict(keep_prob=0.5, mode="alpha"), "mode"),
+        (dict(keep_prob=0.5, key=None), "key"),
+    ],
+)
 def test_dropout_bad_arguments(kwargs, match):
     kwargs.setdefault("key", jax.random.key(0))
     with pytest.raises(ValueError, match=match):
@@ -60,8 +75,10 @@ def test_dropout_bad_arguments(kwargs, match):
 
 
 UNKNOWN_NAMES = {
-    "dropout mode": (lambda: ops.dropout_mask(jax.random.key(0), (2,), 0.5, mode="gaussian"),
-                     r"dropout mode must be one of \('book', 'inverted'\), got 'gaussian'"),
+    "dropout mode": (
+        lambda: ops.dropout_mask(jax.random.key(0), (2,), 0.5, mode="gaussian"),
+        r"dropout mode must be one of \('book', 'inverted'\), got 'gaussian'",
+    ),
 }
 
 

@@ -61,8 +61,9 @@ def test_fused_equals_node_and_both_equal_jax_grad(cell, batch, T):
     node, fused = get_cell(cell, "node"), get_cell(cell, "fused")
     params, layer = _params(cell)
     xs = jax.random.normal(jax.random.key(4), (T, batch, 3), F64)
-    state0 = random_like(jax.random.key(5),
-                         jax.tree.map(lambda z: jnp.broadcast_to(z, (batch, 5)), layer.zero_state(F64)))
+    state0 = random_like(
+        jax.random.key(5), jax.tree.map(lambda z: jnp.broadcast_to(z, (batch, 5)), layer.zero_state(F64))
+    )
     ys_n, last_n, res_n = node.forward(params, xs, state0)
     ys_f, last_f, res_f = fused.forward(params, xs, state0)
     _close((ys_f, last_f), (ys_n, last_n))
@@ -98,9 +99,9 @@ def test_gru_update_gate_has_its_own_weights():
     _, new, _ = gru_cell.node(params, x, h)
     h_bar = math.tanh(0.4)
     np.testing.assert_allclose(new.H[0, 0], 0.5 * 0.2 + 0.5 * h_bar, rtol=1e-14)
-    params["B_u"] = jnp.array([[20.0]], F64)       # u -> 1: the state passes through unchanged
+    params["B_u"] = jnp.array([[20.0]], F64)  # u -> 1: the state passes through unchanged
     np.testing.assert_allclose(gru_cell.node(params, x, h)[1].H[0, 0], 0.2, rtol=1e-8)
-    params["B_r"] = jnp.array([[-20.0]], F64)      # r alone does not move u
+    params["B_r"] = jnp.array([[-20.0]], F64)  # r alone does not move u
     np.testing.assert_allclose(gru_cell.node(params, x, h)[1].H[0, 0], 0.2, rtol=1e-8)
 
 
@@ -157,10 +158,15 @@ def test_unknown_cell_or_impl():
 
 # ---------------------------------------------------------------- the book's equations by hand, erratum 2
 
+
 def test_rnn_node_by_hand():
     """One vanilla RNN step computed from the book's equations with numbers."""
-    params = {"W_f": jnp.array([[1.0], [2.0]], F64), "B_f": jnp.array([[0.5]], F64),
-              "W_v": jnp.array([[3.0]], F64), "B_v": jnp.array([[-1.0]], F64)}
+    params = {
+        "W_f": jnp.array([[1.0], [2.0]], F64),
+        "B_f": jnp.array([[0.5]], F64),
+        "W_v": jnp.array([[3.0]], F64),
+        "B_v": jnp.array([[-1.0]], F64),
+    }
     y, last = run(get_cell("rnn"), params, jnp.array([[[0.25]]], F64), RNNState(jnp.array([[-0.5]], F64)))
     h = np.tanh(0.25 * 1.0 + -0.5 * 2.0 + 0.5)
     np.testing.assert_allclose(last.H, [[h]])

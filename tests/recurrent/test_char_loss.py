@@ -25,7 +25,11 @@ def test_train_step_manual_equals_autodiff_and_book_sum():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
     def g(reduction):
-        return jax.grad(lambda p: char_loss(model, p, ids[:, :-1], ids[:, 1:], model.zero_state(F64), vocab,
-                                            reduction=reduction, dtype=F64)[0])(params)
+        return jax.grad(
+            lambda p: char_loss(
+                model, p, ids[:, :-1], ids[:, 1:], model.zero_state(F64), vocab, reduction=reduction, dtype=F64
+            )[0]
+        )(params)
+
     for a, b in zip(jax.tree.leaves(g("sum")), jax.tree.leaves(g("mean")), strict=True):
         np.testing.assert_allclose(a, 2 * 5 * b, rtol=1e-10, atol=1e-14)

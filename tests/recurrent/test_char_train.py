@@ -16,9 +16,23 @@ MODEL = stack(rnn_layer(8, 6, "gru", weight_scale=0.1), rnn_layer(8, 6, "lstm", 
 
 def test_fit_chars_manual_equals_autodiff_and_carries_states():
     tx = optax.chain(optim.clip(2.0), optim.adagrad(0.05))
-    runs = {g: fit_chars(MODEL, tx, IDS, steps=12, batch_size=4, sequence_length=7, eval_every=4, seed=1,
-                         grad=g, dtype=np.float64, valid=(IDS[None, :7], IDS[None, 1:8]), log=None)
-            for g in ("manual", "autodiff")}
+    runs = {
+        g: fit_chars(
+            MODEL,
+            tx,
+            IDS,
+            steps=12,
+            batch_size=4,
+            sequence_length=7,
+            eval_every=4,
+            seed=1,
+            grad=g,
+            dtype=np.float64,
+            valid=(IDS[None, :7], IDS[None, 1:8]),
+            log=None,
+        )
+        for g in ("manual", "autodiff")
+    }
     (sm, hm), (sa, ha) = runs["manual"], runs["autodiff"]
     assert [e["loss"] for e in hm.evals] == pytest.approx([e["loss"] for e in ha.evals], rel=1e-9)
     for a, b in zip(jax.tree.leaves(sm), jax.tree.leaves(sa), strict=True):
@@ -32,8 +46,7 @@ def test_fit_chars_of_several_seeds_equals_each_seed_alone():
     """Issue 22: the runs of a list of seeds train together (vmap); each equals its own fit_chars to float32
     rounding (XLA may sum a batched product in another order, so the contract here is a tolerance)."""
     tx = optax.chain(optim.clip(2.0), optim.adagrad(0.05))
-    kw = dict(steps=8, batch_size=4, sequence_length=7, eval_every=4, valid=(IDS[None, :7], IDS[None, 1:8]),
-              log=None)
+    kw = dict(steps=8, batch_size=4, sequence_length=7, eval_every=4, valid=(IDS[None, :7], IDS[None, 1:8]), log=None)
     state, histories = fit_chars(MODEL, tx, IDS, seed=[1, 2], **kw)
     assert [h.seed for h in histories] == [1, 2] and jax.tree.leaves(state.params)[0].shape[0] == 2
     for r, seed in enumerate([1, 2]):

@@ -16,8 +16,7 @@ def test_char_windows_are_the_text_helpers_windows(batches):
     starts, _, last = sampler.plan(IDS, key, 0, 5, 3, False)
     assert last is None
     for i, k in enumerate(range(5, 8)):
-        want = (book_batch(IDS, k, 4, 7) if batches == "book" else
-                random_batch(IDS, jax.random.fold_in(key, k), 4, 7))
+        want = book_batch(IDS, k, 4, 7) if batches == "book" else random_batch(IDS, jax.random.fold_in(key, k), 4, 7)
         got = sampler.batch(IDS, starts[i])
         for a, b in zip(got, want, strict=True):
             np.testing.assert_array_equal(a, b)

@@ -37,8 +37,12 @@ def test_bptt_matches_autodiff(cell, batch, T, impl):
     """params, inputs and start state: forward equal, VJPs equal; finite differences for the short ones."""
     layer, params, x, state = _setup(cell, batch, T)
     c = get_cell(cell, impl)
-    check_vjp(lambda p, x, s: run(c, p, x, s, grad="manual"), lambda p, x, s: run(c, p, x, s, grad="autodiff"),
-              (params, x, state), numerical=T <= 2)
+    check_vjp(
+        lambda p, x, s: run(c, p, x, s, grad="manual"),
+        lambda p, x, s: run(c, p, x, s, grad="autodiff"),
+        (params, x, state),
+        numerical=T <= 2,
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -47,8 +51,12 @@ def test_bptt_batch_sized_start_state(cell, impl):
     layer, params, x, state = _setup(cell, 3, 4)
     state = jax.tree.map(lambda s: jnp.concatenate([s, 2 * s, -s]), state)
     c = get_cell(cell, impl)
-    check_vjp(lambda p, s: run(c, p, x, s, grad="manual"), lambda p, s: run(c, p, x, s, grad="autodiff"),
-              (params, state), numerical=False)
+    check_vjp(
+        lambda p, s: run(c, p, x, s, grad="manual"),
+        lambda p, s: run(c, p, x, s, grad="autodiff"),
+        (params, state),
+        numerical=False,
+    )
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -100,6 +108,7 @@ def test_book_initial_scale():
 
 # ---------------------------------------------------------------- property tests (tests/strategies.py)
 
+
 @functools.cache
 def bptt(cell_name):
     cell = get_cell(cell_name)
@@ -121,6 +130,7 @@ def test_recurrent_layers(data, shape):
 
 
 # ---------------------------------------------------------------- bad input
+
 
 @pytest.mark.parametrize("size", [0, -3, 2.5, True])
 def test_bad_sizes(size):

@@ -137,6 +137,7 @@ def test_book_default_is_the_layers_book_glorot_scale_and_book_is_an_alias():
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_unknown_initialiser_names_fail_at_construction_with_the_valid_names():
     with pytest.raises(ValueError, match="rnn_layer: unknown weight_init 'he'; choose one of") as e:
         rnn_layer(4, 3, "gru", weight_init="he")

@@ -29,8 +29,9 @@ def test_sample_low_temperature_is_greedy():
     model, params = _model(vocab)
     # make the output prefer "c" whatever the state
     params[0]["B_v"] = jnp.array([[0.0, 0.0, 1.0]], jnp.float32)
-    out = sample(model, params, model.zero_state(), vocab, key=jax.random.key(0), length=20, prompt="a",
-                 temperature=1e-3)
+    out = sample(
+        model, params, model.zero_state(), vocab, key=jax.random.key(0), length=20, prompt="a", temperature=1e-3
+    )
     assert out == "c" * 20
 
 

@@ -26,7 +26,7 @@ from tests.helpers import (
 
 
 def test_compiled_once_with_ragged_last_batch():
-    _, history = fit_regression(epochs=5, early_stopping=False)   # 80 = 5 * 16; use 13 for a ragged batch
+    _, history = fit_regression(epochs=5, early_stopping=False)  # 80 = 5 * 16; use 13 for a ragged batch
     assert history.compilations == 1
     _, history = fit_regression(epochs=5, batch_size=13, early_stopping=False)
     assert history.compilations == 1 and len(history.train_loss) == 5
@@ -52,8 +52,20 @@ def test_early_stopping_returns_the_params_of_the_last_good_evaluation(capsys):
     # A learning rate this large makes the validation loss rise at some evaluation.
     X, y, Xt, yt = regression_data()
     logs = []
-    params, history = fit(REGRESSION_MODEL, mean_squared_error, sgd(0.5), X, y, Xt, yt, epochs=40, eval_every=1,
-                          batch_size=8, seed=0, log=logs.append)
+    params, history = fit(
+        REGRESSION_MODEL,
+        mean_squared_error,
+        sgd(0.5),
+        X,
+        y,
+        Xt,
+        yt,
+        epochs=40,
+        eval_every=1,
+        batch_size=8,
+        seed=0,
+        log=logs.append,
+    )
     assert history.stopped.startswith("Loss increased after epoch")
     assert logs[-1] == history.stopped
     best = history.best_epoch
@@ -90,8 +102,17 @@ def test_restart_is_gone():  # state=history.state continues a run (CHANGELOG.md
 def test_non_finite_loss_stops_and_returns_last_good_params():
     X, y, Xt, yt = regression_data()
     logs = []
-    params, history = fit(REGRESSION_MODEL, mean_squared_error, optax.sgd(1e6), X, y * 1e6, epochs=50, batch_size=16,
-                          seed=0, log=logs.append)
+    params, history = fit(
+        REGRESSION_MODEL,
+        mean_squared_error,
+        optax.sgd(1e6),
+        X,
+        y * 1e6,
+        epochs=50,
+        batch_size=16,
+        seed=0,
+        log=logs.append,
+    )
     assert "training loss became" in history.stopped and "epoch" in history.stopped and "step" in history.stopped
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(params))
     assert logs == [history.stopped]
@@ -104,12 +125,15 @@ def test_metrics_are_logged():
     assert "mae" in logs[0]
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(batch_size=0), "batch_size must be a positive integer"),
-    (dict(epochs=0), "epochs must be a positive integer"),
-    (dict(eval_every=-1), "eval_every"),
-    (dict(grad="finite"), "grad must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(batch_size=0), "batch_size must be a positive integer"),
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(eval_every=-1), "eval_every"),
+        (dict(grad="finite"), "grad must be one of"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit_regression(**kwargs)
@@ -128,14 +152,32 @@ def test_bad_data():
     with pytest.raises(ValueError, match="differ in shape"):
         fit(REGRESSION_MODEL, mean_squared_error, sgd(), X, y, Xt[:, :3], yt, log=None)
     with pytest.raises(ValueError, match=r"params do not fit the model .* for inputs \(4,\)"):
-        fit(serial(dense(2), dense(1)), mean_squared_error, sgd(), X, y, log=None, state=TrainState([
-            {"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None))
+        fit(
+            serial(dense(2), dense(1)),
+            mean_squared_error,
+            sgd(),
+            X,
+            y,
+            log=None,
+            state=TrainState(
+                [{"W": jnp.ones((3, 2)), "B": jnp.ones((1, 2))}, {"W": jnp.ones((2, 1)), "B": jnp.ones((1, 1))}], None
+            ),
+        )
 
 
-@pytest.mark.parametrize("old", [  # CHANGELOG.md's migration table names their replacements
-    dict(checkpoint="run.npz"), dict(checkpoint_every=2), dict(resume=True), dict(devices="all"),
-    dict(progress=True), dict(params=[]), dict(opt_state=()), dict(eval_batch_size=100),
-])
+@pytest.mark.parametrize(
+    "old",
+    [  # CHANGELOG.md's migration table names their replacements
+        dict(checkpoint="run.npz"),
+        dict(checkpoint_every=2),
+        dict(resume=True),
+        dict(devices="all"),
+        dict(progress=True),
+        dict(params=[]),
+        dict(opt_state=()),
+        dict(eval_batch_size=100),
+    ],
+)
 def test_fdl_0_1_keywords_are_unknown(old):
     with pytest.raises(TypeError, match=rf"fit\(\) got an unexpected keyword argument '{next(iter(old))}'"):
         fit_regression(**old)
@@ -154,10 +196,20 @@ def test_params_that_overflow_while_the_loss_is_finite_stop_training():
     # Boston-like regression at a learning rate of 1e37, one step per epoch: the first update overflows the
     # params to inf although the loss of that step was finite. fit must not return (or keep) them.
     from fdl.data import boston_split
+
     X, _, y, _ = boston_split()
     logs = []
-    params, history = fit(serial(dense(1)), mean_squared_error, optax.sgd(1e37), X, y, epochs=3,
-                          batch_size=len(X), seed=0, log=logs.append)
+    params, history = fit(
+        serial(dense(1)),
+        mean_squared_error,
+        optax.sgd(1e37),
+        X,
+        y,
+        epochs=3,
+        batch_size=len(X),
+        seed=0,
+        log=logs.append,
+    )
     assert history.stopped.startswith("params or optimizer state became non-finite (overflow) at epoch 1")
     assert "training loss stayed finite" in history.stopped and "lower the learning rate" in history.stopped
     assert history.best_epoch == 0 and history.train_loss == []
@@ -169,8 +221,9 @@ def test_params_that_overflow_while_the_loss_is_finite_stop_training():
 
 def test_eval_every_steps_evaluates_within_an_epoch():
     logs = []
-    _, history = fit_regression(epochs=2, eval_every_steps=2, early_stopping=False,
-                                log=logs.append)  # 80 rows / 16 = 5 steps
+    _, history = fit_regression(
+        epochs=2, eval_every_steps=2, early_stopping=False, log=logs.append
+    )  # 80 rows / 16 = 5 steps
     assert [e["step"] for e in history.evals] == [2, 4, 5, 7, 9, 10]
     assert [e["epoch"] for e in history.evals] == [1, 1, 1, 2, 2, 2]
     assert logs[0].startswith("Validation loss after 2 steps is")
@@ -183,11 +236,24 @@ def test_eval_every_steps_evaluates_within_an_epoch():
 
 def test_integer_labels_are_kept_as_integers():
     from fdl.losses import softmax_cross_entropy
+
     X, _, _, _ = regression_data()
     labels = (X[:, 0] > 0).astype(np.int64)
     try:
-        params, history = fit(serial(dense(2)), softmax_cross_entropy, sgd(0.1), X, labels, X, labels,
-                              epochs=2, eval_every=1, batch_size=16, log=None, metrics={"accuracy": accuracy})
+        params, history = fit(
+            serial(dense(2)),
+            softmax_cross_entropy,
+            sgd(0.1),
+            X,
+            labels,
+            X,
+            labels,
+            epochs=2,
+            eval_every=1,
+            batch_size=16,
+            log=None,
+            metrics={"accuracy": accuracy},
+        )
     except (ValueError, TypeError) as e:  # a loss that refuses integer labels must say what to do
         assert "one_hot" in str(e)
     else:
@@ -195,6 +261,7 @@ def test_integer_labels_are_kept_as_integers():
 
 
 # ---------------------------------------------------------------- the bad-input catalogue's cases of fit
+
 
 def test_fit_with_an_uncalled_optax_constructor_says_to_call_it():
     X = jnp.asarray(np.random.RandomState(0).randn(8, 3))
@@ -205,12 +272,18 @@ def test_fit_with_an_uncalled_optax_constructor_says_to_call_it():
 
 WRONG_SHAPES = {
     "fit X/y lengths": (lambda: fit_tiny(TINY_X, TINY_Y[:-1]), "X has 64 examples but y has 63"),
-    "fit test shape": (lambda: fit_tiny(TINY_X, TINY_Y, TINY_X[:, :3], TINY_Y),
-                       r"test examples \(3,\)/\(1,\) differ in shape from training"),
-    "fit y per example": (lambda: fit_tiny(TINY_X, TINY_Y[:, 0]),
-                          r"output shape \(1,\) per example, got \(\) .* reshape the targets to \(64, 1\)"),
-    "fit X rank": (lambda: fit_tiny(TINY_X[:, :, None], TINY_Y),
-                   r"expects inputs of shape \(features,\) per example, got \(4, 1\)"),
+    "fit test shape": (
+        lambda: fit_tiny(TINY_X, TINY_Y, TINY_X[:, :3], TINY_Y),
+        r"test examples \(3,\)/\(1,\) differ in shape from training",
+    ),
+    "fit y per example": (
+        lambda: fit_tiny(TINY_X, TINY_Y[:, 0]),
+        r"output shape \(1,\) per example, got \(\) .* reshape the targets to \(64, 1\)",
+    ),
+    "fit X rank": (
+        lambda: fit_tiny(TINY_X[:, :, None], TINY_Y),
+        r"expects inputs of shape \(features,\) per example, got \(4, 1\)",
+    ),
 }
 
 
@@ -246,8 +319,12 @@ def test_fit_rejects_a_non_float_training_dtype():
 @pytest.mark.parametrize("where, what", [("X", "X"), ("y", "y"), ("X_test", "X"), ("y_test", "y")])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_nan_or_inf_in_data_is_refused_before_training(tmp_path, where, what, value):
-    arrays = {"X": TINY_X[:48].copy(), "y": TINY_Y[:48].copy(), "X_test": TINY_X[48:].copy(),
-              "y_test": TINY_Y[48:].copy()}
+    arrays = {
+        "X": TINY_X[:48].copy(),
+        "y": TINY_Y[:48].copy(),
+        "X_test": TINY_X[48:].copy(),
+        "y_test": TINY_Y[48:].copy(),
+    }
     arrays[where][3, 0] = value
     path = tmp_path / "run.npz"
     split = "test" if where.endswith("test") else "training"
@@ -261,8 +338,11 @@ def test_labels_instead_of_one_hot_targets():
     labels to cross-entropy (a model with one output cannot take 2 classes); the losses' and the vocabulary's
     are in their test files under the same name."""
     labels = (TINY_X[:, 0] > 0).astype(np.int64)
-    with pytest.raises(ValueError, match=r"fit: mean_squared_error takes targets .* reshape the targets to "
-                                         r"\(\d+, 1\): y.reshape\(-1, 1\).astype\('float32'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"fit: mean_squared_error takes targets .* reshape the targets to "
+        r"\(\d+, 1\): y.reshape\(-1, 1\).astype\('float32'\)",
+    ):
         fit_tiny(TINY_X, labels)
     with pytest.raises(ValueError, match=r"fit: integer class labels must lie in \[0, 1\) .* got labels from 0 to 1"):
         fit(TINY_MODEL, losses.softmax_cross_entropy, sgd(), TINY_X, labels, log=None)
@@ -282,8 +362,10 @@ def test_empty_data(case):
 
 
 HYPERPARAMETERS = {
-    "fit batch_size 0": (lambda ck: fit_tiny(batch_size=0, checkpoint=ck, resume=True),
-                         "batch_size must be a positive"),
+    "fit batch_size 0": (
+        lambda ck: fit_tiny(batch_size=0, checkpoint=ck, resume=True),
+        "batch_size must be a positive",
+    ),
     "fit batch_size 2.5": (lambda ck: fit_tiny(batch_size=2.5, checkpoint=ck), "batch_size must be a positive integer"),
     "fit epochs 0": (lambda ck: fit_tiny(epochs=0, checkpoint=ck, resume=True), "epochs must be a positive integer"),
     "fit eval_every -1": (lambda ck: fit_tiny(eval_every=-1, checkpoint=ck), "eval_every must be a positive integer"),
@@ -310,6 +392,7 @@ def test_unknown_names(case):
 
 # ---------------------------------------------------------------- a non-finite loss mid-training
 
+
 def poisoned_sgd(lr: float, poison_step: int) -> optax.GradientTransformation:
     """SGD whose update number ``poison_step`` (0-based, counted over the whole run) is NaN: the params become
     NaN after it, so the *next* step's loss is the first non-finite one. Deterministic, unlike a diverging rate."""
@@ -333,15 +416,24 @@ def fit_poisoned(epochs, checkpoint=None, **kw):
     options.update(kw)
     if checkpoint is not None:
         options["plugins"] = [Checkpoint(checkpoint)]
-    return fit(TINY_MODEL, losses.mean_squared_error, poisoned_sgd(0.05, poison_step=9), TINY_X[:64], TINY_Y[:64],
-               TINY_X[:8], TINY_Y[:8], **options)
+    return fit(
+        TINY_MODEL,
+        losses.mean_squared_error,
+        poisoned_sgd(0.05, poison_step=9),
+        TINY_X[:64],
+        TINY_Y[:64],
+        TINY_X[:8],
+        TINY_Y[:8],
+        **options,
+    )
 
 
 def test_non_finite_loss_stops_naming_epoch_and_step_and_returns_last_good_params():
     logs = []
     params, history = fit_poisoned(6, log=logs.append)
-    assert history.stopped == ("training loss became nan at epoch 3, step 3; returning the params from the end "
-                               "of epoch 2")
+    assert history.stopped == (
+        "training loss became nan at epoch 3, step 3; returning the params from the end of epoch 2"
+    )
     assert logs[-1] == history.stopped and history.best_epoch == 2
     assert len(history.train_loss) == 2 and [e["epoch"] for e in history.evals] == [1, 2]
     good, good_history = fit_poisoned(2, log=None)  # the same run, stopped by hand after epoch 2
@@ -366,7 +458,7 @@ def test_non_finite_loss_leaves_the_last_good_checkpoint(tmp_path, monkeypatch):
     params, history = fit_poisoned(6, log=None, checkpoint=path)
     assert "at epoch 3, step 3" in history.stopped
     assert [epoch for epoch, _ in written] == [1, 2]
-    assert path.read_bytes() == written[-1][1]                       # the failing epoch wrote nothing
+    assert path.read_bytes() == written[-1][1]  # the failing epoch wrote nothing
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.npz"]  # and left no temporary file
     like = TINY_MODEL.init(jax.random.key(0), (4,))
     state = checkpoint.load(path, params_like=like, opt_state_like=poisoned_sgd(0.05, 9).init(like))

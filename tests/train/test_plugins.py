@@ -9,6 +9,7 @@ from tests.helpers import assert_refused_before_writing, fit_regression, fit_tin
 
 def test_progress_lines_without_tqdm(monkeypatch):
     import builtins
+
     real_import = builtins.__import__
 
     def no_tqdm(name, *args, **kwargs):
@@ -25,8 +26,10 @@ def test_progress_lines_without_tqdm(monkeypatch):
 
 
 HYPERPARAMETERS = {
-    "fit Checkpoint every 0": (lambda ck: fit_tiny(every=0, checkpoint=ck, resume=True),
-                               "Checkpoint every must be a positive integer"),
+    "fit Checkpoint every 0": (
+        lambda ck: fit_tiny(every=0, checkpoint=ck, resume=True),
+        "Checkpoint every must be a positive integer",
+    ),
 }
 
 

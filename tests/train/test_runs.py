@@ -68,8 +68,9 @@ def test_stacked_params_predict_evaluate_save_and_load(tmp_path):
     for r in range(2):
         np.testing.assert_array_equal(pred[r], fdl.predict(MODEL, run(r, params), XT))
     scores = fdl.evaluate(MODEL, softmax_cross_entropy, params, XT, YT, {"accuracy": accuracy})
-    assert [s["loss"] for s in scores] == pytest.approx([h.evals[-1]["loss"] for h in histories]) or \
-        any(h.stopped for h in histories)
+    assert [s["loss"] for s in scores] == pytest.approx([h.evals[-1]["loss"] for h in histories]) or any(
+        h.stopped for h in histories
+    )
     path = checkpoint.save_params(tmp_path / "runs.npz", params)
     loaded = checkpoint.load_params(path)
     np.testing.assert_array_equal(fdl.predict(MODEL, loaded, XT), pred)
@@ -80,19 +81,47 @@ def test_stacked_params_predict_evaluate_save_and_load(tmp_path):
 def test_a_sweep_of_learning_rates_one_run_overflowing_stops_alone():
     sgd = optax.inject_hyperparams(optax.sgd)(learning_rate=0.1)
     logs = []
-    params, histories = fit(MODEL, softmax_cross_entropy, sgd, X, Y, seed=[7], epochs=3, batch_size=30,
-                            sweep={"learning_rate": [0.01, 1e38]}, log=logs.append)
+    params, histories = fit(
+        MODEL,
+        softmax_cross_entropy,
+        sgd,
+        X,
+        Y,
+        seed=[7],
+        epochs=3,
+        batch_size=30,
+        sweep={"learning_rate": [0.01, 1e38]},
+        log=logs.append,
+    )
     ok, bad = histories
     assert ok.hyperparams == {"learning_rate": 0.01} and ok.stopped is None and len(ok.train_loss) == 3
     assert bad.stopped.startswith("seed 7, learning_rate 1e+38: ") and "became" in bad.stopped
     assert bad.best_epoch < 3 and bad.stopped in logs
     assert np.all(np.isfinite(jax.tree.leaves(params)[0]))
-    alone, h = fit(MODEL, softmax_cross_entropy, optax.inject_hyperparams(optax.sgd)(learning_rate=0.01), X,
-                   Y, seed=7, epochs=3, batch_size=30, log=None)
+    alone, h = fit(
+        MODEL,
+        softmax_cross_entropy,
+        optax.inject_hyperparams(optax.sgd)(learning_rate=0.01),
+        X,
+        Y,
+        seed=7,
+        epochs=3,
+        batch_size=30,
+        log=None,
+    )
     np.testing.assert_allclose(jax.tree.leaves(alone)[0], jax.tree.leaves(params)[0][0], rtol=1e-6)
     with pytest.raises(TypeError, match=r"cannot sweep \['learning_rate'\].*inject_hyperparams"):
-        fit(MODEL, softmax_cross_entropy, optax.sgd(0.1), X, Y, seed=1, epochs=1, log=None,
-            sweep={"learning_rate": [0.1, 0.2]})
+        fit(
+            MODEL,
+            softmax_cross_entropy,
+            optax.sgd(0.1),
+            X,
+            Y,
+            seed=1,
+            epochs=1,
+            log=None,
+            sweep={"learning_rate": [0.1, 0.2]},
+        )
 
 
 def test_a_non_finite_evaluation_stops_the_run_and_is_never_the_best():
@@ -101,8 +130,21 @@ def test_a_non_finite_evaluation_stops_the_run_and_is_never_the_best():
     model = serial(dense(4), dense(1))
     for early_stopping in (True, False):
         logs = []
-        params, h = fit(model, mean_squared_error, optax.sgd(0.01), X, y, Xt * 1e30, yt, epochs=5, eval_every=1,
-                        batch_size=16, seed=0, early_stopping=early_stopping, log=logs.append)
+        params, h = fit(
+            model,
+            mean_squared_error,
+            optax.sgd(0.01),
+            X,
+            y,
+            Xt * 1e30,
+            yt,
+            epochs=5,
+            eval_every=1,
+            batch_size=16,
+            seed=0,
+            early_stopping=early_stopping,
+            log=logs.append,
+        )
         assert h.stopped.startswith("Validation loss became inf after epoch 1") and logs[-1] == h.stopped
         assert "before any finite evaluation" in h.stopped and h.best_epoch == 0 and len(h.evals) == 1
         initial = model.init(jax.random.split(jax.random.key(0))[0], (X.shape[1],))
@@ -134,14 +176,14 @@ def test_several_seeds_checkpointed_resume_bitwise(tmp_path):
     whole, hw = fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=[1, 2], **KW)
     with pytest.raises(KeyboardInterrupt):
         fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=[1, 2], plugins=[Checkpoint(path), Kill()], **KW)
-    resumed, hr = fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=[1, 2],
-                      plugins=[Checkpoint(path, resume=True)], **KW)
+    resumed, hr = fit(
+        MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=[1, 2], plugins=[Checkpoint(path, resume=True)], **KW
+    )
     assert leaves_equal(whole, resumed)
     assert [h.evals for h in hw] == [h.evals for h in hr] and [h.stopped for h in hw] == [h.stopped for h in hr]
     assert [h.best_epoch for h in hw] == [h.best_epoch for h in hr]
     with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint of 2 run\(s\)"):
-        fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=[1, 3], plugins=[Checkpoint(path, resume=True)],
-            **KW)
+        fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=[1, 3], plugins=[Checkpoint(path, resume=True)], **KW)
 
 
 def test_a_checkpoint_past_the_end_or_of_another_batch_size_is_refused(tmp_path):
@@ -153,8 +195,16 @@ def test_a_checkpoint_past_the_end_or_of_another_batch_size_is_refused(tmp_path)
     with pytest.raises(checkpoint.CheckpointError, match=r"after epoch 4, past the end of this run \(epoch 2\)"):
         fit(MODEL, softmax_cross_entropy, OPT, X, Y, epochs=2, plugins=[Checkpoint(path, resume=True)], **kw)
     with pytest.raises(checkpoint.CheckpointError, match=r"written with batch_size 30, this run has batch_size 20"):
-        fit(MODEL, softmax_cross_entropy, OPT, X, Y, epochs=6, plugins=[Checkpoint(path, resume=True)],
-            **{**kw, "batch_size": 20})
+        fit(
+            MODEL,
+            softmax_cross_entropy,
+            OPT,
+            X,
+            Y,
+            epochs=6,
+            plugins=[Checkpoint(path, resume=True)],
+            **{**kw, "batch_size": 20},
+        )
     assert path.read_bytes() == before
 
 
@@ -168,15 +218,21 @@ def test_plugin_hooks_return_the_run():
 
 
 def test_bad_seeds_and_float64_without_x64():
-    for seed, error, match in (([1, 1], ValueError, "repeat"), ([], TypeError, "non-empty"),
-                               (1.5, TypeError, "seed must be"), (["a"], TypeError, "seed must be")):
+    for seed, error, match in (
+        ([1, 1], ValueError, "repeat"),
+        ([], TypeError, "non-empty"),
+        (1.5, TypeError, "seed must be"),
+        (["a"], TypeError, "seed must be"),
+    ):
         with pytest.raises(error, match=match):
             fit(MODEL, softmax_cross_entropy, OPT, X, Y, epochs=1, seed=seed, log=None)
     # the test process runs with x64 on (conftest): a fresh process has it off, as a new user's does
-    code = ("import jax.numpy as jnp, numpy as np, fdl\n"
-            "try:\n    fdl.fit(fdl.serial(fdl.dense(1)), fdl.mean_squared_error, fdl.optim.sgd(0.1), np.ones((4, 2)), "
-            "np.ones((4, 1)), epochs=1, dtype=jnp.float64, log=None)\n"
-            "except ValueError as e:\n    print(e)\n")
+    code = (
+        "import jax.numpy as jnp, numpy as np, fdl\n"
+        "try:\n    fdl.fit(fdl.serial(fdl.dense(1)), fdl.mean_squared_error, fdl.optim.sgd(0.1), np.ones((4, 2)), "
+        "np.ones((4, 1)), epochs=1, dtype=jnp.float64, log=None)\n"
+        "except ValueError as e:\n    print(e)\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert re.search(r"dtype float64 needs 64-bit floats.*jax_enable_x64", out.stdout), out.stdout + out.stderr
@@ -205,6 +261,7 @@ def test_conv_runs_on_the_cpu_train_one_after_another_bitwise():
     an XLA convolution train one after another inside the program (lax.map): each still its own fit, bitwise."""
     from fdl import conv2d, flatten
     from fdl.train.fit import _convolves_on_cpu
+
     images = RNG.normal(size=(40, 2, 6, 6)).astype(np.float32)
     labels = Y[:40]
     model = serial(conv2d(3, 3, "tanh"), flatten(), dense(3))

@@ -12,8 +12,12 @@ from tests.helpers import REGRESSION_MODEL
 
 def test_old_train_step_spellings_fail():
     import fdl.train
-    with pytest.raises(TypeError, match=r"make_train_step: loss_fn is a model .*make_train_step\("
-                                        r"fdl.train.model_loss\(model, loss, grad=g\), optimizer\)"):
+
+    with pytest.raises(
+        TypeError,
+        match=r"make_train_step: loss_fn is a model .*make_train_step\("
+        r"fdl.train.model_loss\(model, loss, grad=g\), optimizer\)",
+    ):
         fdl.train.make_train_step(REGRESSION_MODEL, sgd(0.1))
     # fdl 0.1's make_train_step(model, loss, optimizer, grad=...): Python's own TypeError
     with pytest.raises(TypeError, match=r"make_train_step\(\) got an unexpected keyword argument 'grad'"):

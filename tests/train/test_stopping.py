@@ -18,8 +18,9 @@ Y = np.eye(3, dtype=np.float32)[np.argmax(X @ RNG.normal(size=(12, 3)) + RNG.nor
 XT, YT = X[:90] + 0.3 * RNG.normal(size=(90, 12)).astype(np.float32), Y[:90]
 MODEL = serial(dense(16, "tanh", weight_init="glorot", keep_prob=0.8), dense(3, weight_init="glorot"))
 OPT = momentum(0.3, 0.9)  # fast enough that the test loss rises within the run
-KW = dict(epochs=16, eval_every=2, batch_size=33, log=None,
-          metrics={"accuracy": accuracy, "book loss": book_cross_entropy})
+KW = dict(
+    epochs=16, eval_every=2, batch_size=33, log=None, metrics={"accuracy": accuracy, "book loss": book_cross_entropy}
+)
 BOOK = StopRule("book loss", restore_best=False)
 
 
@@ -43,41 +44,58 @@ def test_a_rule_read_off_one_longer_run_is_what_fit_returns(rule):
     for r, (h, s) in enumerate(zip(histories, stopped, strict=True)):
         i = rule.choose(h.evals)
         assert i is not None and 0 <= i < len(h.evals)
-        assert s.evals == h.evals[:len(s.evals)]
+        assert s.evals == h.evals[: len(s.evals)]
         assert s.best_epoch == h.evals[i]["epoch"]
         got = float(accuracy(MODEL.apply(jax.tree.map(lambda a, r=r: a[r], params), XT), YT))
         assert got == pytest.approx(h.evals[i]["accuracy"], abs=1e-6)
 
 
 def test_keeping_the_last_model_returns_the_params_trained_through_the_stopping_evaluation():
-    params, h = fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=3,
-                    early_stopping=StopRule(restore_best=False), **KW)
+    params, h = fit(
+        MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=3, early_stopping=StopRule(restore_best=False), **KW
+    )
     assert h.stopped and "keeping the model trained through epoch" in h.stopped
     stop_epoch = h.evals[-1]["epoch"]
     assert h.best_epoch == stop_epoch and h.state.epoch == stop_epoch
-    through, _ = fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=3, early_stopping=False,
-                     **{**KW, "epochs": stop_epoch})
+    through, _ = fit(
+        MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=3, early_stopping=False, **{**KW, "epochs": stop_epoch}
+    )
     assert leaves_equal(params, through)
     best, hb = fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, seed=3, **KW)
     assert hb.best_epoch < stop_epoch and not leaves_equal(best, params)
 
 
 def test_a_rule_must_watch_an_evaluated_value():
-    with pytest.raises(ValueError, match=r"monitors 'book loss', which is not evaluated; choose one of \['loss', "
-                                         r"'accuracy'\]"):
-        fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, early_stopping=BOOK,
-            **{**KW, "metrics": {"accuracy": accuracy}})
+    with pytest.raises(
+        ValueError,
+        match=r"monitors 'book loss', which is not evaluated; choose one of \['loss', "
+        r"'accuracy'\]",
+    ):
+        fit(
+            MODEL,
+            softmax_cross_entropy,
+            OPT,
+            X,
+            Y,
+            XT,
+            YT,
+            early_stopping=BOOK,
+            **{**KW, "metrics": {"accuracy": accuracy}},
+        )
     with pytest.raises(TypeError, match="early_stopping must be True, False or a fdl.train.StopRule"):
         fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, early_stopping="book", **KW)
 
 
-@pytest.mark.parametrize("losses,best,last,never", [
-    ([3.0, 2.0, 2.5, 1.0], 1, 2, False),
-    ([3.0, 2.0, 2.0], 1, 2, False),  # equal is not an improvement (the book's strict <)
-    ([3.0, 2.0, 1.0], None, None, True),
-    ([3.0, float("nan"), 1.0], 0, 0, False),  # non-finite: the best so far, whatever the rule
-    ([float("inf"), 1.0], -1, -1, False),  # diverged at once: the initial params
-])
+@pytest.mark.parametrize(
+    "losses,best,last,never",
+    [
+        ([3.0, 2.0, 2.5, 1.0], 1, 2, False),
+        ([3.0, 2.0, 2.0], 1, 2, False),  # equal is not an improvement (the book's strict <)
+        ([3.0, 2.0, 1.0], None, None, True),
+        ([3.0, float("nan"), 1.0], 0, 0, False),  # non-finite: the best so far, whatever the rule
+        ([float("inf"), 1.0], -1, -1, False),  # diverged at once: the initial params
+    ],
+)
 def test_choose(losses, best, last, never):
     evals = [{"loss": v, "x": v} for v in losses]
     assert StopRule().choose(evals) == best
@@ -106,8 +124,9 @@ def test_given_permutations_equal_to_the_drawn_ones_train_bitwise_the_same():
     kw = {**KW, "epochs": 4}
     want, hw = fit(MODEL, softmax_cross_entropy, sgd(0.1), X, Y, XT, YT, seed=5, **kw)
     key = run_keys([5])[0, 1]
-    perms = np.stack([np.asarray(jax.random.permutation(jax.random.split(jax.random.fold_in(key, e))[0], len(X)))
-                      for e in range(4)])
+    perms = np.stack(
+        [np.asarray(jax.random.permutation(jax.random.split(jax.random.fold_in(key, e))[0], len(X))) for e in range(4)]
+    )
     got, hg = fit(MODEL, softmax_cross_entropy, sgd(0.1), X, Y, XT, YT, seed=5, permutations=perms, **kw)
     assert leaves_equal(want, got) and hw.evals == hg.evals
     other, _ = fit(MODEL, softmax_cross_entropy, sgd(0.1), X, Y, XT, YT, seed=5, permutations=perms[::-1], **kw)
