@@ -28,3 +28,25 @@ def test_ch05_quick(tmp_path):
         assert seconds["metric"] == "seconds" and seconds["value"] > 0
     assert "Validation accuracy after 5 batches is" in proc.stdout
     assert "Model validation accuracy after 1 epoch is" in proc.stdout and "| configuration" in proc.stdout
+
+
+def test_the_books_conv_weight_gradient_is_right_for_one_image_and_wrong_for_more():
+    """``--book-conv-grad`` (erratum 4): the book's patches are position-major, its output gradient example-major;
+    they pair up only for a batch of one image."""
+    import importlib.util
+
+    import jax
+    import numpy as np
+
+    from fdl.ops import conv2d
+
+    spec = importlib.util.spec_from_file_location("ch05_cnn", ROOT / "experiments/ch05_cnn.py")
+    ch05 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ch05)
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(1, 3, 5, 5))
+    for n, same in ((1, True), (3, False)):
+        x, g = rng.normal(size=(n, 1, 6, 6)), rng.normal(size=(n, 3, 6, 6))
+        right = jax.grad(lambda W, x=x, g=g: (conv2d(x, W, grad="autodiff") * g).sum())(W)
+        book = jax.grad(lambda W, x=x, g=g: (ch05.book_conv2d(x, W, grad="manual") * g).sum())(W)
+        assert np.allclose(book, right, rtol=1e-10) == same
