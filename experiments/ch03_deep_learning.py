@@ -1,5 +1,4 @@
-"""Chapter 3, Deep learning from scratch: three Boston models trained with fdl.fit, over 10 seeds, or the
-book's own run replayed exactly.
+"""Chapter 3, Deep learning from scratch: three Boston models over 10 seeds, or the book's own run replayed.
 
     python experiments/ch03_deep_learning.py [--quick] [--seed N] [--seeds 10] [--replay-book] [--out DIR]
 
@@ -16,7 +15,7 @@ calls ``np.random.seed(20190501)`` and draws ``W`` then ``B`` with ``np.random.r
 ``np.random.permutation`` comes from the seed set by ``Trainer.fit``, the later ones continue the generator
 after the last layer's draws; each permutation reorders the already shuffled data. In float64, it prints
 the notebook's 21 figures (15 validation losses, 3 MAE, 3 RMSE) beside fdl's, to the notebook's decimals.
-``--quick``: one seed unless ``--seeds`` is given, 10 epochs (the replay ignores it).
+``--quick``: one seed unless ``--seeds`` is given, 10 epochs (the replay refuses it, and ``--seed``/``--seeds``).
 """
 
 from __future__ import annotations
@@ -151,6 +150,11 @@ def main(argv=None) -> Results:
     data = boston_split()
     results = Results("ch03")
     if args.replay_book:
+        if args.quick or args.seeds or args.seed != BOOK_SEED:
+            raise SystemExit(
+                "ch03: --replay-book replays the book's one run (its seed 20190501, all 50 epochs); it "
+                "takes no --quick, --seed or --seeds"
+            )
         import jax
 
         jax.config.update("jax_enable_x64", True)

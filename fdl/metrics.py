@@ -116,26 +116,36 @@ def accuracy(predictions, targets):
 def book_cross_entropy(predictions, targets, eps: float = 1e-9):
     """The value the book's ``SoftmaxCrossEntropy`` reports and its ``Trainer`` stops early on (ch. 4).
 
-    ``p = clip(softmax(predictions), eps, 1 - eps)``, then ``sum(-y log p - (1 - y) log(1 - p)) / batch``:
+    ``p = clip(softmax(predictions), eps, 1 - eps)``, then ``sum(-y log p - (1 - y) log(1 - p)) / rows``:
     a binary cross-entropy summed over the classes, not the categorical one the book trains with
     (:func:`fdl.losses.softmax_cross_entropy`). A metric for stopping early as the book did
     (:class:`fdl.train.StopRule`), not a training loss. Computed from log-probabilities, so that float32
     gives float64's value (the book's formula gives NaN where ``1 - eps`` rounds to 1).
 
     Args:
-      predictions: ``(batch, classes)`` logits, floating point.
+      predictions: ``(..., classes)`` logits, floating point, classes >= 2; every row is an example.
       targets: one-hot (or probability) rows of the same shape.
-      eps: the clip (the book's 1e-9).
+      eps: the clip, in (0, 0.5) (the book's 1e-9).
 
     Returns:
-      A 0-D array in the predictions' dtype.
+      A 0-D array in the predictions' dtype: the sum over classes, averaged over the rows.
 
     Raises:
-      ValueError: an empty batch, or targets of another shape.
+      ValueError: no rows, fewer than two classes, targets of another shape (e.g. class labels: pass
+        ``fdl.data.one_hot(labels, classes)``), or ``eps`` outside (0, 0.5).
     """
     _expect_nonempty(predictions, "book_cross_entropy")
-    expect_same_shape(predictions, targets, "book_cross_entropy")
     x = jnp.asarray(predictions)
+    if x.ndim == 0 or x.shape[-1] < 2:
+        raise ValueError(f"book_cross_entropy: predictions {shape_of(x)} need a last axis of at least 2 classes")
+    if shape_of(targets) != shape_of(x):
+        raise ValueError(
+            f"book_cross_entropy: targets {shape_of(targets)} must be one-hot rows of the predictions' "
+            f"shape {shape_of(x)}; for class labels pass fdl.data.one_hot(labels, {x.shape[-1]})"
+        )
+    if not 0 < eps < 0.5:
+        raise ValueError(f"book_cross_entropy: eps must be in (0, 0.5), got {eps}")
+    targets = jnp.asarray(targets).astype(x.dtype)
     classes = x.shape[-1]
     log_z = jax.nn.logsumexp(x, axis=-1, keepdims=True)
     others = jnp.where(jnp.eye(classes, dtype=bool), -jnp.inf, x[..., None, :])  # row i: every class but i
@@ -144,4 +154,4 @@ def book_cross_entropy(predictions, targets, eps: float = 1e-9):
     lo, hi = jnp.log(eps), jnp.log1p(-eps)  # the clip of p to [eps, 1 - eps], in logs
     log_p, log_not_p = jnp.clip(log_p, lo, hi), jnp.clip(log_not_p, lo, hi)
     terms = -targets * log_p - (1 - targets) * log_not_p
-    return jnp.sum(terms) / x.shape[0]
+    return jnp.sum(terms) / (x.size // classes)

@@ -221,13 +221,20 @@ def _convolves_on_cpu(model, input_shape, dtype) -> bool:
     return "conv_general_dilated" in str(jax.make_jaxpr(lambda p, x: model.apply(p, x))(params, x))
 
 
-def _check_stop_rule(rule, metrics, has_test: bool) -> None:
+def _check_evaluation(rule, metrics) -> None:
+    """The evaluated values' names (``"loss"`` is the test loss's, no metric's) and the early-stopping rule."""
+    if metrics is not None and "loss" in metrics:
+        raise ValueError(
+            "fit: a metric may not be named 'loss', the test loss's own name; name it otherwise (e.g. 'book loss')"
+        )
     if isinstance(rule, bool):
         return
     if not isinstance(rule, StopRule):
         raise TypeError(f"fit: early_stopping must be True, False or a fdl.train.StopRule, got {rule!r}")
+    if not isinstance(rule.monitor, str) or not isinstance(rule.restore_best, bool):
+        raise TypeError(f"fit: StopRule's monitor must be a name (str) and restore_best a bool, got {rule!r}")
     names = ["loss", *(metrics or {})]
-    if has_test and rule.monitor not in names:
+    if rule.monitor not in names:
         raise ValueError(
             f"fit: early_stopping monitors {rule.monitor!r}, which is not evaluated; choose one of "
             f"{names} (add the value to metrics=)"
@@ -313,11 +320,12 @@ def fit(
         no examples, or with NaN/Inf; only one of ``X_test`` and ``y_test``; test examples of another shape
         than the training examples; integer class labels outside the model's outputs; a float64 ``dtype``
         without ``jax_enable_x64``; repeated seeds or an empty sweep; a ``state`` for another number of runs;
-        a ``StopRule`` monitoring a value that is not evaluated; ``permutations`` of another shape than
-        ``(epochs done + epochs, n)`` or not permutations.
+        a ``StopRule`` monitoring a value that is not evaluated, or a metric named ``"loss"``; ``permutations``
+        of another shape than ``(epochs done + epochs, n)`` or not permutations.
       TypeError: a non-floating ``dtype``; non-numeric data; an optimizer that is neither a transformation nor
         a factory (e.g. ``optax.adam`` uncalled); a ``seed`` that is neither an int nor a list of ints; a
-        swept name the optimizer does not hold; ``early_stopping`` neither a bool nor a ``StopRule``.
+        swept name the optimizer does not hold; ``early_stopping`` neither a bool nor a ``StopRule`` (of a
+        str and a bool).
     """
     check_grad_mode(grad)
     if not jnp.issubdtype(dtype, jnp.floating):
@@ -348,10 +356,15 @@ def fit(
                 f"training examples {X_train.shape[1:]}/{y_train.shape[1:]}"
             )
     _check_targets(model, loss, X_train, y_train, "fit")
-    _check_stop_rule(early_stopping, metrics, has_test)
+    _check_evaluation(early_stopping, metrics)
     if has_test:
         _check_targets(model, loss, X_test, y_test, "fit (test data)")
     n, runs = len(X_train), len(seeds)
+    if permutations is not None and (np.ndim(permutations) != 2 or np.shape(permutations)[1] != n):
+        raise ValueError(
+            f"fit: permutations {np.shape(permutations)} must have one row per epoch and one column per "
+            f"training example ({n})"
+        )
     sampler = ShuffledEpochs(n, batch_size) if permutations is None else GivenPermutations(permutations, batch_size)
     tx, step, init_opt, compiled, traces = _configured(
         model, loss, grad, optimizer, epochs, sampler.full_steps + sampler.ragged, sampler

@@ -36,7 +36,8 @@ class StopRule(NamedTuple):
     whose loss is not finite.
 
     Attributes:
-      monitor: ``"loss"`` (the loss on the test set) or the name of one of ``fit``'s ``metrics``.
+      monitor: ``"loss"`` (the loss on the test set) or the name of one of ``fit``'s ``metrics``: a value that
+        falls as the model improves (to stop on accuracy, monitor a loss instead).
       restore_best: return the best evaluation's params (fdl's default); ``False``: those trained through the
         evaluation that stopped the run, which the book's notebooks score (its ``Trainer`` reverts a copy).
 

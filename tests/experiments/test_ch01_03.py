@@ -173,3 +173,13 @@ def test_ch03_replay_book_prints_the_notebooks_21_figures(tmp_path):
         figures["two hidden layers, validation MSE, epoch 50 (replay)"]
         == book.CH03_NOTEBOOK["two hidden layers"]["val_mse"][4]
     )
+
+
+def test_ch03_replay_book_refuses_options_it_would_ignore():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "ch03_deep_learning.py"), "--replay-book", "--seed", "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "takes no --quick, --seed or --seeds" in proc.stderr

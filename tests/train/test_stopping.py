@@ -84,6 +84,12 @@ def test_a_rule_must_watch_an_evaluated_value():
         )
     with pytest.raises(TypeError, match="early_stopping must be True, False or a fdl.train.StopRule"):
         fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, early_stopping="book", **KW)
+    with pytest.raises(TypeError, match="monitor must be a name .str. and restore_best a bool"):
+        fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, early_stopping=StopRule("loss", "no"), **KW)
+    with pytest.raises(ValueError, match="monitors 'x', which is not evaluated"):  # even without test data
+        fit(MODEL, softmax_cross_entropy, OPT, X, Y, early_stopping=StopRule("x"), **KW)
+    with pytest.raises(ValueError, match="a metric may not be named 'loss'"):  # it would replace the test loss
+        fit(MODEL, softmax_cross_entropy, OPT, X, Y, XT, YT, **{**KW, "metrics": {"loss": book_cross_entropy}})
 
 
 @pytest.mark.parametrize(
@@ -114,8 +120,20 @@ def test_book_cross_entropy_is_the_books_formula_and_finite_in_float32():
         want = book(x, y)  # digits in float64 (fdl's log(1 - p) is a logsumexp of the other classes)
         assert float(book_cross_entropy(x, y)) == pytest.approx(want, rel=rel)
         assert float(book_cross_entropy(x.astype(np.float32), y.astype(np.float32))) == pytest.approx(want, rel=1e-5)
-    with pytest.raises(ValueError, match="same shape"):
-        book_cross_entropy(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(
+        ValueError,
+        match=r"one-hot rows of the predictions' shape \(2, 3\); for class labels pass "
+        r"fdl.data.one_hot\(labels, 3\)",
+    ):
+        book_cross_entropy(np.zeros((2, 3)), np.zeros(2, int))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        book_cross_entropy(np.zeros((2, 1)), np.zeros((2, 1)))
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 0.5\)"):
+        book_cross_entropy(x, y, eps=0.6)
+    # every row is an example, whatever the leading axes; boolean one-hot targets count as 0/1
+    assert float(book_cross_entropy(x.reshape(4, 10, 10), y.reshape(4, 10, 10) > 0)) == pytest.approx(
+        float(book_cross_entropy(x, y)), rel=1e-12
+    )
 
 
 def test_given_permutations_equal_to_the_drawn_ones_train_bitwise_the_same():
@@ -135,6 +153,14 @@ def test_given_permutations_equal_to_the_drawn_ones_train_bitwise_the_same():
 
 def test_given_permutations_are_checked():
     ok = np.stack([np.arange(300)] * 3)
+    with pytest.raises(
+        ValueError,
+        match=r"permutations \(4, 50\) must have one row per epoch and one column per "
+        r"training example \(300\)",
+    ):
+        fit(
+            MODEL, softmax_cross_entropy, sgd(0.1), X, Y, epochs=4, log=None, permutations=np.stack([np.arange(50)] * 4)
+        )
     with pytest.raises(ValueError, match=r"permutations \(3, 300\) must be \(4, 300\) or longer"):
         fit(MODEL, softmax_cross_entropy, sgd(0.1), X, Y, epochs=4, log=None, permutations=ok)
     with pytest.raises(ValueError, match=r"permutations\[1\] is not a permutation of 0 .. 299"):
