@@ -394,7 +394,7 @@ def fit(
         return make_chunk(step, sampler, shard=shard, on_trace=count, runs=True, vectorize=vectorize)
 
     vectorize = runs == 1 or not _convolves_on_cpu(model, X_train.shape[1:], dtype)
-    if permutations is not None and (sampler.n != n or sampler.epochs < first_epoch + epochs):
+    if permutations is not None and sampler.epochs < first_epoch + epochs:  # the width was checked above
         raise ValueError(
             f"fit: permutations {tuple(sampler.permutations.shape)} must be ({first_epoch + epochs}, {n}) "
             f"or longer: one row per epoch (epochs done {first_epoch} + epochs {epochs}), one column "
